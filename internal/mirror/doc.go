@@ -1,0 +1,49 @@
+// Package mirror is modgate's module service: it answers every GOPROXY
+// request from storage when it can and fills storage from the upstreams when
+// it must, verifying everything before it is stored.
+//
+// # Data flow
+//
+// Versioned files (.info, .mod, .zip of a canonical version) are immutable:
+//
+//	store hit  → serve
+//	store miss → negative cache? → single-flight fill:
+//	             upstream fetch → size cap → validate (.info JSON, zip layout)
+//	             → checksum database (Checker) → store.Put (temp file, fsync, rename)
+//	             → serve from the store
+//
+// A .mod request fetches only the go.mod: the go command reads hundreds of
+// go.mod files it never builds, and fetching whole versions for them would
+// multiply the bytes pulled from the upstream.
+//
+// Mutable answers (@v/list, @latest, .info of a non-canonical query) are kept
+// in memory with a TTL (lists and latest also in the store, so a restarted
+// server still has them offline). A fresh answer is served as is and
+// refreshed in the background when it nears the end of its TTL; an expired
+// one is refreshed in line; when every upstream fails the last answer is
+// served stale (Result Stale) instead of an error. Lists merge what the
+// upstream says with every version already stored, so an upstream that
+// forgets or hides a version does not hide it from our clients.
+//
+// # Single flight
+//
+// Any number of concurrent requests for one uncached file cause one upstream
+// fetch. The fetch runs detached from any one request and is cancelled only
+// when every request waiting for it has gone, so a client that gives up does
+// not fail the others, and an abandoned fill does not keep pulling bytes.
+//
+// # Failure cases
+//
+//   - upstream says "not found" (404/410/403): remembered for NegativeTTL,
+//     answered as fs.ErrNotExist (404 to the client, which may fall through
+//     to its next GOPROXY entry);
+//   - upstream down or slow: upstream.ErrUnavailable / ErrTimeout, never
+//     cached; mutable answers fall back to stale copies;
+//   - verification failure (hash differs from the checksum database, invalid
+//     zip, oversized file, .info for another version): ErrVerification,
+//     logged, counted, never stored and never cached, so a repaired upstream
+//     is served correctly on the next request.
+//
+// What this package does not do: parse HTTP (package goproxy), decide policy
+// (later), or know how storage or upstreams work (interfaces).
+package mirror

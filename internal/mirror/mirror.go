@@ -1,0 +1,220 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/module"
+
+	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/upstream"
+)
+
+// ErrVerification reports a file from the upstream that failed verification:
+// its hash differs from the checksum database, it is not a valid module zip,
+// it is too large, or its .info describes another version. Such a file is
+// never stored or served.
+var ErrVerification = errors.New("verification failed")
+
+// A Checker verifies downloaded files against a checksum database.
+// Covers reports whether path is checked at all (false for modules the
+// operator excluded or when verification is off); the Check methods return
+// nil for paths not covered. Implementations must be safe for concurrent use.
+type Checker interface {
+	Covers(path string) bool
+	CheckMod(ctx context.Context, path, version string, data []byte) error
+	CheckZip(ctx context.Context, path, version, zipPath string) error
+}
+
+// An Observer is told about fills, for metrics. Every method must be cheap
+// and safe for concurrent use.
+type Observer interface {
+	FillStarted(artifact string)
+	FillDone(artifact string, err error)
+	VerificationFailed(artifact string)
+}
+
+// Config is what a Mirror needs. Store, Upstream and ScratchDir are required.
+type Config struct {
+	Store storage.Store
+	// Upstream answers public modules: normally the GOPROXY chain.
+	Upstream upstream.Source
+	// Direct answers modules matching NoProxy (the go command's GONOPROXY):
+	// they are never requested from Upstream, so private names never leak
+	// to a public proxy.
+	Direct  upstream.Source
+	NoProxy []string
+	// Checker verifies .mod and .zip files; nil disables verification
+	// (GOSUMDB=off).
+	Checker Checker
+	// ScratchDir holds downloads while they are verified. It should be on
+	// the same file system as a disk store so a verified zip is renamed into
+	// place rather than copied.
+	ScratchDir  string
+	ListTTL     time.Duration // freshness of list, latest and queries
+	NegativeTTL time.Duration // how long "not found" is remembered
+	// MaxMutable bounds the number of mutable answers and remembered misses
+	// kept in memory (default 100000).
+	MaxMutable int
+	Logger     *slog.Logger
+	Observer   Observer // may be nil
+}
+
+// Result says where an answer came from, for headers, logs and metrics.
+type Result string
+
+const (
+	Hit   Result = "hit"   // served from storage or a fresh memory copy
+	Miss  Result = "miss"  // fetched from an upstream for this request
+	Stale Result = "stale" // every upstream failed; served an expired copy
+)
+
+// A File is a versioned module file ready to be served. The caller closes it.
+// Body may also implement io.Seeker and Stat() (fs.FileInfo, error).
+type File struct {
+	Body   io.ReadCloser
+	Result Result
+}
+
+// An Answer is a mutable answer (list, latest, query).
+type Answer struct {
+	Data    []byte
+	Result  Result
+	Fetched time.Time // when it was last confirmed by an upstream
+}
+
+// Options modify one request.
+type Options struct {
+	// NoFetch answers from the cache only (the Disable-Module-Fetch header).
+	NoFetch bool
+}
+
+// A Mirror is the module service. It is safe for concurrent use.
+type Mirror struct {
+	cfg     Config
+	noProxy string // cfg.NoProxy joined for module.MatchPrefixPatterns
+	log     *slog.Logger
+	flights flightGroup
+	mutable *ttlCache[[]byte]
+	misses  *ttlCache[error]
+
+	baseCtx context.Context // background refreshes; cancelled by Close
+	stop    context.CancelFunc
+	bg      sync.WaitGroup
+}
+
+// New returns a Mirror. It creates ScratchDir and removes stale downloads a
+// crash may have left there.
+func New(cfg Config) (*Mirror, error) {
+	if cfg.Store == nil || cfg.Upstream == nil || cfg.ScratchDir == "" {
+		return nil, errors.New("mirror: Store, Upstream and ScratchDir are required")
+	}
+	if cfg.Direct == nil {
+		cfg.Direct = cfg.Upstream
+	}
+	if cfg.ListTTL <= 0 {
+		cfg.ListTTL = time.Minute
+	}
+	if cfg.NegativeTTL <= 0 {
+		cfg.NegativeTTL = time.Minute
+	}
+	if cfg.MaxMutable <= 0 {
+		cfg.MaxMutable = 100000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.RemoveAll(cfg.ScratchDir); err != nil {
+		return nil, fmt.Errorf("cleaning scratch directory: %w", err)
+	}
+	if err := os.MkdirAll(cfg.ScratchDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating scratch directory: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Mirror{
+		cfg:     cfg,
+		noProxy: strings.Join(cfg.NoProxy, ","),
+		log:     cfg.Logger.With("component", "mirror"),
+		mutable: newTTLCache[[]byte](cfg.MaxMutable),
+		misses:  newTTLCache[error](cfg.MaxMutable),
+		baseCtx: ctx,
+		stop:    stop,
+	}, nil
+}
+
+// Close stops background refreshes and waits for them to end.
+func (m *Mirror) Close() error {
+	m.stop()
+	m.bg.Wait()
+	return nil
+}
+
+// FillsInFlight returns the number of upstream fetches running now.
+func (m *Mirror) FillsInFlight() int { return m.flights.inFlight() }
+
+// File returns the canonical versioned file key ("{escaped module}/@v/{escaped
+// version}.info|.mod|.zip") of module path at version, fetching and verifying
+// it first when it is not stored. Errors match fs.ErrNotExist,
+// ErrVerification, upstream.ErrUnavailable or upstream.ErrTimeout.
+func (m *Mirror) File(ctx context.Context, path, version, key string, opts Options) (*File, error) {
+	body, err := m.cfg.Store.Get(ctx, key)
+	if err == nil {
+		return &File{Body: body, Result: Hit}, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s from storage: %w", key, err)
+	}
+	if opts.NoFetch {
+		return nil, fmt.Errorf("%s@%s: %s is not cached and Disable-Module-Fetch is set: %w", path, version, artifact(key), fs.ErrNotExist)
+	}
+	if err, ok := m.misses.get(key, m.cfg.NegativeTTL); ok {
+		return nil, err
+	}
+	_, err, _ = m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
+		return nil, m.fill(ctx, path, version, key)
+	})
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrVerification) {
+			m.misses.put(key, err)
+		}
+		return nil, err
+	}
+	body, err = m.cfg.Store.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from storage after fetching it: %w", key, err)
+	}
+	return &File{Body: body, Result: Miss}, nil
+}
+
+// source returns the upstream for a module path.
+func (m *Mirror) source(path string) upstream.Source {
+	if m.noProxy != "" && module.MatchPrefixPatterns(m.noProxy, path) {
+		return m.cfg.Direct
+	}
+	return m.cfg.Upstream
+}
+
+// artifact returns the metrics name of a key's file kind.
+func artifact(key string) string {
+	switch {
+	case strings.HasSuffix(key, ".zip"):
+		return "zip"
+	case strings.HasSuffix(key, ".mod"):
+		return "mod"
+	case strings.HasSuffix(key, ".info"):
+		return "info"
+	case strings.HasSuffix(key, "/@v/list"):
+		return "list"
+	case strings.HasSuffix(key, "/@latest"):
+		return "latest"
+	}
+	return "other"
+}

@@ -1,0 +1,164 @@
+// Package reqlog carries what a handler learned about a request (which
+// artifact, which module, cache result, the error) to the middleware that
+// writes the one access-log line and the request metrics. Handlers fill the
+// Entry found in the request context; they never log the request themselves.
+package reqlog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// An Entry describes one request. Fields are set by handlers; the zero value
+// is valid.
+type Entry struct {
+	ID       string // request id, also sent as X-Request-Id
+	Artifact string // list, latest, info, mod, zip, sumdb, health, metrics, other
+	Module   string
+	Version  string
+	Cache    string // hit, miss, stale; empty when not applicable
+	Upstream string
+	Err      error
+}
+
+type ctxKey struct{}
+
+// From returns the request's Entry. Outside the middleware it returns a
+// fresh Entry whose contents are dropped, so handlers never need to check.
+func From(ctx context.Context) *Entry {
+	if e, ok := ctx.Value(ctxKey{}).(*Entry); ok {
+		return e
+	}
+	return &Entry{}
+}
+
+// With returns ctx carrying e.
+func With(ctx context.Context, e *Entry) context.Context {
+	return context.WithValue(ctx, ctxKey{}, e)
+}
+
+// A Recorder receives one call per finished request (the metrics package).
+type Recorder interface {
+	Request(artifact string, status int, cache string, bytes int64, d time.Duration)
+}
+
+// Middleware gives every request an Entry and an id, and after the handler
+// returns writes one access-log line (Info; Warn for 5xx) and the request
+// metrics. rec may be nil.
+func Middleware(log *slog.Logger, rec Recorder) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			e := &Entry{ID: r.Header.Get("X-Request-Id")}
+			if e.ID == "" || len(e.ID) > 64 {
+				e.ID = newID()
+			}
+			w.Header().Set("X-Request-Id", e.ID)
+			sw := &statusWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r.WithContext(With(r.Context(), e)))
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			d := time.Since(start)
+			if e.Artifact == "" {
+				e.Artifact = "other"
+			}
+			if rec != nil {
+				rec.Request(e.Artifact, status, e.Cache, sw.bytes, d)
+			}
+			level := slog.LevelInfo
+			if status >= 500 {
+				level = slog.LevelWarn
+			}
+			if !log.Enabled(r.Context(), level) {
+				return
+			}
+			attrs := []slog.Attr{
+				slog.String("id", e.ID),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", status),
+				slog.Int64("bytes", sw.bytes),
+				slog.Duration("duration", d),
+				slog.String("remote", r.RemoteAddr),
+			}
+			if e.Module != "" {
+				attrs = append(attrs, slog.String("module", e.Module))
+			}
+			if e.Version != "" {
+				attrs = append(attrs, slog.String("version", e.Version))
+			}
+			if e.Cache != "" {
+				attrs = append(attrs, slog.String("cache", e.Cache))
+			}
+			if e.Upstream != "" {
+				attrs = append(attrs, slog.String("upstream", e.Upstream))
+			}
+			if e.Err != nil {
+				attrs = append(attrs, slog.String("err", e.Err.Error()))
+			}
+			log.LogAttrs(r.Context(), level, "request", attrs...)
+		})
+	}
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusWriter records the status and body size. It keeps io.ReaderFrom so
+// that files are still sent with sendfile(2) through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
+	w.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

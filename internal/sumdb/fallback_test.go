@@ -77,4 +77,3 @@ func TestHandlerPartialFromFullTile(t *testing.T) {
 		t.Errorf("partial from full tile offline = %d, %d bytes", rec.Code, rec.Body.Len())
 	}
 }
-

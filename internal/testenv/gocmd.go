@@ -59,6 +59,9 @@ func GoEnv(t testing.TB, proxyURL, sumdb string, overrides ...string) []string {
 			t.Fatalf("testenv: %v", err)
 		}
 	}
+	if err := TelemetryOff(home); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 	env := []string{
 		"PATH=" + filepath.Dir(GoBinary(t)) + string(os.PathListSeparator) + os.Getenv("PATH"),
 		"HOME=" + home,
@@ -85,6 +88,17 @@ func GoEnv(t testing.TB, proxyURL, sumdb string, overrides ...string) []string {
 		}
 	}
 	return env
+}
+
+// TelemetryOff switches the go command's telemetry off for a test HOME.
+// Otherwise the go command writes counters there, from a child process that
+// can outlive it, and races the test's removal of its temporary directory.
+func TelemetryOff(home string) error {
+	dir := filepath.Join(home, ".config", "go", "telemetry")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "mode"), []byte("off"), 0o666)
 }
 
 // HostGoCache returns the build cache of the user running the tests

@@ -74,15 +74,20 @@ func (m *Module) TamperedMod() []byte { return m.tamperedMod }
 // not affect each other. It fails the test if a fixture is malformed.
 func Fixtures(t testing.TB) []*Module {
 	t.Helper()
-	sub, err := fs.Sub(fixtures, "testdata/mod")
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	mods, err := LoadModules(sub)
+	mods, err := LoadFixtures()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	return mods
+}
+
+// LoadFixtures is Fixtures for callers without a testing.TB.
+func LoadFixtures() ([]*Module, error) {
+	sub, err := fs.Sub(fixtures, "testdata/mod")
+	if err != nil {
+		return nil, err
+	}
+	return LoadModules(sub)
 }
 
 // LoadModules parses every file named *.txtar in fsys, at any depth, as a

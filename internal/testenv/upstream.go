@@ -82,6 +82,17 @@ func WithoutSumDB() UpstreamOption {
 // checksum database key cannot be made.
 func NewUpstream(t testing.TB, mods []*Module, opts ...UpstreamOption) *Upstream {
 	t.Helper()
+	u, err := StartUpstream(mods, opts...)
+	if err != nil {
+		t.Fatalf("testenv: NewUpstream: %v", err)
+	}
+	t.Cleanup(u.Close)
+	return u
+}
+
+// StartUpstream is NewUpstream for callers without a testing.TB (testscript
+// commands): the caller must Close the Upstream.
+func StartUpstream(mods []*Module, opts ...UpstreamOption) (*Upstream, error) {
 	cfg := upstreamConfig{sumdbName: DefaultSumDBName}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -94,22 +105,24 @@ func NewUpstream(t testing.TB, mods []*Module, opts ...UpstreamOption) *Upstream
 	}
 	for _, m := range mods {
 		if u.module(m.Path, m.Version) != nil {
-			t.Fatalf("testenv: NewUpstream: %s given twice", m)
+			return nil, fmt.Errorf("%s given twice", m)
 		}
 		u.AddModule(m)
 	}
 	if !cfg.noSumDB {
 		skey, vkey, err := note.GenerateKey(rand.Reader, cfg.sumdbName)
 		if err != nil {
-			t.Fatalf("testenv: generating checksum database key: %v", err)
+			return nil, fmt.Errorf("generating checksum database key: %v", err)
 		}
 		u.sumdb, u.vkey = cfg.sumdbName, vkey
 		u.sumdbSrv = sumdb.NewServer(sumdb.NewTestServer(skey, u.goSum))
 	}
 	u.srv = httptest.NewServer(http.HandlerFunc(u.serveHTTP))
-	t.Cleanup(u.srv.Close)
-	return u
+	return u, nil
 }
+
+// Close stops the Upstream's server.
+func (u *Upstream) Close() { u.srv.Close() }
 
 // URL returns the base URL, "http://127.0.0.1:port", to use as GOPROXY.
 func (u *Upstream) URL() string { return u.srv.URL }

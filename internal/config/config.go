@@ -1,0 +1,316 @@
+package config
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is modgate's whole configuration: the schema of the YAML file.
+// The yaml tags are the keys users write; Keys lists them in file order.
+//
+// A Config is a value: copying it and changing the copy's scalar fields does
+// not affect the original, but slices and Sources are shared until Redacted
+// (or Clone) makes a deep copy.
+type Config struct {
+	// Listen is the TCP address the server listens on, as host:port.
+	// An empty host listens on every interface; port 0 picks a free port.
+	// Default "127.0.0.1:3000". Environment: MODGATE_LISTEN.
+	Listen string `yaml:"listen"`
+
+	// PublicURL is the URL clients use to reach modgate (what they put in
+	// their GOPROXY), for example "https://modgate.corp.example". Optional.
+	// It must be http or https. modgate uses it, with Listen, to recognise
+	// itself in upstream.goproxy and leave itself out, so it never asks
+	// itself for a module.
+	// Environment: MODGATE_PUBLIC_URL.
+	PublicURL string `yaml:"public_url"`
+
+	// DataDir is the directory holding the module files modgate stores and
+	// its other state. It must be absolute. Default: the per-user data
+	// directory (see PerUserDataDir), for example
+	// $XDG_DATA_HOME/modgate or $HOME/.local/share/modgate.
+	// Environment: MODGATE_DATA_DIR.
+	DataDir string `yaml:"data_dir"`
+
+	// Log configures the process log (not the audit log).
+	Log Log `yaml:"log"`
+
+	// Upstream configures where modules are fetched from.
+	Upstream Upstream `yaml:"upstream"`
+
+	// SumDB configures the checksum database modules are verified against.
+	SumDB SumDB `yaml:"sumdb"`
+
+	// Cache configures how long mutable answers are reused.
+	Cache Cache `yaml:"cache"`
+
+	// Server configures the HTTP server.
+	Server Server `yaml:"server"`
+
+	// Sources maps every key (as in Keys: "upstream.goproxy") to where its
+	// value came from: "default", "config file", "env MODGATE_LISTEN",
+	// "flag --listen", "go env GOPROXY", ... It is filled by Default, Load,
+	// Set and Resolve and is not part of the file.
+	Sources map[string]string `yaml:"-"`
+
+	// env is the environment Load was given; Resolve uses it for the
+	// per-user data directory. Nil means os.Getenv.
+	env func(string) string
+	// pos maps keys set by the config file to "file:line", for messages.
+	pos map[string]string
+}
+
+// Log configures the process log.
+type Log struct {
+	// Level is the least severe level written: debug, info, warn or error.
+	// Default info. Environment: MODGATE_LOG_LEVEL.
+	Level LogLevel `yaml:"level"`
+
+	// Format is the log line format: text (key=value, for people) or json
+	// (one object a line, for collectors). Default text.
+	// Environment: MODGATE_LOG_FORMAT.
+	Format LogFormat `yaml:"format"`
+}
+
+// Upstream configures where modules are fetched from.
+type Upstream struct {
+	// GOPROXY is the ordered list of upstreams in the go command's GOPROXY
+	// syntax: URLs (https, http or file) and the keywords "direct" and
+	// "off", separated by "," (try the next entry only when this one says
+	// "not found") or "|" (try the next entry after any failure).
+	// Example "https://proxy.corp.example,https://mirror.example|direct".
+	// Default: `go env GOPROXY`. Entries pointing at modgate itself (its
+	// Listen address or PublicURL) are left out when the server builds its
+	// upstreams. "direct" (fetching from version control) is accepted
+	// but not supported yet: modgate skips it.
+	// Environment: MODGATE_GOPROXY.
+	GOPROXY string `yaml:"goproxy"`
+
+	// NoProxy lists module path patterns (GONOPROXY syntax: path.Match
+	// globs matched against path prefixes, like "corp.example/*") that are
+	// never fetched from the proxies in GOPROXY. Empty means the default:
+	// `go env GONOPROXY`, else `go env GOPRIVATE`.
+	NoProxy []string `yaml:"noproxy"`
+
+	// DialTimeout bounds establishing a connection to an upstream.
+	// Default 10s.
+	DialTimeout Duration `yaml:"dial_timeout"`
+
+	// ResponseTimeout bounds the time from sending a request to the first
+	// byte of the response. Default 30s.
+	ResponseTimeout Duration `yaml:"response_timeout"`
+
+	// IdleTimeout fails a response body that makes no progress for this
+	// long; a large download that keeps moving is never cut off.
+	// Default 60s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+
+	// Retries is how many times an idempotent request is retried after an
+	// upstream failure (not after "not found"), from 0 to 10. Default 2.
+	Retries int `yaml:"retries"`
+}
+
+// SumDB configures the checksum database.
+type SumDB struct {
+	// GOSUMDB names the checksum database in the go command's GOSUMDB
+	// syntax: "off", a database name with a well-known key, "name+hash+key"
+	// (a full verifier key), each optionally followed by a space and the
+	// URL to reach it. Default: `go env GOSUMDB`.
+	// Environment: MODGATE_GOSUMDB.
+	GOSUMDB string `yaml:"gosumdb"`
+
+	// NoSumDB lists module path patterns (GONOSUMDB syntax) that are not
+	// verified against the checksum database. Empty means the default:
+	// `go env GONOSUMDB`, else `go env GOPRIVATE`.
+	NoSumDB []string `yaml:"nosumdb"`
+}
+
+// Cache configures how long mutable answers are reused and how much
+// memory holds small files.
+type Cache struct {
+	// ListTTL is how long @v/list, @latest and version queries are served
+	// without asking the upstream again. Default 1m.
+	ListTTL Duration `yaml:"list_ttl"`
+
+	// NegativeTTL is how long an upstream "not found" is remembered.
+	// Default 1m.
+	NegativeTTL Duration `yaml:"negative_ttl"`
+
+	// SumDBLatestTTL is how long the checksum database's signed tree head
+	// (/sumdb/NAME/latest) is reused. Default 30s.
+	SumDBLatestTTL Duration `yaml:"sumdb_latest_ttl"`
+
+	// MemoryMB is how many megabytes of small module files (.info and .mod,
+	// up to 64 KiB each) are kept in memory in front of the data directory,
+	// least recently used out first. The go command asks for about two of
+	// them per zip, so this takes most requests off the disk. 0 disables
+	// it. Default 32.
+	MemoryMB int `yaml:"memory_mb"`
+}
+
+// Server configures the HTTP server.
+type Server struct {
+	// ShutdownTimeout is how long in-flight requests (downloads) get to
+	// finish after a shutdown signal before they are cut off. Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+}
+
+// Source values recorded in Config.Sources.
+const (
+	SourceDefault = "default"
+	SourceFile    = "config file"
+)
+
+// Default returns the built-in defaults. The fields derived from the Go
+// environment and the data directory (upstream.goproxy, upstream.noproxy,
+// sumdb.gosumdb, sumdb.nosumdb, data_dir) are empty until Resolve.
+// Every key's source is "default".
+func Default() Config {
+	c := Config{
+		Listen: "127.0.0.1:3000",
+		Log:    Log{Level: LogLevelInfo, Format: LogFormatText},
+		Upstream: Upstream{
+			DialTimeout:     Duration{10 * time.Second},
+			ResponseTimeout: Duration{30 * time.Second},
+			IdleTimeout:     Duration{60 * time.Second},
+			Retries:         2,
+		},
+		Cache: Cache{
+			ListTTL:        Duration{time.Minute},
+			NegativeTTL:    Duration{time.Minute},
+			SumDBLatestTTL: Duration{30 * time.Second},
+			MemoryMB:       32,
+		},
+		Server: Server{
+			ShutdownTimeout:   Duration{30 * time.Second},
+			ReadHeaderTimeout: Duration{10 * time.Second},
+		},
+		Sources: make(map[string]string),
+	}
+	for _, f := range schema() {
+		c.Sources[f.key] = SourceDefault
+	}
+	return c
+}
+
+// Keys returns every configuration key in file order, dotted:
+// "listen", ..., "upstream.goproxy", ..., "server.read_header_timeout".
+func Keys() []string {
+	var keys []string
+	for _, f := range schema() {
+		keys = append(keys, f.key)
+	}
+	return keys
+}
+
+// Source returns where the value of key came from, "default" if unknown.
+func (c Config) Source(key string) string {
+	if s := c.Sources[key]; s != "" {
+		return s
+	}
+	return SourceDefault
+}
+
+// Clone returns a deep copy of c: slices and maps are not shared.
+func (c Config) Clone() Config {
+	c.Upstream.NoProxy = slices.Clone(c.Upstream.NoProxy)
+	c.SumDB.NoSumDB = slices.Clone(c.SumDB.NoSumDB)
+	c.Sources = maps.Clone(c.Sources)
+	c.pos = maps.Clone(c.pos)
+	if c.Sources == nil {
+		c.Sources = make(map[string]string)
+	}
+	return c
+}
+
+// setSource records where key's value came from.
+func (c *Config) setSource(key, source string) {
+	if c.Sources == nil {
+		c.Sources = make(map[string]string)
+	}
+	c.Sources[key] = source
+	if source != SourceFile {
+		delete(c.pos, key) // the file's line no longer explains the value
+	}
+}
+
+// A field is one leaf of the schema: a key users write and where it lives
+// in Config.
+type field struct {
+	key   string // dotted: "upstream.retries"
+	index []int  // reflect field index path from Config
+	typ   reflect.Type
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+// isSection reports whether t is a nested section (a mapping of keys in the
+// file) rather than a leaf value.
+func isSection(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && t != durationType
+}
+
+// yamlName returns the key of a struct field, or "" if it is not in the file.
+func yamlName(sf reflect.StructField) string {
+	if !sf.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+	if name == "-" {
+		return ""
+	}
+	return name
+}
+
+// schema lists the leaves of Config in declaration order. It is derived
+// from the struct so that the file, the sources and the printed
+// configuration can never disagree about which keys exist.
+func schema() []field {
+	var out []field
+	var walk func(t reflect.Type, prefix string, index []int)
+	walk = func(t reflect.Type, prefix string, index []int) {
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name := yamlName(sf)
+			if name == "" {
+				continue
+			}
+			idx := append(slices.Clone(index), i)
+			if isSection(sf.Type) {
+				walk(sf.Type, prefix+name+".", idx)
+				continue
+			}
+			out = append(out, field{key: prefix + name, index: idx, typ: sf.Type})
+		}
+	}
+	walk(reflect.TypeFor[Config](), "", nil)
+	return out
+}
+
+// lookupField returns the schema leaf for key.
+func lookupField(key string) (field, bool) {
+	for _, f := range schema() {
+		if f.key == key {
+			return f, true
+		}
+	}
+	return field{}, false
+}
+
+// sectionKeys returns the keys directly inside the struct type t, for
+// "unknown key" messages.
+func sectionKeys(t reflect.Type) []string {
+	var names []string
+	for i := range t.NumField() {
+		if name := yamlName(t.Field(i)); name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
+}

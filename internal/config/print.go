@@ -1,0 +1,156 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// redacted replaces credentials in URLs.
+const redacted = "xxxxx"
+
+// Redacted returns a deep copy of c with the credentials in URLs replaced by
+// "xxxxx": in public_url, in every upstream.goproxy entry and in the URL of
+// sumdb.gosumdb. A password is replaced as url.URL.Redacted does; a user
+// name without a password is replaced too, because in a GOPROXY URL it is
+// usually a token. This is the form to log or print.
+func (c Config) Redacted() Config {
+	r := c.Clone()
+	r.PublicURL = redactURL(c.PublicURL)
+	r.Upstream.GOPROXY = redactGOPROXY(c.Upstream.GOPROXY)
+	r.SumDB.GOSUMDB = redactGOSUMDB(c.SumDB.GOSUMDB)
+	return r
+}
+
+// redactURL hides the credentials in s, which need not be a valid URL.
+func redactURL(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	if u, err := url.Parse(s); err == nil && u.User != nil && u.Host != "" {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+		u.User = url.User(redacted)
+		return u.String()
+	}
+	// Not a URL we understand, but it may still carry credentials: hide
+	// everything up to the last "@" of what would be its authority.
+	prefix, rest := "", s
+	if i := strings.Index(s, "://"); i >= 0 {
+		prefix, rest = s[:i+3], s[i+3:]
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		return prefix + redacted + rest[at:]
+	}
+	return s
+}
+
+// redactGOPROXY redacts every entry of a GOPROXY list, keeping its
+// separators and spelling otherwise.
+func redactGOPROXY(list string) string {
+	if !strings.Contains(list, "@") {
+		return list
+	}
+	var b strings.Builder
+	for list != "" {
+		i := strings.IndexAny(list, ",|")
+		if i < 0 {
+			b.WriteString(redactURL(list))
+			break
+		}
+		b.WriteString(redactURL(list[:i]))
+		b.WriteByte(list[i])
+		list = list[i+1:]
+	}
+	return b.String()
+}
+
+// redactGOSUMDB redacts the URL after the key, if any.
+func redactGOSUMDB(s string) string {
+	f := strings.Fields(s)
+	if len(f) < 2 || !strings.Contains(s, "@") {
+		return s
+	}
+	for i := 1; i < len(f); i++ {
+		f[i] = redactURL(f[i])
+	}
+	return strings.Join(f, " ")
+}
+
+// Where returns where key's value came from, with the file position for a
+// value from the config file: "config file /etc/modgate.yaml:12",
+// "env MODGATE_LISTEN", "go env GOPROXY", "default".
+func (c Config) Where(key string) string {
+	s := c.Source(key)
+	if pos := c.pos[key]; pos != "" && s == SourceFile {
+		return s + " " + pos
+	}
+	return s
+}
+
+// YAML returns the configuration as a YAML document, credentials redacted
+// (see Redacted), every key present and followed by a comment saying where
+// its value came from (see Where). It is what `modgate serve
+// --print-config` prints, and Load reads it back to the same values.
+func (c Config) YAML() ([]byte, error) {
+	r := c.Redacted()
+	root := &yaml.Node{
+		Kind: yaml.MappingNode,
+		HeadComment: "modgate configuration in effect; passwords in URLs are replaced by " + redacted + ".\n" +
+			"The comment after each value says where it came from.",
+	}
+	sections := map[string]*yaml.Node{"": root}
+	rv := reflect.ValueOf(r)
+	for _, f := range schema() {
+		parentKey, name := "", f.key
+		if i := strings.LastIndex(f.key, "."); i >= 0 {
+			parentKey, name = f.key[:i], f.key[i+1:]
+		}
+		parent := sectionNode(sections, parentKey)
+		var val yaml.Node
+		if err := val.Encode(rv.FieldByIndex(f.index).Interface()); err != nil {
+			return nil, fmt.Errorf("encoding %s: %w", f.key, err)
+		}
+		if val.Kind == yaml.SequenceNode {
+			val.Style = yaml.FlowStyle // one line, so the comment follows it
+		}
+		val.LineComment = r.Where(f.key)
+		parent.Content = append(parent.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, &val)
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return nil, fmt.Errorf("encoding configuration: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encoding configuration: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// sectionNode returns the mapping node for the dotted section key,
+// creating it (and its parents) in root on first use.
+func sectionNode(sections map[string]*yaml.Node, key string) *yaml.Node {
+	if n, ok := sections[key]; ok {
+		return n
+	}
+	parentKey, name := "", key
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		parentKey, name = key[:i], key[i+1:]
+	}
+	parent := sectionNode(sections, parentKey)
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	parent.Content = append(parent.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, n)
+	sections[key] = n
+	return n
+}

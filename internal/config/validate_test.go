@@ -1,0 +1,241 @@
+package config
+
+import (
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// validConfig returns a resolved configuration that validates.
+func validConfig(t *testing.T) Config {
+	t.Helper()
+	c, err := Load("", envOf(map[string]string{"HOME": "/home/gopher"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resolve(testGoEnv); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid baseline: Validate() = %v", err)
+	}
+	return c
+}
+
+// testVerifierKey returns a fresh verifier key for the database "sum.test".
+func testVerifierKey(t *testing.T) string {
+	t.Helper()
+	_, vkey, err := note.GenerateKey(rand.Reader, "sum.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vkey
+}
+
+func TestValidate(t *testing.T) {
+	vkey := testVerifierKey(t)
+	tests := []struct {
+		name   string
+		modify func(c *Config)
+		errs   [][]string
+	}{
+		{name: "baseline", modify: func(c *Config) {}},
+		{
+			name: "good values",
+			modify: func(c *Config) {
+				c.Listen = "[::1]:0"
+				c.PublicURL = "https://modgate.corp.example/go"
+				c.Upstream.GOPROXY = "https://a.example|http://b.example:8080/x,file:///srv/mods,corp.example/proxy,direct"
+				c.Upstream.Retries = 10
+				c.SumDB.GOSUMDB = vkey + " https://sum.test/base"
+				c.SumDB.NoSumDB = []string{"corp.example", "*.internal.example/*"}
+			},
+		},
+		{name: "gosumdb off", modify: func(c *Config) { c.SumDB.GOSUMDB = "off" }},
+		{name: "gosumdb bare name", modify: func(c *Config) { c.SumDB.GOSUMDB = "sum.test" }},
+		{name: "goproxy off", modify: func(c *Config) { c.Upstream.GOPROXY = "off" }},
+		{
+			name:   "listen without port",
+			modify: func(c *Config) { c.Listen = "localhost" },
+			errs:   [][]string{{`listen: "localhost" is not host:port (missing port in address); write for example "127.0.0.1:3000"`}},
+		},
+		{
+			name:   "listen port out of range",
+			modify: func(c *Config) { c.Listen = ":70000" },
+			errs:   [][]string{{`listen: port "70000" in ":70000" is not a number from 0 to 65535`}},
+		},
+		{
+			name:   "public_url scheme",
+			modify: func(c *Config) { c.PublicURL = "ftp://m.example" },
+			errs:   [][]string{{`public_url: scheme "ftp" not supported (want https or http)`}},
+		},
+		{
+			name:   "public_url without host",
+			modify: func(c *Config) { c.PublicURL = "modgate.example" },
+			errs:   [][]string{{`public_url: scheme "" not supported`}},
+		},
+		{
+			name:   "data_dir relative",
+			modify: func(c *Config) { c.DataDir = "data" },
+			errs:   [][]string{{`data_dir: "data" is not an absolute path`}},
+		},
+		{
+			name:   "data_dir with tilde",
+			modify: func(c *Config) { c.DataDir = "~/modgate" },
+			errs:   [][]string{{`data_dir: "~/modgate" starts with ~, which is not expanded`}},
+		},
+		{
+			name:   "data_dir empty",
+			modify: func(c *Config) { c.DataDir = "" },
+			errs:   [][]string{{"data_dir: no directory; set data_dir or MODGATE_DATA_DIR"}},
+		},
+		{
+			name:   "goproxy empty",
+			modify: func(c *Config) { c.Upstream.GOPROXY = "" },
+			errs:   [][]string{{"upstream.goproxy: empty, and go env GOPROXY gave nothing either"}},
+		},
+		{
+			name:   "goproxy bad scheme",
+			modify: func(c *Config) { c.Upstream.GOPROXY = "https://ok.example,htps://typo.example|direct" },
+			errs: [][]string{
+				{`upstream.goproxy: GOPROXY entry "htps://typo.example": scheme "htps" not supported (want https, http or file)`, "(from go env GOPROXY)"},
+			},
+		},
+		{
+			name:   "goproxy unknown keyword",
+			modify: func(c *Config) { c.Upstream.GOPROXY = "https://ok.example,nonsense" },
+			errs:   [][]string{{`upstream.goproxy: GOPROXY entry "nonsense": unknown keyword (want direct, off or a URL)`}},
+		},
+		{
+			name:   "goproxy local path",
+			modify: func(c *Config) { c.Upstream.GOPROXY = "/srv/mods" },
+			errs:   [][]string{{`upstream.goproxy: GOPROXY entry "/srv/mods": missing scheme (want https://, http:// or file://)`}},
+		},
+		{
+			name:   "goproxy without host",
+			modify: func(c *Config) { c.Upstream.GOPROXY = "https://" },
+			errs:   [][]string{{`upstream.goproxy: GOPROXY entry "https:": missing host`}},
+		},
+		{
+			name:   "goproxy only separators",
+			modify: func(c *Config) { c.Upstream.GOPROXY = " ,| " },
+			errs:   [][]string{{`upstream.goproxy: GOPROXY list " ,| " has no entries`}},
+		},
+		{
+			name:   "goproxy password redacted",
+			modify: func(c *Config) { c.Upstream.GOPROXY = "htps://u:hunter2@proxy.example" },
+			errs:   [][]string{{`upstream.goproxy: GOPROXY entry "htps://u:xxxxx@proxy.example": scheme "htps"`}},
+		},
+		{
+			// Leaving modgate out of its own upstreams is upstream.Build's job.
+			name: "goproxy naming modgate itself is valid",
+			modify: func(c *Config) {
+				c.PublicURL = "https://modgate.corp.example"
+				c.Upstream.GOPROXY = "https://MODGATE.corp.example/,http://localhost:3000,https://other.example"
+			},
+		},
+		{
+			name:   "patterns",
+			modify: func(c *Config) { c.Upstream.NoProxy = []string{"ok.example", "", "a b", "x[", "a,b"} },
+			errs: [][]string{
+				{"upstream.noproxy[1]: empty pattern"},
+				{`upstream.noproxy[2]: pattern "a b" contains a space`},
+				{`upstream.noproxy[3]: pattern "x[" is not a valid glob`},
+				{`upstream.noproxy[4]: pattern "a,b" contains a comma`},
+			},
+		},
+		{
+			name:   "gosumdb unknown key syntax",
+			modify: func(c *Config) { c.SumDB.GOSUMDB = "sum.test+1234+AAAA" },
+			errs:   [][]string{{`sumdb.gosumdb: "sum.test+1234+AAAA" is not a valid verifier key`}},
+		},
+		{
+			name:   "gosumdb URL scheme",
+			modify: func(c *Config) { c.SumDB.GOSUMDB = vkey + " ftp://sum.test" },
+			errs:   [][]string{{`sumdb.gosumdb: URL "ftp://sum.test": scheme "ftp" not supported (want https or http)`}},
+		},
+		{
+			name:   "gosumdb too many fields",
+			modify: func(c *Config) { c.SumDB.GOSUMDB = "sum.test https://a https://b" },
+			errs:   [][]string{{"sumdb.gosumdb:", "has 3 fields"}},
+		},
+		{
+			name:   "gosumdb name not host/path",
+			modify: func(c *Config) { c.SumDB.GOSUMDB = "sum.test/" },
+			errs:   [][]string{{`sumdb.gosumdb: database name "sum.test/" is not host[/path]`}},
+		},
+		{
+			name: "several problems at once",
+			modify: func(c *Config) {
+				c.Log.Level = "loud"
+				c.Log.Format = "xml"
+				c.Upstream.DialTimeout = Duration{-time.Second}
+				c.Upstream.Retries = 11
+				c.Cache.ListTTL = Duration{-time.Second}
+				c.Cache.NegativeTTL = Duration{}
+				c.Server.ShutdownTimeout = Duration{}
+				c.SumDB.GOSUMDB = ""
+			},
+			errs: [][]string{
+				{`log.level: "loud" is not a log level (want debug, info, warn or error)`},
+				{`log.format: "xml" is not a log format (want text or json)`},
+				{`upstream.dial_timeout: must be positive, got "-1s"`},
+				{"upstream.retries: must be between 0 and 10, got 11"},
+				{`cache.list_ttl: must be positive, got "-1s"`},
+				{`cache.negative_ttl: must be positive, got "0s"`},
+				{`server.shutdown_timeout: must be positive, got "0s"`},
+				{"sumdb.gosumdb: empty, and go env GOSUMDB gave nothing either", `or "off"`},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig(t)
+			tt.modify(&c)
+			checkProblems(t, "Validate()", c.Validate(), tt.errs)
+		})
+	}
+}
+
+// TestValidateNamesWhere checks that a problem points at where the bad
+// value was written: the file and line, the variable, or the flag.
+func TestValidateNamesWhere(t *testing.T) {
+	path := writeConfig(t, "listen: nope\ncache:\n  list_ttl: -1s\n")
+	c, err := Load(path, envOf(map[string]string{"HOME": "/home/gopher", "MODGATE_PUBLIC_URL": "gopher://x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set("upstream.retries", "12", "flag --retries"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resolve(testGoEnv); err != nil {
+		t.Fatal(err)
+	}
+	checkProblems(t, "Validate()", c.Validate(), [][]string{
+		{path + `:1: listen: "nope" is not host:port`},
+		{path + `:3: cache.list_ttl: must be positive, got "-1s"`},
+		{`public_url: scheme "gopher" not supported (want https or http) (from env MODGATE_PUBLIC_URL)`},
+		{"upstream.retries: must be between 0 and 10, got 12 (from flag --retries)"},
+	})
+
+	// An empty value in the file is filled from go env: a problem with it
+	// points at go env, not at the file.
+	path = writeConfig(t, "upstream:\n  goproxy: \"\"\n")
+	c, err = Load(path, envOf(map[string]string{"HOME": "/home/gopher"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resolve(GoEnv{GOPROXY: "htps://proxy.test", GOSUMDB: "off"}); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	checkProblems(t, "Validate()", err, [][]string{
+		{`upstream.goproxy: GOPROXY entry "htps://proxy.test": scheme "htps" not supported (want https, http or file) (from go env GOPROXY)`},
+	})
+	if strings.Contains(err.Error(), path) {
+		t.Errorf("Validate() = %v, want no file position for a value from go env", err)
+	}
+}

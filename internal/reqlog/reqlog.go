@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,12 +53,13 @@ type Recorder interface {
 // returns writes one access-log line (Info; Warn for 5xx) and the request
 // metrics. rec may be nil.
 func Middleware(log *slog.Logger, rec Recorder) func(http.Handler) http.Handler {
+	gen := newIDs()
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			e := &Entry{ID: r.Header.Get("X-Request-Id")}
 			if e.ID == "" || len(e.ID) > 64 {
-				e.ID = newID()
+				e.ID = gen.next()
 			}
 			w.Header().Set("X-Request-Id", e.ID)
 			sw := &statusWriter{ResponseWriter: w}
@@ -108,10 +111,21 @@ func Middleware(log *slog.Logger, rec Recorder) func(http.Handler) http.Handler 
 	}
 }
 
-func newID() string {
-	var b [8]byte
+// ids makes request ids: a random per-process prefix and a counter, unique
+// across restarts and replicas without a random read per request.
+type ids struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newIDs() *ids {
+	var b [4]byte
 	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return &ids{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+func (g *ids) next() string {
+	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
 }
 
 // statusWriter records the status and body size. It keeps io.ReaderFrom so

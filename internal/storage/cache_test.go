@@ -1,0 +1,101 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/storage/storagetest"
+)
+
+func TestCacheConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		return storage.NewCache(storage.NewMemory(), 1<<20, 64<<10)
+	})
+}
+
+// countingStore counts Gets that reach it.
+type countingStore struct {
+	storage.Store
+	gets int
+}
+
+func (s *countingStore) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	s.gets++
+	return s.Store.Get(ctx, name)
+}
+
+func read(t *testing.T, s storage.Store, name string) string {
+	t.Helper()
+	rc, err := s.Get(t.Context(), name)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestCacheServesSmallFilesFromMemory(t *testing.T) {
+	inner := &countingStore{Store: storage.NewMemory()}
+	c := storage.NewCache(inner, 100, 10)
+	ctx := t.Context()
+	c.Put(ctx, "a/small", strings.NewReader("0123456789"))
+	c.Put(ctx, "a/large", strings.NewReader("0123456789X"))
+	for range 3 {
+		if got := read(t, c, "a/small"); got != "0123456789" {
+			t.Fatalf("small = %q", got)
+		}
+		if got := read(t, c, "a/large"); got != "0123456789X" {
+			t.Fatalf("large = %q", got)
+		}
+	}
+	if inner.gets != 1+3 {
+		t.Errorf("inner Gets = %d, want 4 (small file once, large file every time)", inner.gets)
+	}
+	// A Put replaces the cached copy.
+	c.Put(ctx, "a/small", strings.NewReader("new"))
+	if got := read(t, c, "a/small"); got != "new" {
+		t.Errorf("after Put, small = %q, want new", got)
+	}
+}
+
+func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	inner := &countingStore{Store: storage.NewMemory()}
+	c := storage.NewCache(inner, 25, 10)
+	ctx := t.Context()
+	for _, n := range []string{"a", "b", "c"} {
+		c.Put(ctx, "x/"+n, bytes.NewReader(bytes.Repeat([]byte(n), 10)))
+		read(t, c, "x/"+n) // a, b cached; c evicts a (30 > 25)
+	}
+	if files, size := c.Len(); files != 2 || size != 20 {
+		t.Errorf("Len = %d files, %d bytes; want 2, 20", files, size)
+	}
+	before := inner.gets
+	read(t, c, "x/c")
+	read(t, c, "x/b")
+	if inner.gets != before {
+		t.Errorf("recently used files were not served from memory")
+	}
+	read(t, c, "x/a")
+	if inner.gets != before+1 {
+		t.Errorf("evicted file did not go to the inner store")
+	}
+}
+
+func TestCacheDisabled(t *testing.T) {
+	inner := &countingStore{Store: storage.NewMemory()}
+	c := storage.NewCache(inner, 0, 10)
+	c.Put(t.Context(), "a/b", strings.NewReader("x"))
+	read(t, c, "a/b")
+	read(t, c, "a/b")
+	if inner.gets != 2 {
+		t.Errorf("disabled cache: inner Gets = %d, want 2", inner.gets)
+	}
+}

@@ -1,0 +1,70 @@
+// Package cli implements modgate's subcommands, one file each: flags are
+// parsed into a configuration, the configuration is validated, and the
+// command runs. Commands return an exit status instead of calling os.Exit so
+// they can be tested in-process.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+const usage = `modgate is a private Go module proxy.
+
+Usage:
+  modgate serve [flags]              run the proxy (modgate serve -h for flags)
+  modgate explain MODULE[@VERSION]   say which upstreams and checksum database apply to a module
+  modgate version                    print the version
+  modgate help                       print this text
+
+Set clients up with:  go env -w GOPROXY=http://127.0.0.1:3000
+`
+
+// planned names subcommands that later releases add, so that asking for one
+// explains itself instead of reading as a typo.
+var planned = map[string]bool{
+	"check": true, "prefetch": true, "export": true, "import": true,
+	"verify": true, "audit": true, "token": true, "publish": true,
+}
+
+// Main runs the subcommand named by args[0] and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return Serve(ctx, rest, stdout, stderr)
+	case "explain":
+		return Explain(context.Background(), rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "modgate", version())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if planned[cmd] {
+		fmt.Fprintf(stderr, "modgate %s: not available in this release yet\n", cmd)
+		return 2
+	}
+	fmt.Fprintf(stderr, "modgate: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+// version returns the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

@@ -1,0 +1,270 @@
+// Package server wires modgate's components together for `modgate serve`:
+// it builds storage, upstreams, the checksum-database verifier and the
+// mirror from a validated configuration, mounts every route in one place
+// (routes), and owns the process lifecycle: readiness, graceful shutdown,
+// and background work.
+//
+// Data directory layout:
+//
+//	{data_dir}/modules/   the module store, in GOPROXY layout (usable as a file:// GOPROXY)
+//	{data_dir}/tmp/       downloads being verified; emptied at start
+//	{data_dir}/sumdb/     the verified checksum-database tree head, per database
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/metrics"
+	"github.com/modgate/modgate/internal/mirror"
+	"github.com/modgate/modgate/internal/reqlog"
+	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/storage/disk"
+	"github.com/modgate/modgate/internal/sumdb"
+	"github.com/modgate/modgate/internal/upstream"
+)
+
+// maxMemoryFile is the largest file the memory cache holds: every .info and
+// nearly every go.mod, but no zips, which are sent from disk with sendfile.
+const maxMemoryFile = 64 << 10
+
+// A Server is a configured modgate, ready to serve. Create it with New,
+// run it with Serve, and Close it when done.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    *disk.Store
+	chain    *upstream.Chain
+	verifier *sumdb.Verifier
+	mirror   *mirror.Mirror
+	metrics  *metrics.Metrics
+	handler  http.Handler
+	ready    atomic.Bool
+}
+
+// New builds a Server from cfg, which must have been resolved and validated.
+// It creates the data directory; it does not listen.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
+
+	store, err := disk.New(filepath.Join(cfg.DataDir, "modules"))
+	if err != nil {
+		return nil, fmt.Errorf("opening module store: %w", err)
+	}
+	if n, err := store.CleanTemp(); err != nil {
+		log.Warn("cleaning interrupted writes failed", "err", err)
+	} else if n > 0 {
+		log.Info("removed interrupted writes", "count", n)
+	}
+	s.store = store
+	// Small files (.info, .mod) are most requests; keep them in memory.
+	cached := storage.NewCache(store, int64(cfg.Cache.MemoryMB)<<20, maxMemoryFile)
+
+	db, err := sumdb.ParseGOSUMDB(cfg.SumDB.GOSUMDB)
+	if err != nil {
+		return nil, fmt.Errorf("sumdb.gosumdb: %w", err)
+	}
+	var sumdbURLs map[string]string
+	if db.URL != "" {
+		sumdbURLs = map[string]string{db.Name: db.URL}
+	}
+	client := upstream.NewHTTPClient(upstream.HTTPConfig{
+		DialTimeout:           cfg.Upstream.DialTimeout.Duration,
+		ResponseHeaderTimeout: cfg.Upstream.ResponseTimeout.Duration,
+		IdleTimeout:           cfg.Upstream.IdleTimeout.Duration,
+	})
+	retries := cfg.Upstream.Retries
+	if retries == 0 {
+		retries = -1 // upstream treats 0 as "default"; the config's 0 means none
+	}
+	s.chain, err = upstream.Build(cfg.Upstream.GOPROXY, upstream.BuildOptions{
+		Self:      []string{cfg.Listen, cfg.PublicURL},
+		Client:    client,
+		Proxy:     upstream.ProxyOptions{Retries: retries, Logger: log.With("component", "upstream"), Observe: s.metrics.ObserveUpstream},
+		SumdbURLs: sumdbURLs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream.goproxy: %w", err)
+	}
+	for _, e := range s.chain.Excluded() {
+		log.Info("left modgate itself out of its upstreams", "upstream", e)
+	}
+	direct, err := upstream.NewDirect(client, upstream.DirectOptions{SumdbURLs: sumdbURLs})
+	if err != nil {
+		return nil, err
+	}
+
+	s.verifier, err = sumdb.NewVerifier(sumdb.VerifierConfig{
+		DB:              db,
+		NoSumDB:         cfg.SumDB.NoSumDB,
+		Source:          s.chain,
+		Store:           store,
+		StateDir:        filepath.Join(cfg.DataDir, "sumdb"),
+		Logger:          log.With("component", "sumdb"),
+		OnSecurityEvent: s.metrics.SecurityEvent,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checksum database: %w", err)
+	}
+	var checker mirror.Checker = s.verifier
+	if db.Off() {
+		checker = nil
+		log.Warn("checksum database verification is off (sumdb.gosumdb=off): downloaded modules are not verified")
+	}
+
+	s.mirror, err = mirror.New(mirror.Config{
+		Store:       cached,
+		Upstream:    s.chain,
+		Direct:      direct,
+		NoProxy:     cfg.Upstream.NoProxy,
+		Checker:     checker,
+		ScratchDir:  filepath.Join(cfg.DataDir, "tmp"),
+		ListTTL:     cfg.Cache.ListTTL.Duration,
+		NegativeTTL: cfg.Cache.NegativeTTL.Duration,
+		Logger:      log,
+		Observer:    s.metrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	var sumdbNames []string
+	if !db.Off() {
+		sumdbNames = []string{db.Name}
+	}
+	sumdbHandler := sumdb.NewHandler(sumdb.HandlerConfig{
+		DBs:       sumdbNames,
+		Source:    s.chain,
+		Store:     store,
+		LatestTTL: cfg.Cache.SumDBLatestTTL.Duration,
+		Logger:    log.With("component", "sumdb"),
+	})
+	s.handler = s.routes(goproxy.NewHandler(s.mirror, cfg.Cache.ListTTL.Duration, log), sumdbHandler)
+	return s, nil
+}
+
+// routes mounts every route; this is the one place to read them all.
+func (s *Server) routes(modules, sumdbHandler http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	// Liveness: the process answers.
+	mux.HandleFunc("GET /healthz", s.tag("health", func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	}))
+	// Readiness: started and not shutting down; load balancers stop
+	// sending work here as soon as shutdown begins.
+	mux.HandleFunc("GET /readyz", s.tag("health", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			writeText(w, http.StatusServiceUnavailable, "not ready")
+			return
+		}
+		writeText(w, http.StatusOK, "ready")
+	}))
+	// Prometheus metrics.
+	mux.Handle("GET /metrics", s.tag("metrics", s.metrics.Handler().ServeHTTP))
+	// The checksum database proxy: /sumdb/{name}/supported|latest|lookup/...|tile/...
+	mux.Handle("/sumdb/", s.tag("sumdb", sumdbHandler.ServeHTTP))
+	// A one-line hint for people who open the root in a browser.
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "modgate: a Go module proxy. Use it with: go env -w GOPROXY=<this URL>")
+	})
+	// The module proxy protocol: /{module}/@v/... and /{module}/@latest.
+	// A module path's first element always contains a dot, so the fixed
+	// routes above never collide with a module.
+	mux.Handle("/", modules)
+
+	// Module requests are nearly all the traffic: send them straight to the
+	// protocol handler instead of through the mux's pattern matching.
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isModuleRequest(r.URL.Path) {
+			modules.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	h = reqlog.Middleware(s.log, s.metrics)(h)
+	h = recoverPanics(s.log)(h)
+	return h
+}
+
+// isModuleRequest reports whether path is shaped like a module protocol
+// request, whose first element (a module path's) contains a dot and so is
+// never one of the fixed routes. The protocol handler validates the rest.
+func isModuleRequest(path string) bool {
+	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return strings.Contains(first, ".") && (strings.Contains(path, "/@v/") || strings.HasSuffix(path, "/@latest"))
+}
+
+// tag records the artifact name of a fixed route for the access log and
+// metrics.
+func (s *Server) tag(artifact string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		reqlog.From(r.Context()).Artifact = artifact
+		h(w, r)
+	}
+}
+
+func writeText(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, msg)
+}
+
+// Handler returns the server's HTTP handler, for tests that serve it
+// themselves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// StoreRoot returns the module store directory (a file:// GOPROXY).
+func (s *Server) StoreRoot() string { return s.store.Root() }
+
+// Serve answers requests on ln until ctx is done, then shuts down
+// gracefully: readiness turns false at once, new connections are refused,
+// and in-flight requests get server.shutdown_timeout to finish before they
+// are cut off. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout.Duration,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.ready.Store(true)
+	s.log.Info("serving", "addr", ln.Addr().String(), "upstreams", s.chain.String(), "sumdb", s.verifier.DB().String(), "data_dir", s.cfg.DataDir)
+
+	select {
+	case err := <-errc:
+		s.ready.Store(false)
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down", "timeout", s.cfg.Server.ShutdownTimeout.Duration)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.Duration)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("shutdown timeout reached; closing remaining connections")
+		err = srv.Close()
+	}
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Close stops background work. Call it after Serve returns.
+func (s *Server) Close() error {
+	return s.mirror.Close()
+}

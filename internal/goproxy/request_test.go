@@ -110,3 +110,12 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseRequest(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseRequest("github.com/!azure/azure-sdk-for-go/sdk/azcore/@v/v1.11.1.zip"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -166,8 +166,10 @@ func makeZip(t *testing.T, path, version string) []byte {
 
 type memFile struct{ name, data string }
 
-func (f memFile) Path() string                 { return f.name }
-func (f memFile) Lstat() (fs.FileInfo, error)  { return storage.FileInfo{FileName: f.name, FileSize: int64(len(f.data))}, nil }
+func (f memFile) Path() string { return f.name }
+func (f memFile) Lstat() (fs.FileInfo, error) {
+	return storage.FileInfo{FileName: f.name, FileSize: int64(len(f.data))}, nil
+}
 func (f memFile) Open() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(f.data)), nil }
 
 func readAll(t *testing.T, f *File) string {

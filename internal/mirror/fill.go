@@ -53,13 +53,15 @@ func (m *Mirror) fill(ctx context.Context, path, version, key string) (err error
 		return fmt.Errorf("fill: unexpected key %q", key)
 	}
 	if err != nil {
+		// Not logged here: the request's access-log line carries the error,
+		// and a checksum mismatch is also logged once, as a security event,
+		// by the Checker.
 		if errors.Is(err, ErrVerification) {
-			m.log.Error("refused upstream file", "module", path, "version", version, "file", kind, "upstream", resp.Upstream, "err", err)
 			if o := m.cfg.Observer; o != nil {
 				o.VerificationFailed(kind)
 			}
 		}
-		return err
+		return fmt.Errorf("%w (from upstream %s)", err, resp.Upstream)
 	}
 	m.log.Info("stored", "module", path, "version", version, "file", kind, "upstream", resp.Upstream, "bytes", size, "duration", time.Since(start))
 	return nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -297,5 +298,40 @@ func TestSumDBTilesCached(t *testing.T) {
 		if strings.Contains(p, "/lookup/") || (strings.Contains(p, "/tile/") && !strings.Contains(p, ".p/")) {
 			t.Errorf("second client caused upstream request %s; lookups and full tiles are immutable and cached", p)
 		}
+	}
+}
+
+// TestToolchainModule: the toolchain the go command downloads for
+// GOTOOLCHAIN is a module like any other — fetched, verified against the
+// checksum database, stored, and run. The fake toolchain's bin/go is a
+// shell script that says which toolchain it is.
+func TestToolchainModule(t *testing.T) {
+	version := "v0.0.1-go1.99.0." + runtime.GOOS + "-" + runtime.GOARCH
+	archive := "module golang.org/toolchain\nversion " + version + "\n" +
+		"-- bin/go --\n#!/bin/sh\necho fake toolchain go1.99.0 \"$@\"\n" +
+		"-- bin/gofmt --\n#!/bin/sh\n" +
+		"-- pkg/tool/README --\ntools\n" +
+		"-- lib/README --\nlib\n"
+	tc, err := testenv.ParseModule([]byte(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.NewUpstream(t, append(testenv.Fixtures(t), tc))
+	in := startModgate(t, up, nil)
+	env := goEnv(t, in, up, "GOTOOLCHAIN=go1.99.0")
+	out := mustGo(t, t.TempDir(), env, "version")
+	t.Logf("go version: %s", out)
+	if !strings.Contains(out, "fake toolchain go1.99.0 version") {
+		t.Errorf("go version with GOTOOLCHAIN=go1.99.0 printed %q, want the downloaded toolchain's answer", out)
+	}
+	if !in.stored("golang.org/toolchain/@v/" + version + ".zip") {
+		t.Error("the toolchain zip was not stored")
+	}
+	// A tampered toolchain is refused like any other module.
+	up.SetTamper("golang.org/toolchain", version, true)
+	in2 := startModgate(t, up, nil)
+	stderr := failGo(t, t.TempDir(), goEnv(t, in2, up, "GOTOOLCHAIN=go1.99.0"), "version")
+	if !strings.Contains(stderr, "checksum database") {
+		t.Errorf("tampered toolchain: go command output lacks the reason:\n%s", stderr)
 	}
 }

@@ -3,11 +3,12 @@ package config
 import (
 	"bytes"
 	"fmt"
-	"net/url"
 	"reflect"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/modgate/modgate/internal/upstream"
 )
 
 // redacted replaces credentials in URLs.
@@ -20,58 +21,10 @@ const redacted = "xxxxx"
 // usually a token. This is the form to log or print.
 func (c Config) Redacted() Config {
 	r := c.Clone()
-	r.PublicURL = redactURL(c.PublicURL)
-	r.Upstream.GOPROXY = redactGOPROXY(c.Upstream.GOPROXY)
+	r.PublicURL = upstream.RedactURL(c.PublicURL)
+	r.Upstream.GOPROXY = upstream.RedactGOPROXY(c.Upstream.GOPROXY)
 	r.SumDB.GOSUMDB = redactGOSUMDB(c.SumDB.GOSUMDB)
 	return r
-}
-
-// redactURL hides the credentials in s, which need not be a valid URL.
-func redactURL(s string) string {
-	if !strings.Contains(s, "@") {
-		return s
-	}
-	if u, err := url.Parse(s); err == nil && u.User != nil && u.Host != "" {
-		if _, ok := u.User.Password(); ok {
-			return u.Redacted()
-		}
-		u.User = url.User(redacted)
-		return u.String()
-	}
-	// Not a URL we understand, but it may still carry credentials: hide
-	// everything up to the last "@" of what would be its authority.
-	prefix, rest := "", s
-	if i := strings.Index(s, "://"); i >= 0 {
-		prefix, rest = s[:i+3], s[i+3:]
-	}
-	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		authority = rest[:i]
-	}
-	if at := strings.LastIndex(authority, "@"); at >= 0 {
-		return prefix + redacted + rest[at:]
-	}
-	return s
-}
-
-// redactGOPROXY redacts every entry of a GOPROXY list, keeping its
-// separators and spelling otherwise.
-func redactGOPROXY(list string) string {
-	if !strings.Contains(list, "@") {
-		return list
-	}
-	var b strings.Builder
-	for list != "" {
-		i := strings.IndexAny(list, ",|")
-		if i < 0 {
-			b.WriteString(redactURL(list))
-			break
-		}
-		b.WriteString(redactURL(list[:i]))
-		b.WriteByte(list[i])
-		list = list[i+1:]
-	}
-	return b.String()
 }
 
 // redactGOSUMDB redacts the URL after the key, if any.
@@ -81,7 +34,7 @@ func redactGOSUMDB(s string) string {
 		return s
 	}
 	for i := 1; i < len(f); i++ {
-		f[i] = redactURL(f[i])
+		f[i] = upstream.RedactURL(f[i])
 	}
 	return strings.Join(f, " ")
 }

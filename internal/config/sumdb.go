@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/modgate/modgate/internal/upstream"
 )
 
 // checkGOSUMDB checks that s is plausible GOSUMDB syntax: "off", or a key
@@ -45,7 +47,7 @@ func checkGOSUMDB(s string) error {
 		u, err := url.Parse(f[1])
 		switch {
 		case err != nil:
-			return fmt.Errorf("URL %q: %v", redactURL(f[1]), unwrapURLError(err))
+			return fmt.Errorf("URL %q: %v", upstream.RedactURL(f[1]), unwrapURLError(err))
 		case u.Scheme != "https" && u.Scheme != "http":
 			return fmt.Errorf("URL %q: scheme %q not supported (want https or http)", u.Redacted(), u.Scheme)
 		case u.Host == "":

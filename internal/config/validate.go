@@ -151,7 +151,7 @@ func (v *validator) publicURL() {
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:
-		v.add("public_url", "", "%q is not a URL; write it like \"https://modgate.corp.example\"", redactURL(s))
+		v.add("public_url", "", "%q is not a URL; write it like \"https://modgate.corp.example\"", upstream.RedactURL(s))
 	case u.Scheme != "http" && u.Scheme != "https":
 		v.add("public_url", "", "scheme %q not supported (want https or http)", u.Scheme)
 	case u.Host == "":

@@ -98,11 +98,11 @@ func parseSelf(addrs []string) (selfSet, error) {
 		if strings.Contains(a, "://") {
 			u, err := url.Parse(a)
 			if err != nil || u.Host == "" {
-				return nil, fmt.Errorf("own address %q: not a URL with a host", redactRaw(a))
+				return nil, fmt.Errorf("own address %q: not a URL with a host", RedactURL(a))
 			}
 			hp, ok := urlHostPort(u)
 			if !ok {
-				return nil, fmt.Errorf("own address %q: scheme %q has no default port: give one", u.Redacted(), u.Scheme)
+				return nil, fmt.Errorf("own address %q: scheme %q has no default port: give one", redactUser(u), u.Scheme)
 			}
 			set[hp] = true
 			continue

@@ -63,7 +63,7 @@ func NewDirect(client *http.Client, opts DirectOptions) (*Direct, error) {
 			return nil, fmt.Errorf("checksum database %q: URL %q: %w", name, shown, err)
 		}
 		base, auth := splitAuth(u)
-		d.overrides[name] = target{name: u.Redacted(), base: base, auth: auth}
+		d.overrides[name] = target{name: redactUser(u), base: base, auth: auth}
 	}
 	return d, nil
 }

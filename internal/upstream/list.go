@@ -69,23 +69,8 @@ func ParseGOPROXY(list string) ([]Entry, error) {
 		entries = append(entries, Entry{URL: elem, FallThroughOnAnyError: fallThrough})
 	}
 	if len(entries) == 0 {
-		return nil, fmt.Errorf("GOPROXY list %q has no entries: %w", redactList(list), errNoUpstream)
+		return nil, fmt.Errorf("GOPROXY list %q has no entries: %w", RedactGOPROXY(list), errNoUpstream)
 	}
 	return entries, nil
 }
 
-// redactList redacts every element of a GOPROXY list, keeping separators.
-func redactList(list string) string {
-	var b strings.Builder
-	for list != "" {
-		i := strings.IndexAny(list, ",|")
-		if i < 0 {
-			b.WriteString(redactRaw(list))
-			break
-		}
-		b.WriteString(redactRaw(list[:i]))
-		b.WriteByte(list[i])
-		list = list[i+1:]
-	}
-	return b.String()
-}

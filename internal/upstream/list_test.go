@@ -46,7 +46,7 @@ func TestParseGOPROXY(t *testing.T) {
 		{name: "file URL with host", list: "file://tmp/x", wantErr: `GOPROXY entry "file://tmp/x": a file URL must be`},
 		{name: "no host", list: "https://", wantErr: "missing host"},
 		{name: "bad host", list: "https://a b.example", wantErr: `GOPROXY entry "https://a b.example"`},
-		{name: "password redacted", list: "https://u:s3cret@[bad", wantErr: `GOPROXY entry "https://u:xxxxx@[bad"`},
+		{name: "password redacted", list: "https://u:s3cret@[bad", wantErr: `GOPROXY entry "https://xxxxx@[bad"`},
 		{name: "password redacted when scheme is bad", list: "htps://u:s3cret@x", wantErr: `GOPROXY entry "htps://u:xxxxx@x"`},
 	}
 	for _, tt := range tests {

@@ -81,7 +81,7 @@ func NewProxy(rawURL string, client *http.Client, opts ProxyOptions) (*Proxy, er
 	if err != nil {
 		return nil, fmt.Errorf("proxy URL %q: %w", shown, err)
 	}
-	p := &Proxy{name: u.Redacted()}
+	p := &Proxy{name: redactUser(u)}
 	if u.Scheme == "file" {
 		p.dir = filepath.FromSlash(u.Path)
 		p.get = newGetter(nil, p.name, opts)
@@ -96,7 +96,7 @@ func NewProxy(rawURL string, client *http.Client, opts ProxyOptions) (*Proxy, er
 }
 
 // parseProxyURL parses and checks the URL of a GOPROXY server. It also
-// returns the URL as it may be shown (password redacted), for the caller
+// returns the URL as it may be shown (credentials redacted), for the caller
 // to name it in errors; err itself does not repeat the URL.
 func parseProxyURL(raw string) (u *url.URL, shown string, err error) {
 	u, err = url.Parse(raw)
@@ -105,9 +105,9 @@ func parseProxyURL(raw string) (u *url.URL, shown string, err error) {
 		if errors.As(err, &ue) {
 			err = ue.Err // its message would repeat the URL unredacted
 		}
-		return nil, redactRaw(raw), err
+		return nil, RedactURL(raw), err
 	}
-	shown = u.Redacted()
+	shown = redactUser(u)
 	switch u.Scheme {
 	case "https", "http":
 		if u.Host == "" {
@@ -123,28 +123,6 @@ func parseProxyURL(raw string) (u *url.URL, shown string, err error) {
 		return nil, shown, fmt.Errorf("scheme %q not supported (want https, http or file)", u.Scheme)
 	}
 	return u, shown, nil
-}
-
-// redactRaw hides the password of a URL that does not parse, so that an
-// error about it can still show what was written.
-func redactRaw(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return raw
-	}
-	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		authority = rest[:i]
-	}
-	at := strings.LastIndex(authority, "@")
-	if at < 0 {
-		return raw
-	}
-	user, _, hasPass := strings.Cut(authority[:at], ":")
-	if !hasPass {
-		return raw
-	}
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
 // splitAuth returns u without user information and the Basic

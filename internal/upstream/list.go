@@ -73,4 +73,3 @@ func ParseGOPROXY(list string) ([]Entry, error) {
 	}
 	return entries, nil
 }
-

@@ -169,37 +169,19 @@ func errorsAs(err error, target **exec.ExitError) bool {
 	return ok
 }
 
-// bigModules makes n synthetic module versions with about size bytes of
-// incompressible content each, so that storing them takes long enough for
-// a kill to land in the middle of writes.
+// bigModules makes n large module versions, so that storing them takes
+// long enough for a kill to land in the middle of writes.
 func bigModules(t *testing.T, n, size int) []*testenv.Module {
 	t.Helper()
 	var mods []*testenv.Module
 	for i := range n {
-		path := fmt.Sprintf("example.com/big%02d", i)
-		var b strings.Builder
-		fmt.Fprintf(&b, "module %s\nversion v1.0.0\n-- go.mod --\nmodule %s\n-- data.go --\npackage big\n\nconst Data = %q\n", path, path, noise(i, size))
-		m, err := testenv.ParseModule([]byte(b.String()))
+		m, err := testenv.LargeModule(fmt.Sprintf("example.com/big%02d", i), "v1.0.0", size)
 		if err != nil {
 			t.Fatal(err)
 		}
 		mods = append(mods, m)
 	}
 	return mods
-}
-
-// noise returns size bytes of deterministic, poorly compressible text.
-func noise(seed, size int) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	b := make([]byte, size)
-	x := uint64(seed)*0x9E3779B97F4A7C15 + 1
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		b[i] = alphabet[x%uint64(len(alphabet))]
-	}
-	return string(b)
 }
 
 // TestKillDuringBurst kills modgate with SIGKILL while it is storing a

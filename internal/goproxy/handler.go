@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/modgate/modgate/internal/mirror"
@@ -176,8 +177,8 @@ func (h *Handler) serveAnswer(w http.ResponseWriter, r *http.Request, k Kind, a 
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.Data))
 }
 
-// Status maps an error to the HTTP status the client gets. Only "does not
-// exist" answers 404: the go command falls through to its next GOPROXY
+// Status maps an error to the HTTP status the client gets: 507 when storage
+// is full, 500 for anything unexpected. Only "does not exist" answers 404: the go command falls through to its next GOPROXY
 // entry on 404 and 410, so a refusal must never look like one.
 func Status(err error) int {
 	switch {
@@ -195,6 +196,8 @@ func Status(err error) int {
 		return http.StatusBadGateway
 	case errors.Is(err, context.Canceled):
 		return 499 // client closed the request; nobody reads this
+	case errors.Is(err, syscall.ENOSPC):
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }
@@ -207,8 +210,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := reqlog.From(r.Context())
 	e.Err = err
 	msg := err.Error()
-	if status == http.StatusInternalServerError {
+	switch status {
+	case http.StatusInternalServerError:
 		msg = "internal error (request id " + e.ID + "; details are in the server log)"
+	case http.StatusInsufficientStorage:
+		msg = "the proxy's storage is full, so it cannot fetch anything new; files already stored are still served (tell the operator, request id " + e.ID + ")"
 	}
 	msg = strings.ReplaceAll(msg, "\n", " ")
 	if len(msg) > 1000 {

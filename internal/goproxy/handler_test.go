@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ func TestStatus(t *testing.T) {
 		{"verification wrapping not found", fmt.Errorf("%w: %w", mirror.ErrVerification, fs.ErrNotExist), 502},
 		{"method", errMethod, 405},
 		{"client gone", context.Canceled, 499},
+		{"disk full", fmt.Errorf("storing: %w", &fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), 507},
 		{"anything else", errors.New("disk on fire"), 500},
 	}
 	for _, tt := range tests {

@@ -403,3 +403,23 @@ func fileMarker(line []byte) (string, bool) {
 	name := strings.TrimSpace(s[3 : len(s)-3])
 	return name, name != ""
 }
+
+// LargeModule returns a module version holding about size bytes of
+// deterministic, poorly compressible text, so that its zip is about as
+// large: for tests of large downloads, full disks and interrupted writes.
+func LargeModule(path, version string, size int) (*Module, error) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	data := make([]byte, size)
+	x := uint64(len(path))*0x9E3779B97F4A7C15 + uint64(size)
+	for _, c := range path {
+		x = x*31 + uint64(c)
+	}
+	for i := range data {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		data[i] = alphabet[x%uint64(len(alphabet))]
+	}
+	archive := fmt.Sprintf("module %s\nversion %s\n-- go.mod --\nmodule %s\n-- data.go --\npackage large\n\nconst Data = %q\n", path, version, path, data)
+	return ParseModule([]byte(archive))
+}

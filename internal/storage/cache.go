@@ -31,6 +31,7 @@ type Cache struct {
 	maxFile  int64 // larger files are not cached
 
 	mu    sync.Mutex
+	gen   uint64 // counts writes; a Get that raced one does not cache what it read
 	size  int64
 	lru   *list.List               // front: most recently used; values are *cacheEntry
 	items map[string]*list.Element // name → element in lru
@@ -53,6 +54,7 @@ func NewCache(inner Store, maxBytes, maxFile int64) *Cache {
 // when it is small enough). Readers from memory implement io.ReadSeeker and
 // Stat, like the inner store's files.
 func (c *Cache) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	var gen uint64
 	if c.maxBytes > 0 {
 		c.mu.Lock()
 		if el, ok := c.items[name]; ok {
@@ -61,6 +63,7 @@ func (c *Cache) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 			c.mu.Unlock()
 			return &memReader{Reader: bytes.NewReader(e.data), info: e.info}, nil
 		}
+		gen = c.gen
 		c.mu.Unlock()
 	}
 	rc, err := c.inner.Get(ctx, name)
@@ -84,13 +87,19 @@ func (c *Cache) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 		return &memReader{Reader: bytes.NewReader(data), info: FileInfo{FileName: name, FileSize: int64(len(data)), FileModTime: fi.ModTime()}}, nil
 	}
 	e := &cacheEntry{name: name, data: data, info: FileInfo{FileName: name, FileSize: int64(len(data)), FileModTime: fi.ModTime()}}
-	c.add(e)
+	c.add(e, gen)
 	return &memReader{Reader: bytes.NewReader(data), info: e.info}, nil
 }
 
-func (c *Cache) add(e *cacheEntry) {
+// add caches e, read when the write generation was gen. If a write has
+// completed since, e may be older than what the inner store now holds, so
+// it is not cached.
+func (c *Cache) add(e *cacheEntry, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
 	if old, ok := c.items[e.name]; ok {
 		c.removeElement(old)
 	}
@@ -108,9 +117,11 @@ func (c *Cache) removeElement(el *list.Element) {
 	c.size -= int64(len(e.data))
 }
 
-// forget drops name from memory.
+// forget drops name from memory after a write, and makes Gets that were in
+// flight during the write not cache what they read.
 func (c *Cache) forget(name string) {
 	c.mu.Lock()
+	c.gen++
 	if el, ok := c.items[name]; ok {
 		c.removeElement(el)
 	}

@@ -99,3 +99,36 @@ func TestCacheDisabled(t *testing.T) {
 		t.Errorf("disabled cache: inner Gets = %d, want 2", inner.gets)
 	}
 }
+
+// racingStore lets a test run a write in the middle of a Get.
+type racingStore struct {
+	storage.Store
+	during func()
+}
+
+func (s *racingStore) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	rc, err := s.Store.Get(ctx, name) // reads the old content
+	if s.during != nil {
+		f := s.during
+		s.during = nil
+		f()
+	}
+	return rc, err
+}
+
+// TestCacheGetRacingPut: a Get that read the old content while a Put
+// completed must not cache it, or the old content would be served after
+// the Put.
+func TestCacheGetRacingPut(t *testing.T) {
+	inner := &racingStore{Store: storage.NewMemory()}
+	c := storage.NewCache(inner, 1<<20, 1<<10)
+	ctx := t.Context()
+	c.Put(ctx, "m/@v/list", strings.NewReader("v1.0.0\n"))
+	inner.during = func() { c.Put(ctx, "m/@v/list", strings.NewReader("v1.0.0\nv1.1.0\n")) }
+	if got := read(t, c, "m/@v/list"); got != "v1.0.0\n" {
+		t.Fatalf("racing Get = %q, want the old content it read", got)
+	}
+	if got := read(t, c, "m/@v/list"); got != "v1.0.0\nv1.1.0\n" {
+		t.Errorf("Get after the Put = %q, want the new content", got)
+	}
+}

@@ -25,6 +25,12 @@ const (
 	maxZipSize   = zip.MaxZipFile
 )
 
+// A prefetcher is a Checker that can start looking a version up before the
+// file to check has arrived.
+type prefetcher interface {
+	Prefetch(path, version string)
+}
+
 // fill fetches one canonical versioned file from the upstream, verifies it
 // and stores it. It runs inside a flight, once per key at a time.
 func (m *Mirror) fill(ctx context.Context, path, version, key string) (err error) {
@@ -34,6 +40,12 @@ func (m *Mirror) fill(ctx context.Context, path, version, key string) (err error
 		defer func() { o.FillDone(kind, err) }()
 	}
 	start := time.Now()
+	if p, ok := m.cfg.Checker.(prefetcher); ok {
+		// The checksum database lookup overlaps the download instead of
+		// following it. A .info fill starts it too: the go command asks
+		// for the .mod right after.
+		p.Prefetch(path, version)
+	}
 	src := m.source(path)
 	resp, err := src.Fetch(ctx, key)
 	if err != nil {

@@ -191,6 +191,17 @@ func (v *Verifier) CheckZip(ctx context.Context, path, version, zipPath string) 
 	return v.compare(ctx, pending, path, version, "zip", got)
 }
 
+// Prefetch starts looking up path@version in the background, so that the
+// lookup overlaps the download of the file a later CheckMod or CheckZip
+// verifies: both share the client's record of the version. It returns at
+// once and does nothing for paths not covered or invalid versions.
+func (v *Verifier) Prefetch(path, version string) {
+	if !v.Covers(path) || module.Check(path, version) != nil {
+		return
+	}
+	v.startLookup(path, version)
+}
+
 // lookupResult is the outcome of one database lookup.
 type lookupResult struct {
 	lines []string

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -529,5 +530,37 @@ func TestNewVerifierErrors(t *testing.T) {
 				t.Errorf("NewVerifier(%+v) = %v; want error containing %q", tt.cfg.DB, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPrefetch: Prefetch starts the lookup before the file is checked, and
+// the later checks of the same version reuse it.
+func TestPrefetch(t *testing.T) {
+	e := newVerifierEnv(t)
+	m := e.mods[0]
+	lookup := "/sumdb/sum.test/lookup/example.com/m@v1.0.0"
+	e.v.Prefetch(m.path, m.version)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.db.count(lookup) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Prefetch did not look the version up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := e.v.CheckMod(t.Context(), m.path, m.version, m.mod); err != nil {
+		t.Fatalf("CheckMod after Prefetch: %v", err)
+	}
+	if err := e.v.CheckZip(t.Context(), m.path, m.version, zipFile(t, m.zip)); err != nil {
+		t.Fatalf("CheckZip after Prefetch: %v", err)
+	}
+	if n := e.db.count(lookup); n != 1 {
+		t.Errorf("lookups = %d, want 1 (the checks must reuse the prefetched record)", n)
+	}
+	// Not covered: no lookup at all.
+	e.v.Prefetch("example.com/private/x", "v1.0.0")
+	e.v.Prefetch(m.path, "not-a-version")
+	time.Sleep(20 * time.Millisecond)
+	if n := e.db.total(); n > 0 && e.db.count("/sumdb/sum.test/lookup/example.com/private/x@v1.0.0") != 0 {
+		t.Error("Prefetch looked up a module the database does not cover")
 	}
 }

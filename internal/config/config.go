@@ -111,6 +111,13 @@ type Upstream struct {
 	// Retries is how many times an idempotent request is retried after an
 	// upstream failure (not after "not found"), from 0 to 10. Default 2.
 	Retries int `yaml:"retries"`
+
+	// PrefetchWorkers is how many go.mod files modgate fetches ahead at
+	// once: when a client's request fills a go.mod, the go.mod files of its
+	// requirements (only those, never zips) are fetched and verified in the
+	// background, since the go command asks for them next. From 0
+	// (disabled) to 64. Default 8.
+	PrefetchWorkers int `yaml:"prefetch_workers"`
 }
 
 // SumDB configures the checksum database.
@@ -180,6 +187,7 @@ func Default() Config {
 			ResponseTimeout: Duration{30 * time.Second},
 			IdleTimeout:     Duration{60 * time.Second},
 			Retries:         2,
+			PrefetchWorkers: 8,
 		},
 		Cache: Cache{
 			ListTTL:        Duration{time.Minute},

@@ -136,6 +136,7 @@ upstream:
   response_timeout: 1m
   idle_timeout: 2m30s
   retries: 0
+  prefetch_workers: 3
 sumdb:
   gosumdb: "off"
   nosumdb: [corp.example]
@@ -160,6 +161,7 @@ server:
 					ResponseTimeout: Duration{time.Minute},
 					IdleTimeout:     Duration{150 * time.Second},
 					Retries:         0,
+					PrefetchWorkers: 3,
 				}
 				c.SumDB = SumDB{GOSUMDB: "off", NoSumDB: []string{"corp.example"}}
 				c.Cache = Cache{ListTTL: Duration{5 * time.Minute}, NegativeTTL: Duration{10 * time.Second}, SumDBLatestTTL: Duration{time.Hour}, MemoryMB: 8}
@@ -456,7 +458,7 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"listen", "public_url", "data_dir", "log.level", "log.format",
 		"upstream.goproxy", "upstream.noproxy", "upstream.dial_timeout", "upstream.response_timeout",
-		"upstream.idle_timeout", "upstream.retries", "sumdb.gosumdb", "sumdb.nosumdb",
+		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "sumdb.gosumdb", "sumdb.nosumdb",
 		"cache.list_ttl", "cache.negative_ttl", "cache.sumdb_latest_ttl", "cache.memory_mb",
 		"server.shutdown_timeout", "server.read_header_timeout",
 	}

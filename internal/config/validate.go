@@ -85,6 +85,9 @@ func (c Config) Validate() error {
 	if r := c.Upstream.Retries; r < 0 || r > 10 {
 		v.add("upstream.retries", "", "must be between 0 and 10, got %d", r)
 	}
+	if n := c.Upstream.PrefetchWorkers; n < 0 || n > 64 {
+		v.add("upstream.prefetch_workers", "", "must be between 0 (off) and 64, got %d", n)
+	}
 
 	if c.SumDB.GOSUMDB == "" {
 		v.add("sumdb.gosumdb", "", `empty, and go env GOSUMDB gave nothing either; set sumdb.gosumdb (or MODGATE_GOSUMDB) to the checksum database, or "off"`)

@@ -30,6 +30,7 @@ type Metrics struct {
 	securityEvents   prometheus.Counter
 	fillsInFlight    prometheus.Gauge
 	fills            *prometheus.CounterVec // artifact, result
+	prefetched       *prometheus.CounterVec // artifact
 }
 
 // New creates the metrics and registers them in a fresh registry.
@@ -74,8 +75,12 @@ func New() *Metrics {
 			Name: "modgate_fills_total",
 			Help: "Upstream fetches of versioned files, by artifact and result (ok, error).",
 		}, []string{"artifact", "result"}),
+		prefetched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modgate_prefetched_total",
+			Help: "Files fetched and stored by requirement prefetch rather than for a client, by artifact.",
+		}, []string{"artifact"}),
 	}
-	m.reg.MustRegister(m.requests, m.requestDuration, m.bytesServed, m.upstreamDuration,
+	m.reg.MustRegister(m.prefetched, m.requests, m.requestDuration, m.bytesServed, m.upstreamDuration,
 		m.upstreamErrors, m.verifyFailures, m.securityEvents, m.fillsInFlight, m.fills,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -123,6 +128,9 @@ func (m *Metrics) FillDone(artifact string, err error) {
 	}
 	m.fills.WithLabelValues(artifact, result).Inc()
 }
+
+// Prefetched implements mirror.Observer.
+func (m *Metrics) Prefetched(artifact string) { m.prefetched.WithLabelValues(artifact).Inc() }
 
 // VerificationFailed implements mirror.Observer.
 func (m *Metrics) VerificationFailed(artifact string) {

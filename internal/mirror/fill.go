@@ -32,8 +32,9 @@ type prefetcher interface {
 }
 
 // fill fetches one canonical versioned file from the upstream, verifies it
-// and stores it. It runs inside a flight, once per key at a time.
-func (m *Mirror) fill(ctx context.Context, path, version, key string) (err error) {
+// and stores it. It runs inside a flight, once per key at a time. A filled
+// go.mod queues its requirements for prefetch when prefetchRequirements is set.
+func (m *Mirror) fill(ctx context.Context, path, version, key string, prefetchRequirements bool) (err error) {
 	kind := artifact(key)
 	if o := m.cfg.Observer; o != nil {
 		o.FillStarted(kind)
@@ -58,7 +59,7 @@ func (m *Mirror) fill(ctx context.Context, path, version, key string) (err error
 	case "zip":
 		size, err = m.fillZip(ctx, path, version, key, resp.Body)
 	case "mod":
-		size, err = m.fillMod(ctx, path, version, key, resp.Body)
+		size, err = m.fillMod(ctx, path, version, key, resp.Body, prefetchRequirements)
 	case "info":
 		size, err = m.fillInfo(ctx, path, version, key, resp.Body)
 	default:
@@ -108,7 +109,7 @@ func (m *Mirror) fillInfo(ctx context.Context, path, version, key string, body i
 	return int64(len(data)), m.cfg.Store.Put(ctx, key, bytes.NewReader(data))
 }
 
-func (m *Mirror) fillMod(ctx context.Context, path, version, key string, body io.Reader) (int64, error) {
+func (m *Mirror) fillMod(ctx context.Context, path, version, key string, body io.Reader, prefetchRequirements bool) (int64, error) {
 	data, err := readSmall(body, maxGoModSize, path+"@"+version+" go.mod")
 	if err != nil {
 		return 0, err
@@ -118,7 +119,13 @@ func (m *Mirror) fillMod(ctx context.Context, path, version, key string, body io
 			return 0, verificationError(err)
 		}
 	}
-	return int64(len(data)), m.cfg.Store.Put(ctx, key, bytes.NewReader(data))
+	if err := m.cfg.Store.Put(ctx, key, bytes.NewReader(data)); err != nil {
+		return 0, err
+	}
+	if prefetchRequirements {
+		m.queueRequirements(data)
+	}
+	return int64(len(data)), nil
 }
 
 // fillZip streams the zip to a scratch file (never to memory: zips reach

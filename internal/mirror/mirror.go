@@ -40,6 +40,8 @@ type Observer interface {
 	FillStarted(artifact string)
 	FillDone(artifact string, err error)
 	VerificationFailed(artifact string)
+	// Prefetched counts a file stored by prefetch rather than for a client.
+	Prefetched(artifact string)
 }
 
 // Config is what a Mirror needs. Store, Upstream and ScratchDir are required.
@@ -61,6 +63,10 @@ type Config struct {
 	ScratchDir  string
 	ListTTL     time.Duration // freshness of list, latest and queries
 	NegativeTTL time.Duration // how long "not found" is remembered
+	// PrefetchWorkers is how many go.mod files of requirements are fetched
+	// in the background at once after a client's go.mod request (see
+	// prefetch.go); 0 disables prefetching.
+	PrefetchWorkers int
 	// MaxMutable bounds the number of mutable answers and remembered misses
 	// kept in memory (default 100000).
 	MaxMutable int
@@ -106,7 +112,10 @@ type Mirror struct {
 	mutable *ttlCache[[]byte]
 	misses  *ttlCache[error]
 
-	baseCtx context.Context // background refreshes; cancelled by Close
+	prefetchQ  chan prefetchJob // nil when prefetching is off
+	prefetched *ttlCache[bool]  // keys queued recently
+
+	baseCtx context.Context // background refreshes and prefetch; cancelled by Close
 	stop    context.CancelFunc
 	bg      sync.WaitGroup
 }
@@ -139,7 +148,7 @@ func New(cfg Config) (*Mirror, error) {
 		return nil, fmt.Errorf("creating scratch directory: %w", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Mirror{
+	m := &Mirror{
 		cfg:     cfg,
 		noProxy: strings.Join(cfg.NoProxy, ","),
 		log:     cfg.Logger.With("component", "mirror"),
@@ -147,10 +156,12 @@ func New(cfg Config) (*Mirror, error) {
 		misses:  newTTLCache[error](cfg.MaxMutable),
 		baseCtx: ctx,
 		stop:    stop,
-	}, nil
+	}
+	m.startPrefetch(cfg.PrefetchWorkers)
+	return m, nil
 }
 
-// Close stops background refreshes and waits for them to end.
+// Close stops background refreshes and prefetching and waits for them.
 func (m *Mirror) Close() error {
 	m.stop()
 	m.bg.Wait()
@@ -165,6 +176,12 @@ func (m *Mirror) FillsInFlight() int { return m.flights.inFlight() }
 // it first when it is not stored. Errors match fs.ErrNotExist,
 // ErrVerification, upstream.ErrUnavailable or upstream.ErrTimeout.
 func (m *Mirror) File(ctx context.Context, path, version, key string, opts Options) (*File, error) {
+	return m.file(ctx, path, version, key, opts, true)
+}
+
+// file implements File; prefetchRequirements says whether filling a go.mod
+// queues its requirements (true for clients, false for the prefetchers).
+func (m *Mirror) file(ctx context.Context, path, version, key string, opts Options, prefetchRequirements bool) (*File, error) {
 	body, err := m.cfg.Store.Get(ctx, key)
 	if err == nil {
 		return &File{Body: body, Result: Hit}, nil
@@ -179,7 +196,7 @@ func (m *Mirror) File(ctx context.Context, path, version, key string, opts Optio
 		return nil, err
 	}
 	_, err, _ = m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
-		return nil, m.fill(ctx, path, version, key)
+		return nil, m.fill(ctx, path, version, key, prefetchRequirements)
 	})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrVerification) {

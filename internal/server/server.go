@@ -123,16 +123,17 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 
 	s.mirror, err = mirror.New(mirror.Config{
-		Store:       cached,
-		Upstream:    s.chain,
-		Direct:      direct,
-		NoProxy:     cfg.Upstream.NoProxy,
-		Checker:     checker,
-		ScratchDir:  filepath.Join(cfg.DataDir, "tmp"),
-		ListTTL:     cfg.Cache.ListTTL.Duration,
-		NegativeTTL: cfg.Cache.NegativeTTL.Duration,
-		Logger:      log,
-		Observer:    s.metrics,
+		Store:           cached,
+		Upstream:        s.chain,
+		Direct:          direct,
+		NoProxy:         cfg.Upstream.NoProxy,
+		Checker:         checker,
+		ScratchDir:      filepath.Join(cfg.DataDir, "tmp"),
+		ListTTL:         cfg.Cache.ListTTL.Duration,
+		NegativeTTL:     cfg.Cache.NegativeTTL.Duration,
+		PrefetchWorkers: cfg.Upstream.PrefetchWorkers,
+		Logger:          log,
+		Observer:        s.metrics,
 	})
 	if err != nil {
 		return nil, err

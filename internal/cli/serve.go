@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 
@@ -65,7 +64,8 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	log := newLogger(cfg.Log, stderr)
+	log, stopLog := newLogger(cfg.Log, stderr)
+	defer stopLog()
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -109,13 +109,4 @@ func loadConfig(ctx context.Context, file string, setFlags func(set func(key, va
 		return config.Config{}, err
 	}
 	return cfg, nil
-}
-
-// newLogger returns the process logger described by the log section.
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
-	if c.Format == config.LogFormatJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

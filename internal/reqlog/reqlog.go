@@ -16,6 +16,10 @@ import (
 	"time"
 )
 
+// Message is the message of every access-log line, so that log plumbing can
+// recognise (and batch) them.
+const Message = "request"
+
 // An Entry describes one request. Fields are set by handlers; the zero value
 // is valid.
 type Entry struct {
@@ -106,7 +110,7 @@ func Middleware(log *slog.Logger, rec Recorder) func(http.Handler) http.Handler 
 			if e.Err != nil {
 				attrs = append(attrs, slog.String("err", e.Err.Error()))
 			}
-			log.LogAttrs(r.Context(), level, "request", attrs...)
+			log.LogAttrs(r.Context(), level, Message, attrs...)
 		})
 	}
 }

@@ -16,6 +16,14 @@
 // go.mod files it never builds, and fetching whole versions for them would
 // multiply the bytes pulled from the upstream.
 //
+// Verification costs round trips the go command itself does not make when
+// its go.sum is complete: a checksum database lookup and the tiles proving
+// it. Two things hide that latency: the lookup starts when the fill starts,
+// overlapping the download (Checkers that can, Prefetch), and a go.mod
+// filled for a client queues the go.mod files of its requirements for
+// background workers (prefetch.go), because the go command, which loads the
+// module graph only GOMAXPROCS files at a time, asks for them next.
+//
 // Mutable answers (@v/list, @latest, .info of a non-canonical query) are kept
 // in memory with a TTL (lists and latest also in the store, so a restarted
 // server still has them offline). A fresh answer is served as is and

@@ -119,16 +119,18 @@ type Failure struct {
 //
 // Its class (Err, which Unwrap returns) is chosen so that the one answer
 // the client gets is the most useful:
-//   - if the last upstream asked said "not found", the error matches
-//     fs.ErrNotExist: the chain ended in an authoritative "no", so a client
-//     with its own fallback (GOPROXY=modgate,direct) may move on, as it would
-//     with the go command's own list;
-//   - otherwise it is the most severe failure seen, in this order: an
-//     unclassified error (a bug or a request no upstream can serve, which
-//     retrying elsewhere will not fix), then ErrUnavailable (a definite
-//     fault: 5xx, refused connection), then ErrTimeout (maybe only slowness),
-//     then "not found"; among equals the earliest, because it comes from
-//     the upstream the operator prefers.
+//   - if every upstream asked said "not found", the error matches
+//     fs.ErrNotExist: an authoritative "no", so a client with its own
+//     fallback (GOPROXY=modgate,direct) may move on;
+//   - otherwise it is the most severe failure seen, as the go command
+//     reports a list's most helpful error: an unclassified error (a bug or a
+//     request no upstream can serve, which retrying elsewhere will not fix),
+//     then ErrUnavailable (a definite fault: 5xx, refused connection), then
+//     ErrTimeout (maybe only slowness); among equals the earliest, because
+//     it comes from the upstream the operator prefers. With "a|b", a down
+//     and b saying "not found" is therefore a failure, not a miss: the
+//     module may well exist on a, and a miss would be remembered and let
+//     clients route around modgate.
 //
 // Callers that must know whether any upstream failed for another reason
 // than "not found" (for example before remembering a miss) can look at
@@ -160,11 +162,7 @@ func joinFailures(failures []Failure) string {
 
 // decisive picks the error that classifies a ChainError (see there).
 func decisive(failures []Failure) error {
-	last := failures[len(failures)-1].Err
-	if errors.Is(last, fs.ErrNotExist) {
-		return last
-	}
-	best, bestRank := last, -1
+	best, bestRank := failures[len(failures)-1].Err, -1
 	for _, f := range failures {
 		if r := severity(f.Err); r > bestRank {
 			best, bestRank = f.Err, r

@@ -188,23 +188,13 @@ func (e *explainer) upstreams() {
 		e.printf("  %s matches no upstream.noproxy pattern (%s, from %s).\n",
 			e.path, strings.Join(c.Upstream.NoProxy, ", "), c.Where("upstream.noproxy"))
 	}
-	entries := e.chain.Entries()
-	// Chain.String is the chain as a GOPROXY list; parsing it back gives the
-	// separator after each entry, which Build kept with its entry.
-	seps, err := upstream.ParseGOPROXY(e.chain.String())
-	if err == nil && len(seps) != len(entries) {
-		err = fmt.Errorf("got %d entries, want %d", len(seps), len(entries))
-	}
-	if err != nil {
-		e.err = fmt.Errorf("parsing upstream chain %q back: %w", e.chain, err) // a bug in package upstream
-		return
-	}
-	if len(entries) == 1 && entries[0] == "off" {
+	entries := e.chain.Links()
+	if len(entries) == 1 && entries[0].URL == "off" {
 		e.printf("  upstream.goproxy is \"off\": nothing is fetched; only files already stored are served.\n")
 	} else {
 		e.printf("  modgate asks, in this order:\n")
-		for i, name := range entries {
-			last := i == len(entries)-1
+		for i, entry := range entries {
+			name, last := entry.URL, i == len(entries)-1
 			switch name {
 			case "direct":
 				e.printf("  %d. direct: fetching from version control is not supported yet, so this answers \"not found\"\n", i+1)
@@ -215,7 +205,7 @@ func (e *explainer) upstreams() {
 			}
 			switch {
 			case last || name == "off":
-			case seps[i].FallThroughOnAnyError:
+			case entry.FallThroughOnAnyError:
 				e.printf("     if it fails in any way (\"|\"), modgate asks the next entry\n")
 			default:
 				e.printf("     if it answers \"not found\" (\",\"), modgate asks the next entry; any other failure is final\n")

@@ -105,6 +105,16 @@ func (c *Chain) Entries() []string {
 	return out
 }
 
+// Links returns every entry as an Entry: its String (passwords redacted)
+// and whether any failure, not only "not found", moves on to the next one.
+func (c *Chain) Links() []Entry {
+	out := make([]Entry, len(c.entries))
+	for i, e := range c.entries {
+		out[i] = Entry{URL: e.Source.String(), FallThroughOnAnyError: e.FallThroughOnAnyError}
+	}
+	return out
+}
+
 // Excluded returns the GOPROXY entries (redacted) that Build left out
 // because they point at modgate itself; nil for a Chain made by NewChain.
 func (c *Chain) Excluded() []string { return append([]string(nil), c.excluded...) }

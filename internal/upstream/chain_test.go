@@ -203,3 +203,14 @@ func TestChainOfProxies(t *testing.T) {
 		t.Errorf("Fetch through a,down,c = %v, want ErrUnavailable naming both upstreams asked", err)
 	}
 }
+
+func TestChainLinks(t *testing.T) {
+	c, err := Build("https://a.example|https://u:pw@b.example,direct", BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Entry{{URL: "https://a.example", FallThroughOnAnyError: true}, {URL: "https://u:xxxxx@b.example"}, {URL: "direct"}}
+	if diff := cmp.Diff(want, c.Links()); diff != "" {
+		t.Errorf("Links() (-want +got):\n%s", diff)
+	}
+}

@@ -128,7 +128,7 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer, deps 
 }
 
 // An explainer writes the sections of the explanation, remembering the
-// first write error.
+// first error (writing, or an impossible escaping or parse failure).
 type explainer struct {
 	w       io.Writer
 	cfg     config.Config

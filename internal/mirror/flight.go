@@ -80,11 +80,3 @@ func (g *flightGroup) inFlight() int {
 	defer g.mu.Unlock()
 	return len(g.m)
 }
-
-// running reports whether a flight for key is in progress.
-func (g *flightGroup) running(key string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.m[key]
-	return ok
-}

@@ -112,6 +112,7 @@ type Mirror struct {
 	mutable *ttlCache[[]byte]
 	misses  *ttlCache[error]
 
+	refreshing sync.Map         // keys with a background refresh running
 	prefetchQ  chan prefetchJob // nil when prefetching is off
 	prefetched *ttlCache[bool]  // keys queued recently
 

@@ -467,3 +467,46 @@ func TestNoProxyUsesDirect(t *testing.T) {
 		t.Errorf("direct fetches = %d, want 1", n)
 	}
 }
+
+// TestListRefreshedInBackground: a list near the end of its TTL is served
+// at once and refreshed behind the client's back, so a popular list never
+// expires in front of a client.
+func TestListRefreshedInBackground(t *testing.T) {
+	f := newFixture(t)
+	f.m.cfg.ListTTL = 400 * time.Millisecond
+	key := "example.com/a/@v/list"
+	f.src.set(key, []byte("v1.0.0\n"))
+	if _, err := f.m.List(t.Context(), "example.com/a", "example.com/a", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f.src.set(key, []byte("v1.0.0\nv1.1.0\n"))
+	time.Sleep(320 * time.Millisecond) // past 3/4 of the TTL, not past the TTL
+
+	a, err := f.m.List(t.Context(), "example.com/a", "example.com/a", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Result != Hit || string(a.Data) != "v1.0.0\n" {
+		t.Fatalf("list near the end of its TTL = %s %q, want the cached copy at once", a.Result, a.Data)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a, err = f.m.List(t.Context(), "example.com/a", "example.com/a", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(a.Data) == "v1.0.0\nv1.1.0\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background refresh never updated the list")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if a.Result != Hit {
+		t.Errorf("refreshed list served as %s, want a hit (no client waited for the upstream)", a.Result)
+	}
+	if n := f.src.count(key); n != 2 {
+		t.Errorf("upstream list fetches = %d, want 2 (one fill, one background refresh)", n)
+	}
+}

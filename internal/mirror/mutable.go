@@ -111,12 +111,18 @@ func (m *Mirror) refreshFunc(key string, refresh func(context.Context) ([]byte, 
 // refreshInBackground refreshes an answer that is still fresh but near the
 // end of its TTL, so popular answers never expire in front of a client.
 func (m *Mirror) refreshInBackground(key string, refresh func(context.Context) ([]byte, error)) {
-	if m.flights.running(key) || m.baseCtx.Err() != nil {
+	if m.baseCtx.Err() != nil {
+		return
+	}
+	// Claimed before the goroutine starts, so a burst of requests in the
+	// refresh window starts one refresh, not one each.
+	if _, busy := m.refreshing.LoadOrStore(key, true); busy {
 		return
 	}
 	m.bg.Add(1)
 	go func() {
 		defer m.bg.Done()
+		defer m.refreshing.Delete(key)
 		ctx, cancel := context.WithTimeout(m.baseCtx, backgroundRefreshTimeout)
 		defer cancel()
 		if _, err, _ := m.flights.do(ctx, key, m.refreshFunc(key, refresh)); err != nil {

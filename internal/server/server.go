@@ -225,9 +225,6 @@ func writeText(w http.ResponseWriter, status int, msg string) {
 // themselves.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// StoreRoot returns the module store directory (a file:// GOPROXY).
-func (s *Server) StoreRoot() string { return s.store.Root() }
-
 // Serve answers requests on ln until ctx is done, then shuts down
 // gracefully: readiness turns false at once, new connections are refused,
 // and in-flight requests get server.shutdown_timeout to finish before they

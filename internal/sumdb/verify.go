@@ -333,7 +333,8 @@ func (e *classError) Is(target error) bool { return target == e.class }
 func (v *Verifier) notInDB(path, version string, reason error) error {
 	v.log.Debug("not found in checksum database", "module", path, "version", version, "err", reason)
 	return &classError{
-		msg:   fmt.Sprintf("%s@%s: not found in checksum database %s", path, version, v.db.Name),
+		msg: fmt.Sprintf("%s@%s: not found in checksum database %s, so it cannot be verified "+
+			"(a private module must match sumdb.nosumdb; a version published minutes ago may need a moment)", path, version, v.db.Name),
 		class: ErrNotInDB,
 	}
 }

@@ -52,6 +52,7 @@ type Config struct {
 	// Direct answers modules matching NoProxy (the go command's GONOPROXY):
 	// they are never requested from Upstream, so private names never leak
 	// to a public proxy.
+	// Direct is required when NoProxy is set.
 	Direct  upstream.Source
 	NoProxy []string
 	// Checker verifies .mod and .zip files; nil disables verification
@@ -127,8 +128,9 @@ func New(cfg Config) (*Mirror, error) {
 	if cfg.Store == nil || cfg.Upstream == nil || cfg.ScratchDir == "" {
 		return nil, errors.New("mirror: Store, Upstream and ScratchDir are required")
 	}
-	if cfg.Direct == nil {
-		cfg.Direct = cfg.Upstream
+	if cfg.Direct == nil && len(cfg.NoProxy) > 0 {
+		// Falling back to Upstream would send private module paths to a proxy.
+		return nil, errors.New("mirror: NoProxy patterns need a Direct source")
 	}
 	if cfg.ListTTL <= 0 {
 		cfg.ListTTL = time.Minute

@@ -510,3 +510,12 @@ func TestListRefreshedInBackground(t *testing.T) {
 		t.Errorf("upstream list fetches = %d, want 2 (one fill, one background refresh)", n)
 	}
 }
+
+// TestNoProxyNeedsDirect: without a Direct source, NoProxy modules would
+// go to the proxy upstream; New refuses that configuration.
+func TestNoProxyNeedsDirect(t *testing.T) {
+	_, err := New(Config{Store: storage.NewMemory(), Upstream: newFakeSource(), NoProxy: []string{"corp.example"}, ScratchDir: t.TempDir()})
+	if err == nil {
+		t.Fatal("New with NoProxy and no Direct source succeeded")
+	}
+}

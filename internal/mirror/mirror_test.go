@@ -473,14 +473,14 @@ func TestNoProxyUsesDirect(t *testing.T) {
 // expires in front of a client.
 func TestListRefreshedInBackground(t *testing.T) {
 	f := newFixture(t)
-	f.m.cfg.ListTTL = 400 * time.Millisecond
+	f.m.cfg.ListTTL = 2 * time.Second
 	key := "example.com/a/@v/list"
 	f.src.set(key, []byte("v1.0.0\n"))
 	if _, err := f.m.List(t.Context(), "example.com/a", "example.com/a", Options{}); err != nil {
 		t.Fatal(err)
 	}
 	f.src.set(key, []byte("v1.0.0\nv1.1.0\n"))
-	time.Sleep(320 * time.Millisecond) // past 3/4 of the TTL, not past the TTL
+	time.Sleep(1600 * time.Millisecond) // past 3/4 of the TTL (1.5s), well before its end
 
 	a, err := f.m.List(t.Context(), "example.com/a", "example.com/a", Options{})
 	if err != nil {

@@ -217,7 +217,14 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		result <- resp.StatusCode
 	}()
-	time.Sleep(100 * time.Millisecond) // the request is in flight
+	// Shut down once the download is in flight: the upstream has the request.
+	deadline := time.Now().Add(10 * time.Second)
+	for up.Count("/example.com/hello/@v/v1.0.0.zip") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the download never reached the upstream")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	in.stop()
 	in.stop = nil
 	if code := <-result; code != http.StatusOK {

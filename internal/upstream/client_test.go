@@ -85,13 +85,13 @@ func TestStalledBody(t *testing.T) {
 }
 
 func TestSlowBodyIsNotStalled(t *testing.T) {
-	const idle = 150 * time.Millisecond
+	const idle = 600 * time.Millisecond // wide margin: CI machines are busy
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "5")
 		for i := range 5 {
 			io.WriteString(w, string(rune('a'+i)))
 			w.(http.Flusher).Flush()
-			time.Sleep(idle / 3) // slow, but always making progress
+			time.Sleep(idle / 6) // slow, but always making progress
 		}
 	})
 	p := newTestProxy(t, srv.URL, HTTPConfig{IdleTimeout: idle}, ProxyOptions{})

@@ -99,6 +99,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	for _, e := range s.chain.Excluded() {
 		log.Info("left modgate itself out of its upstreams", "upstream", e)
 	}
+	if !hasProxy(s.chain) {
+		log.Warn("no proxy among the upstreams: only direct or off, and fetching from version control is not supported yet, so only files already stored are served; set upstream.goproxy",
+			"upstreams", s.chain.String())
+	}
 	direct, err := upstream.NewDirect(client, upstream.DirectOptions{SumdbURLs: sumdbURLs})
 	if err != nil {
 		return nil, err
@@ -152,6 +156,17 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	})
 	s.handler = s.routes(goproxy.NewHandler(s.mirror, cfg.Cache.ListTTL.Duration, log), sumdbHandler)
 	return s, nil
+}
+
+// hasProxy reports whether the chain has an upstream that can serve
+// modules today (a proxy URL, not "direct" or "off").
+func hasProxy(c *upstream.Chain) bool {
+	for _, l := range c.Links() {
+		if strings.Contains(l.URL, "://") {
+			return true
+		}
+	}
+	return false
 }
 
 // routes mounts every route; this is the one place to read them all.

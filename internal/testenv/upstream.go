@@ -376,24 +376,20 @@ func (u *Upstream) serveModule(w http.ResponseWriter, r *http.Request) {
 	case ".info":
 		writeBody(w, "application/json", m.Info)
 	case ".mod":
-		u.mu.Lock()
-		tampered := u.tamperMd[mv]
-		u.mu.Unlock()
-		body := m.Mod
-		if tampered {
-			body = m.TamperedMod()
-		}
-		writeBody(w, "text/plain; charset=utf-8", body)
+		writeBody(w, "text/plain; charset=utf-8", u.choose(u.tamperMd, mv, m.Mod, m.TamperedMod()))
 	case ".zip":
-		u.mu.Lock()
-		tampered := u.tamper[mv]
-		u.mu.Unlock()
-		body := m.Zip
-		if tampered {
-			body = m.TamperedZip()
-		}
-		writeBody(w, "application/zip", body)
+		writeBody(w, "application/zip", u.choose(u.tamper, mv, m.Zip, m.TamperedZip()))
 	}
+}
+
+// choose returns tampered if mv is switched on in set, else genuine.
+func (u *Upstream) choose(set map[module.Version]bool, mv module.Version, genuine, tampered []byte) []byte {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if set[mv] {
+		return tampered
+	}
+	return genuine
 }
 
 // cutExt splits "v1.0.0.zip" into "v1.0.0" and ".zip"; ok is false for

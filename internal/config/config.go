@@ -50,6 +50,21 @@ type Config struct {
 	// Server configures the HTTP server.
 	Server Server `yaml:"server"`
 
+	// TLS serves HTTPS instead of plain HTTP (see tls.go).
+	TLS TLS `yaml:"tls"`
+
+	// Private maps module patterns to Git servers (see private.go).
+	Private Private `yaml:"private"`
+
+	// Policy says which modules and versions may be served (see policy.go).
+	Policy Policy `yaml:"policy"`
+
+	// Auth says who may read, publish and administer (see auth.go).
+	Auth Auth `yaml:"auth"`
+
+	// Audit configures the tamper-evident audit log (see audit.go).
+	Audit Audit `yaml:"audit"`
+
 	// Sources maps every key (as in Keys: "upstream.goproxy") to where its
 	// value came from: "default", "config file", "env MODGATE_LISTEN",
 	// "flag --listen", "go env GOPROXY", ... It is filled by Default, Load,
@@ -227,14 +242,37 @@ func (c Config) Source(key string) string {
 
 // Clone returns a deep copy of c: slices and maps are not shared.
 func (c Config) Clone() Config {
-	c.Upstream.NoProxy = slices.Clone(c.Upstream.NoProxy)
-	c.SumDB.NoSumDB = slices.Clone(c.SumDB.NoSumDB)
+	deepCopySlices(reflect.ValueOf(&c).Elem())
 	c.Sources = maps.Clone(c.Sources)
 	c.pos = maps.Clone(c.pos)
 	if c.Sources == nil {
 		c.Sources = make(map[string]string)
 	}
 	return c
+}
+
+// deepCopySlices replaces every slice reachable from the struct v (which
+// must be addressable) with a copy, recursively, so that sections added
+// later cannot make Clone share memory by accident.
+func deepCopySlices(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				deepCopySlices(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			return
+		}
+		cp := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(cp, v)
+		for i := range cp.Len() {
+			deepCopySlices(cp.Index(i))
+		}
+		v.Set(cp)
+	}
 }
 
 // setSource records where key's value came from.
@@ -262,6 +300,12 @@ var durationType = reflect.TypeFor[Duration]()
 // file) rather than a leaf value.
 func isSection(t reflect.Type) bool {
 	return t.Kind() == reflect.Struct && t != durationType
+}
+
+// isSectionList reports whether t is a list of sections ("private.sources"):
+// in the file, a sequence of mappings; in the schema, one leaf.
+func isSectionList(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && isSection(t.Elem())
 }
 
 // yamlName returns the key of a struct field, or "" if it is not in the file.

@@ -120,6 +120,14 @@ func (c *Config) Set(key, value, source string) error {
 		dst.SetInt(int64(n))
 	case f.typ == reflect.TypeFor[[]string]():
 		dst.Set(reflect.ValueOf(splitList(value)))
+	case f.typ.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(value))
+		if err != nil {
+			return bad(fmt.Errorf("%q is not true or false", value))
+		}
+		dst.SetBool(b)
+	case isSectionList(f.typ):
+		return bad(errors.New("a list of settings can only be written in the config file"))
 	default:
 		// schema() only yields the types above; a new field type needs a case.
 		panic(fmt.Sprintf("config: key %s has unsupported type %s", key, f.typ))
@@ -263,6 +271,15 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, prefix string) {
 			w.mapping(v, sf.Type, key+".")
 			continue
 		}
+		if isSectionList(sf.Type) {
+			if w.sectionList(v, sf.Type.Elem(), key) {
+				if w.set == nil {
+					w.set = make(map[string]int)
+				}
+				w.set[key] = k.Line
+			}
+			continue
+		}
 		if w.leaf(v, sf.Type, key) {
 			if w.set == nil {
 				w.set = make(map[string]int)
@@ -272,10 +289,41 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, prefix string) {
 	}
 }
 
+// sectionList checks a list of sections ("private.sources", whose
+// elements are mappings of struct type t); an element's keys are named
+// "private.sources[1].url". It reports whether the list is well-formed.
+func (w *walker) sectionList(v *yaml.Node, t reflect.Type, key string) bool {
+	if v.Kind != yaml.SequenceNode {
+		w.problem(v, key, "want a list of mappings with keys %s, got %s", strings.Join(sectionKeys(t), ", "), describeNode(v))
+		return false
+	}
+	before := len(w.problems)
+	for i, e := range v.Content {
+		e = deref(e)
+		elemKey := fmt.Sprintf("%s[%d]", key, i)
+		if e.Kind != yaml.MappingNode {
+			w.problem(e, elemKey, "want a mapping with keys %s, got %s", strings.Join(sectionKeys(t), ", "), describeNode(e))
+			continue
+		}
+		// Keys inside list elements are not sources of their own: the
+		// list as a whole comes from the file.
+		set := w.set
+		w.set = nil
+		w.mapping(e, t, elemKey+".")
+		w.set = set
+	}
+	return len(w.problems) == before
+}
+
 // leaf checks that v can be decoded as a value of type t and reports
 // whether it can.
 func (w *walker) leaf(v *yaml.Node, t reflect.Type, key string) bool {
 	switch {
+	case t.Kind() == reflect.Bool:
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
+			w.problem(v, key, "want true or false, got %s", describeNode(v))
+			return false
+		}
 	case t == durationType:
 		var d Duration
 		if err := v.Decode(&d); err != nil {

@@ -73,10 +73,14 @@ func (c Config) YAML() ([]byte, error) {
 		if err := val.Encode(rv.FieldByIndex(f.index).Interface()); err != nil {
 			return nil, fmt.Errorf("encoding %s: %w", f.key, err)
 		}
-		if val.Kind == yaml.SequenceNode {
+		if val.Kind == yaml.SequenceNode && !isSectionList(f.typ) {
 			val.Style = yaml.FlowStyle // one line, so the comment follows it
 		}
-		val.LineComment = r.Where(f.key)
+		if isSectionList(f.typ) {
+			val.HeadComment = r.Where(f.key)
+		} else {
+			val.LineComment = r.Where(f.key)
+		}
 		parent.Content = append(parent.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, &val)
 	}
 	var buf bytes.Buffer

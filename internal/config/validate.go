@@ -105,6 +105,12 @@ func (c Config) Validate() error {
 	v.positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
 	v.positive("server.read_header_timeout", c.Server.ReadHeaderTimeout)
 
+	v.tls()
+	v.private()
+	v.policy()
+	v.auth()
+	v.audit()
+
 	return errors.Join(v.problems...)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"strconv"
@@ -196,11 +197,14 @@ func (c *Config) decodeFile(name string, data []byte) []error {
 	if err := strict.Decode(c); err != nil {
 		return []error{&Problem{Pos: name, Msg: err.Error()}}
 	}
+	if c.pos == nil {
+		c.pos = make(map[string]string)
+	}
 	for key, line := range w.set {
 		c.setSource(key, SourceFile)
-		if c.pos == nil {
-			c.pos = make(map[string]string)
-		}
+		c.pos[key] = fmt.Sprintf("%s:%d", name, line)
+	}
+	for key, line := range w.lines {
 		c.pos[key] = fmt.Sprintf("%s:%d", name, line)
 	}
 	return nil
@@ -225,6 +229,7 @@ type walker struct {
 	c        *Config
 	problems []error
 	set      map[string]int // key -> line, for keys the file sets
+	lines    map[string]int // key -> line inside lists of sections ("private.sources[1].url")
 }
 
 func (w *walker) problem(n *yaml.Node, key, format string, args ...any) {
@@ -305,11 +310,16 @@ func (w *walker) sectionList(v *yaml.Node, t reflect.Type, key string) bool {
 			w.problem(e, elemKey, "want a mapping with keys %s, got %s", strings.Join(sectionKeys(t), ", "), describeNode(e))
 			continue
 		}
-		// Keys inside list elements are not sources of their own: the
-		// list as a whole comes from the file.
+		// Keys inside list elements are not sources of their own (the
+		// list as a whole comes from the file), but their lines make
+		// Validate's messages point at the right place.
 		set := w.set
-		w.set = nil
+		w.set = map[string]int{elemKey: e.Line}
 		w.mapping(e, t, elemKey+".")
+		if w.lines == nil {
+			w.lines = make(map[string]int)
+		}
+		maps.Copy(w.lines, w.set)
 		w.set = set
 	}
 	return len(w.problems) == before

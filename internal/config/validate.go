@@ -124,9 +124,26 @@ type validator struct {
 func (v *validator) add(key, suffix, format string, args ...any) {
 	p := &Problem{Key: key + suffix, Source: v.c.Source(key), Msg: fmt.Sprintf(format, args...)}
 	if p.Source == SourceFile {
-		p.Pos = v.c.pos[key]
+		p.Pos = v.c.posOf(key, suffix)
 	}
 	v.problems = append(v.problems, p)
+}
+
+// posOf returns the file position of key+suffix, or of the nearest
+// enclosing element of a list of sections ("private.sources[1].url", then
+// "private.sources[1]"), or of key itself.
+func (c Config) posOf(key, suffix string) string {
+	for s := suffix; s != ""; {
+		if pos := c.pos[key+s]; pos != "" {
+			return pos
+		}
+		i := strings.LastIndexAny(s, ".[")
+		if i <= 0 {
+			break
+		}
+		s = s[:i]
+	}
+	return c.pos[key]
 }
 
 func (v *validator) positive(key string, d Duration) {
@@ -187,8 +204,14 @@ func (v *validator) goproxy() {
 
 // patterns checks a list of module path patterns (GONOPROXY syntax).
 func (v *validator) patterns(key string, pats []string) {
+	v.patternsAt(key, "", pats)
+}
+
+// patternsAt is patterns for a list inside a list element: at is the
+// element's suffix, such as "[2].patterns".
+func (v *validator) patternsAt(key, at string, pats []string) {
 	for i, p := range pats {
-		idx := fmt.Sprintf("[%d]", i)
+		idx := fmt.Sprintf("%s[%d]", at, i)
 		switch {
 		case p == "":
 			v.add(key, idx, "empty pattern; remove it")

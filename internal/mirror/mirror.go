@@ -73,6 +73,10 @@ type Config struct {
 	MaxMutable int
 	Logger     *slog.Logger
 	Observer   Observer // may be nil
+	// OnList, when set, is told every version list an upstream answered
+	// (before merging with stored versions), for the policy's record of
+	// when each version first appeared. It must be cheap or hand off.
+	OnList func(path string, versions []string)
 }
 
 // Result says where an answer came from, for headers, logs and metrics.

@@ -158,6 +158,9 @@ func (m *Mirror) refreshList(ctx context.Context, path, escPath, key string) ([]
 			return nil, err
 		}
 		upVersions = parseList(data)
+		if m.cfg.OnList != nil {
+			m.cfg.OnList(path, upVersions)
+		}
 	}
 	prev, _ := m.readStored(ctx, key)
 	known := append(parseList(prev), m.storedVersions(ctx, escPath)...)

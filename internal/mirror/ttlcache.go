@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -64,4 +65,29 @@ func (c *ttlCache[V]) remove(key string) {
 	c.mu.Lock()
 	delete(c.m, key)
 	c.mu.Unlock()
+}
+
+// expirePrefix marks every entry whose key starts with prefix as expired
+// without dropping it: the next request refreshes it, and a refresh that
+// fails can still fall back to it.
+func (c *ttlCache[V]) expirePrefix(prefix string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		if strings.HasPrefix(k, prefix) {
+			e.stored = time.Time{}
+			c.m[k] = e
+		}
+	}
+}
+
+// removePrefix drops every entry whose key starts with prefix.
+func (c *ttlCache[V]) removePrefix(prefix string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if strings.HasPrefix(k, prefix) {
+			delete(c.m, k)
+		}
+	}
 }

@@ -103,7 +103,9 @@ type coverChecker struct {
 	mu     sync.Mutex
 }
 
-func (c *coverChecker) Covers(path string) bool { return len(path) >= len(c.prefix) && path[:len(c.prefix)] == c.prefix }
+func (c *coverChecker) Covers(path string) bool {
+	return len(path) >= len(c.prefix) && path[:len(c.prefix)] == c.prefix
+}
 func (c *coverChecker) CheckMod(ctx context.Context, path, version string, data []byte) error {
 	c.mu.Lock()
 	c.calls = append(c.calls, path)

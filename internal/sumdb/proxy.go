@@ -54,6 +54,10 @@ type HandlerConfig struct {
 	// Logger receives upstream failures (Warn), internal errors (Error) and
 	// cache decisions (Debug). Nil discards.
 	Logger *slog.Logger
+	// Private lists module path patterns (GOPRIVATE syntax) of private
+	// modules. Lookups of their names are answered 404 here and never
+	// forwarded: asking the public database would leak the names.
+	Private []string
 }
 
 // A Handler proxies the checksum database protocol for clients at
@@ -78,6 +82,8 @@ type Handler struct {
 	ttl    time.Duration
 	log    *slog.Logger
 	now    func() time.Time
+	// private is HandlerConfig.Private joined for module.MatchPrefixPatterns.
+	private string
 
 	flight singleflight.Group
 
@@ -105,6 +111,7 @@ func NewHandler(cfg HandlerConfig) *Handler {
 		ttl:     cfg.LatestTTL,
 		log:     logger.With("component", "sumdb"),
 		now:     time.Now,
+		private: strings.Join(cfg.Private, ","),
 		latest:  make(map[string]cachedBody),
 		partial: make(map[string]cachedBody),
 	}
@@ -273,6 +280,10 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, name, rest
 	}
 	if e2, _ := module.EscapeVersion(version); e2 != escVers {
 		return badRequest("malformed lookup path %q: version is not canonically escaped", rest)
+	}
+	if h.private != "" && module.MatchPrefixPatterns(h.private, modPath) {
+		return &httpError{http.StatusNotFound, fmt.Sprintf(
+			"%s is a private module: it is not in the public checksum database, and modgate does not ask it (the name would leak). Set GONOSUMDB=%s on clients", modPath, h.private)}
 	}
 	data, err := h.storedOrFetched(r.Context(), "sumdb/"+name+"/"+rest, checkLookup)
 	if err != nil {

@@ -412,3 +412,21 @@ func (s *strictStore) Put(ctx context.Context, name string, r io.Reader) error {
 	s.check(name)
 	return s.Store.Put(ctx, name, r)
 }
+
+// TestHandlerNeverForwardsPrivateLookups checks that a lookup of a private
+// module is answered here, with advice, and never reaches the upstream.
+func TestHandlerNeverForwardsPrivateLookups(t *testing.T) {
+	var asked atomic.Int64
+	src := funcSource(func(ctx context.Context, up string) ([]byte, error) {
+		asked.Add(1)
+		return nil, fs.ErrNotExist
+	})
+	h := NewHandler(HandlerConfig{DBs: []string{testDBName}, Source: src, Store: storage.NewMemory(), Private: []string{"corp.example.com/*"}})
+	rec := serve(t, h, "GET", "/sumdb/sum.test/lookup/corp.example.com/secret-project@v1.0.0")
+	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "GONOSUMDB=corp.example.com/*") {
+		t.Errorf("private lookup = %d %q; want 404 naming GONOSUMDB", rec.Code, rec.Body)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the upstream was asked %d times about a private module", n)
+	}
+}

@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,12 +12,11 @@ import (
 )
 
 // Refresh forgets every mutable answer of module path (list, @latest,
-// branch and commit queries) and the misses remembered for it, asks the
-// upstream for the version list at once, and stores the files of every
-// version that was not in the list before. It returns the versions that
-// are new. It is what a webhook calls after a push: the new tag is visible
-// to the next client without waiting for the list TTL, and its files are
-// already fetched and verified.
+// branch and commit queries) and the misses remembered for it, and asks the
+// upstream for the version list at once. It returns the versions that were
+// not in the list before, for the caller to Prefetch. It is what a webhook
+// calls after a push: the new tag is visible to the next client without
+// waiting for the list TTL.
 //
 // An answer that cannot be refreshed is kept as a stale fallback.
 func (m *Mirror) Refresh(ctx context.Context, path string) ([]string, error) {
@@ -48,13 +46,7 @@ func (m *Mirror) Refresh(ctx context.Context, path string) ([]string, error) {
 		}
 	}
 	semver.Sort(added)
-	var errs []error
-	for _, ver := range added {
-		if err := m.Prefetch(ctx, path, ver); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return added, errors.Join(errs...)
+	return added, nil
 }
 
 // Prefetch fetches, verifies and stores the .info, .mod and .zip of

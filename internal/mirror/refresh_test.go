@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func TestRefreshShowsNewVersionAtOnceAndPrefetchesIt(t *testing.T) {
+func TestRefreshShowsNewVersionAtOnce(t *testing.T) {
 	f := newFixture(t) // list TTL of an hour: only Refresh can make v1.1.0 visible
 	ctx := t.Context()
 	f.addVersion(t, "example.com/a", "v1.0.0")
@@ -31,6 +31,9 @@ func TestRefreshShowsNewVersionAtOnceAndPrefetchesIt(t *testing.T) {
 	}
 	if !slices.Equal(added, []string{"v1.1.0"}) {
 		t.Errorf("Refresh added %v, want [v1.1.0]", added)
+	}
+	if err := f.m.Prefetch(ctx, "example.com/a", "v1.1.0"); err != nil {
+		t.Fatal(err)
 	}
 	for _, ext := range []string{".info", ".mod", ".zip"} {
 		if _, err := f.store.Get(ctx, "example.com/a/@v/v1.1.0"+ext); err != nil {

@@ -1,0 +1,280 @@
+package ledger
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/dirhash"
+	modzip "golang.org/x/mod/zip"
+)
+
+// ErrMoved reports that a private module version now hashes differently from
+// the hash recorded the first time modgate saw it: its tag was moved on the
+// Git server. The new content must not be stored or served.
+var ErrMoved = errors.New("module version changed since it was first recorded")
+
+// A MovedError describes one refused file. It matches ErrMoved.
+type MovedError struct {
+	Path     string    // module path
+	Version  string    // module version
+	File     string    // "go.mod", "zip", or "go.mod in zip"
+	Recorded string    // the h1: hash recorded first
+	Got      string    // the h1: hash of the refused copy
+	Since    time.Time // when Recorded was recorded
+}
+
+func (e *MovedError) Error() string {
+	return fmt.Sprintf("%s@%s: %s hash %s differs from %s recorded on %s: "+
+		"the tag was moved on the Git server; modgate keeps serving the recorded version. "+
+		"Publish a new version instead of moving a tag.",
+		e.Path, e.Version, e.File, e.Got, e.Recorded, e.Since.UTC().Format(time.RFC3339))
+}
+
+func (e *MovedError) Unwrap() error { return ErrMoved }
+
+// Config configures a Ledger.
+type Config struct {
+	// Dir holds the ledger file (FileName). It is created if needed.
+	Dir string
+	// Patterns are GOPRIVATE-style glob patterns
+	// (module.MatchPrefixPatterns) of the private modules to record.
+	// Without patterns the Ledger covers nothing.
+	Patterns []string
+	// Logger receives refusals (Error), first records (Info) and a torn
+	// last line found at Open (Warn). Nil discards.
+	Logger *slog.Logger
+	// OnMoved, when not nil, is called once per refused file, for metrics
+	// and audit records. file is as in MovedError.File.
+	OnMoved func(module, version, file, recorded, got string)
+}
+
+// FileName is the name of the ledger file in Config.Dir.
+const FileName = "ledger.sum"
+
+// A Ledger records the first hash of every private .mod and .zip and refuses
+// later copies that differ. It implements the mirror's Checker interface.
+// It is safe for concurrent use; one process may use a Dir at a time.
+type Ledger struct {
+	patterns string // Config.Patterns joined for module.MatchPrefixPatterns
+	log      *slog.Logger
+	onMoved  func(module, version, file, recorded, got string)
+	now      func() time.Time
+
+	mu      sync.Mutex
+	file    *file             // the open ledger file
+	records map[string]record // by "path version" or "path version/go.mod"
+}
+
+// A record is one recorded hash.
+type record struct {
+	hash string
+	at   time.Time
+}
+
+// Open loads the ledger in cfg.Dir, creating an empty one if there is none,
+// and keeps its file open for appending until Close. It fails when the file
+// cannot be read or holds a malformed line other than a torn last one.
+func Open(cfg Config) (*Ledger, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("ledger: Dir is required")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Ledger{
+		patterns: strings.Join(cfg.Patterns, ","),
+		log:      logger.With("component", "ledger"),
+		onMoved:  cfg.OnMoved,
+		now:      time.Now,
+	}
+	f, records, err := openFile(cfg.Dir, l.log)
+	if err != nil {
+		return nil, err
+	}
+	l.file, l.records = f, records
+	return l, nil
+}
+
+// Close closes the ledger file. Checks after Close fail.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.file.close()
+}
+
+// Covers reports whether path is a private module the ledger records: whether
+// it matches one of the configured patterns.
+func (l *Ledger) Covers(path string) bool {
+	return l.patterns != "" && module.MatchPrefixPatterns(l.patterns, path)
+}
+
+// CheckMod checks data, the go.mod of path@version. The first check of a
+// version records its hash and returns nil; later ones return nil when the
+// hash is the same and a *MovedError (matching ErrMoved) when it differs.
+// Paths not covered return nil without recording anything. Other errors mean
+// the check could not be made (an invalid path or version, a failed write of
+// the ledger file), and the file must not be served either.
+func (l *Ledger) CheckMod(ctx context.Context, path, version string, data []byte) error {
+	if !l.Covers(path) {
+		return nil
+	}
+	if err := module.Check(path, version); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	got, err := hashMod(data)
+	if err != nil {
+		return fmt.Errorf("%s@%s: hashing go.mod: %w", path, version, err)
+	}
+	l.mu.Lock()
+	err = l.checkLocked(path, version, fileMod, got)
+	l.mu.Unlock()
+	return l.report(err)
+}
+
+// CheckZip checks the module zip at zipPath, a local file, as CheckMod checks
+// a go.mod. When the version's go.mod is recorded, the go.mod inside the zip
+// must also have that hash (its File is "go.mod in zip" otherwise); a zip
+// without go.mod, of a module that has none, skips that comparison.
+func (l *Ledger) CheckZip(ctx context.Context, path, version, zipPath string) error {
+	if !l.Covers(path) {
+		return nil
+	}
+	if err := module.Check(path, version); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	got, err := dirhash.HashZip(zipPath, dirhash.Hash1)
+	if err != nil {
+		return fmt.Errorf("%s@%s: hashing zip: %w", path, version, err)
+	}
+	zipMod, hasMod, err := hashZipGoMod(zipPath, path, version)
+	if err != nil {
+		return fmt.Errorf("%s@%s: hashing go.mod in zip: %w", path, version, err)
+	}
+
+	l.mu.Lock()
+	err = l.checkZipLocked(path, version, got, zipMod, hasMod)
+	l.mu.Unlock()
+	return l.report(err)
+}
+
+// checkZipLocked is CheckZip once the hashes are known: got is the zip's,
+// zipMod the go.mod's inside it (when hasMod). l.mu must be held.
+func (l *Ledger) checkZipLocked(path, version, got, zipMod string, hasMod bool) error {
+	_, zipKnown := l.records[key(path, version, fileZip)]
+	// A recorded zip decides alone: it was accepted together with the
+	// go.mod recorded then, whatever that was.
+	if rec, ok := l.records[key(path, version, fileMod)]; ok && hasMod && !zipKnown && rec.hash != zipMod {
+		return &MovedError{Path: path, Version: version, File: fileZipMod, Recorded: rec.hash, Got: zipMod, Since: rec.at}
+	}
+	return l.checkLocked(path, version, fileZip, got)
+}
+
+// Lookup returns the recorded hashes of path@version's go.mod and zip; either
+// is empty when not recorded, and ok reports whether any is.
+func (l *Ledger) Lookup(path, version string) (mod, zip string, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, okMod := l.records[key(path, version, fileMod)]
+	z, okZip := l.records[key(path, version, fileZip)]
+	return m.hash, z.hash, okMod || okZip
+}
+
+// Names of the checked files, as MovedError.File and log attributes say them.
+const (
+	fileMod    = "go.mod"
+	fileZip    = "zip"
+	fileZipMod = "go.mod in zip"
+)
+
+// key returns the records key of one file of path@version: the first two
+// fields of its go.sum line.
+func key(path, version, file string) string {
+	if file == fileMod {
+		return path + " " + version + "/go.mod"
+	}
+	return path + " " + version
+}
+
+// checkLocked records got as the hash of the file when none is recorded, and
+// otherwise compares. l.mu must be held.
+func (l *Ledger) checkLocked(path, version, file, got string) error {
+	k := key(path, version, file)
+	if rec, ok := l.records[k]; ok {
+		if rec.hash == got {
+			l.log.Debug("hash matches record", "module", path, "version", version, "file", file)
+			return nil
+		}
+		return &MovedError{Path: path, Version: version, File: file, Recorded: rec.hash, Got: got, Since: rec.at}
+	}
+	rec := record{hash: got, at: l.now().UTC().Truncate(time.Second)}
+	if err := l.file.append(k, rec); err != nil {
+		return fmt.Errorf("%s@%s: recording %s hash: %w", path, version, file, err)
+	}
+	l.records[k] = rec
+	l.log.Info("recorded hash", "module", path, "version", version, "file", file, "hash", got)
+	return nil
+}
+
+// report logs a refusal and tells the OnMoved hook; it returns err unchanged.
+// l.mu must not be held: the hook may take its time.
+func (l *Ledger) report(err error) error {
+	var moved *MovedError
+	if !errors.As(err, &moved) {
+		return err
+	}
+	l.log.Error("refused moved version", "module", moved.Path, "version", moved.Version, "file", moved.File,
+		"recorded", moved.Recorded, "got", moved.Got, "since", moved.Since)
+	if l.onMoved != nil {
+		l.onMoved(moved.Path, moved.Version, moved.File, moved.Recorded, moved.Got)
+	}
+	return err
+}
+
+// hashMod computes the go.sum hash of a go.mod file as the go command does:
+// the Hash1 of a tree holding only that file, named go.mod.
+func hashMod(data []byte) (string, error) {
+	return dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	})
+}
+
+// hashZipGoMod returns the hash of the module's go.mod inside the zip at
+// zipPath, and false when the zip has none.
+func hashZipGoMod(zipPath, path, version string) (string, bool, error) {
+	zr, err := zip.OpenReader(zipPath)
+	if err != nil {
+		return "", false, err
+	}
+	defer zr.Close()
+	name := path + "@" + version + "/go.mod"
+	for _, f := range zr.File {
+		if f.Name != name {
+			continue
+		}
+		if f.UncompressedSize64 > modzip.MaxGoMod {
+			return "", false, fmt.Errorf("go.mod is larger than %d bytes", modzip.MaxGoMod)
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return "", false, err
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, modzip.MaxGoMod+1))
+		rc.Close()
+		if err != nil {
+			return "", false, err
+		}
+		h, err := hashMod(data)
+		return h, true, err
+	}
+	return "", false, nil
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -54,6 +55,9 @@ type PrivateSource struct {
 	PasswordFile string `yaml:"password_file"`
 	// SSHKeyFile is a private key for ssh:// URLs.
 	SSHKeyFile string `yaml:"ssh_key_file"`
+	// CAFile is a PEM bundle of the certificate authorities that sign the
+	// Git server's HTTPS certificate, when not the system's.
+	CAFile string `yaml:"ca_file"`
 }
 
 // Patterns returns the patterns of every private source, in order.
@@ -140,6 +144,11 @@ func (v *validator) private() {
 		}
 		if s.SSHKeyFile != "" && (s.PasswordEnv != "" || s.PasswordFile != "") {
 			v.add(key, at, "set an ssh_key_file or a password, not both")
+		}
+		for _, f := range []struct{ name, path string }{{"password_file", s.PasswordFile}, {"ssh_key_file", s.SSHKeyFile}, {"ca_file", s.CAFile}} {
+			if f.path != "" && !filepath.IsAbs(f.path) {
+				v.add(key, at+"."+f.name, "%q is not an absolute path; write the full path", f.path)
+			}
 		}
 	}
 }

@@ -28,6 +28,12 @@ type Metrics struct {
 	upstreamErrors   *prometheus.CounterVec   // upstream, result
 	verifyFailures   *prometheus.CounterVec   // artifact
 	securityEvents   prometheus.Counter
+	movedVersions    *prometheus.CounterVec
+	policyDecisions  *prometheus.CounterVec
+	auditErrors      *prometheus.CounterVec
+	authRefusals     *prometheus.CounterVec
+	vulndbEntries    prometheus.Gauge
+	vulndbSynced     prometheus.Gauge
 	fillsInFlight    prometheus.Gauge
 	fills            *prometheus.CounterVec // artifact, result
 	prefetched       *prometheus.CounterVec // artifact
@@ -67,6 +73,30 @@ func New() *Metrics {
 			Name: "modgate_sumdb_security_events_total",
 			Help: "Checksum database inconsistencies detected (forked or rolled-back tree, hash mismatch).",
 		}),
+		movedVersions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modgate_moved_versions_total",
+			Help: "Copies of an already recorded private module version refused because they hash differently (a moved Git tag), by file.",
+		}, []string{"file"}),
+		policyDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modgate_policy_decisions_total",
+			Help: "Requests a policy rule blocked or warned about (dry-run included), by rule and verdict.",
+		}, []string{"rule", "verdict"}),
+		auditErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modgate_audit_errors_total",
+			Help: "Audit log problems, by kind (dropped: a record was lost; unwritable: a write failed).",
+		}, []string{"kind"}),
+		authRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modgate_auth_refusals_total",
+			Help: "Requests refused by authentication or authorisation, by status.",
+		}, []string{"status"}),
+		vulndbEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "modgate_vulndb_entries",
+			Help: "Entries in the vulnerability database copy in use.",
+		}),
+		vulndbSynced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "modgate_vulndb_last_sync_timestamp_seconds",
+			Help: "When the vulnerability database was last synced successfully (Unix time; 0 never).",
+		}),
 		fillsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "modgate_fills_in_flight",
 			Help: "Upstream fetches of versioned files running now.",
@@ -82,6 +112,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(m.prefetched, m.requests, m.requestDuration, m.bytesServed, m.upstreamDuration,
 		m.upstreamErrors, m.verifyFailures, m.securityEvents, m.fillsInFlight, m.fills,
+		m.movedVersions, m.policyDecisions, m.auditErrors, m.authRefusals, m.vulndbEntries, m.vulndbSynced,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -115,6 +146,31 @@ func (m *Metrics) ObserveUpstream(upstream, result string, d time.Duration) {
 
 // SecurityEvent counts a checksum database security event.
 func (m *Metrics) SecurityEvent(string) { m.securityEvents.Inc() }
+
+// MovedVersion counts a refused copy of a recorded version (file is
+// "go.mod", "zip" or "go.mod in zip").
+func (m *Metrics) MovedVersion(file string) { m.movedVersions.WithLabelValues(file).Inc() }
+
+// PolicyDecision counts a rule that blocked or warned (verdict "block",
+// "warn" or "dry-run").
+func (m *Metrics) PolicyDecision(rule, verdict string) {
+	m.policyDecisions.WithLabelValues(rule, verdict).Inc()
+}
+
+// AuditError counts an audit log problem: kind "dropped" or "unwritable".
+func (m *Metrics) AuditError(kind string) { m.auditErrors.WithLabelValues(kind).Inc() }
+
+// AuthRefusal counts a request refused with status (401, 403, 404 for a
+// hidden module, 429).
+func (m *Metrics) AuthRefusal(status int) { m.authRefusals.WithLabelValues(strconv.Itoa(status)).Inc() }
+
+// VulnDB records the state of the vulnerability database copy.
+func (m *Metrics) VulnDB(entries int, lastSuccess time.Time) {
+	m.vulndbEntries.Set(float64(entries))
+	if !lastSuccess.IsZero() {
+		m.vulndbSynced.Set(float64(lastSuccess.Unix()))
+	}
+}
 
 // FillStarted implements mirror.Observer.
 func (m *Metrics) FillStarted(string) { m.fillsInFlight.Inc() }

@@ -9,6 +9,8 @@
 //	{data_dir}/modules/   the module store, in GOPROXY layout (usable as a file:// GOPROXY)
 //	{data_dir}/tmp/       downloads being verified; emptied at start
 //	{data_dir}/sumdb/     the verified checksum-database tree head, per database
+//	{data_dir}/ledger/    first-seen hashes of modules no checksum database covers (private modules)
+//	{data_dir}/git/       bare mirrors of private repositories, one directory per source
 package server
 
 import (
@@ -19,12 +21,15 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/ledger"
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/reqlog"
@@ -32,6 +37,7 @@ import (
 	"github.com/modgate/modgate/internal/storage/disk"
 	"github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/upstream"
+	"github.com/modgate/modgate/internal/upstream/git"
 )
 
 // maxMemoryFile is the largest file the memory cache holds: every .info and
@@ -48,14 +54,24 @@ type Server struct {
 	verifier *sumdb.Verifier
 	mirror   *mirror.Mirror
 	metrics  *metrics.Metrics
+	ledger   *ledger.Ledger
+	git      *git.Sources // nil without private sources
+	webhook  http.Handler // nil without a webhook secret
 	handler  http.Handler
 	ready    atomic.Bool
+
+	// Background work (webhook prefetches): bgCtx is cancelled by Close,
+	// which then waits for bg.
+	bgCtx  context.Context
+	bgStop context.CancelFunc
+	bg     sync.WaitGroup
 }
 
 // New builds a Server from cfg, which must have been resolved and validated.
 // It creates the data directory; it does not listen.
 func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
+	s.bgCtx, s.bgStop = context.WithCancel(context.Background())
 
 	store, err := disk.New(filepath.Join(cfg.DataDir, "modules"))
 	if err != nil {
@@ -107,10 +123,19 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.git, err = buildGitSources(cfg, client, log)
+	if err != nil {
+		return nil, err
+	}
+	// Private modules go to the Git sources and skip the public checksum
+	// database, whatever go env said.
+	private := cfg.Private.Patterns()
+	noProxy := append(slices.Clone(cfg.Upstream.NoProxy), private...)
+	noSumDB := append(slices.Clone(cfg.SumDB.NoSumDB), private...)
 
 	s.verifier, err = sumdb.NewVerifier(sumdb.VerifierConfig{
 		DB:              db,
-		NoSumDB:         cfg.SumDB.NoSumDB,
+		NoSumDB:         noSumDB,
 		Source:          s.chain,
 		Store:           store,
 		StateDir:        filepath.Join(cfg.DataDir, "sumdb"),
@@ -120,17 +145,33 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checksum database: %w", err)
 	}
-	var checker mirror.Checker = s.verifier
+	var verifier mirror.Checker = s.verifier
 	if db.Off() {
-		checker = nil
-		log.Warn("checksum database verification is off (sumdb.gosumdb=off): downloaded modules are not verified")
+		verifier = nil
+		log.Warn("checksum database verification is off (sumdb.gosumdb=off): modules are checked only against the hashes first seen for them")
 	}
+	// Whatever the checksum database does not cover (private modules,
+	// sumdb.nosumdb) is held to the hashes first seen for it.
+	s.ledger, err = ledger.Open(ledger.Config{
+		Dir:      filepath.Join(cfg.DataDir, "ledger"),
+		Patterns: []string{"*"},
+		Logger:   log.With("component", "ledger"),
+		OnMoved: func(mod, version, file, recorded, got string) {
+			s.metrics.MovedVersion(file)
+			log.Error("refused a different copy of a recorded version: a Git tag was moved",
+				"module", mod, "version", version, "file", file, "recorded", recorded, "got", got)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the ledger of private module hashes: %w", err)
+	}
+	checker := mirror.CheckFirst(verifier, s.ledger)
 
 	s.mirror, err = mirror.New(mirror.Config{
 		Store:           cached,
 		Upstream:        s.chain,
-		Direct:          direct,
-		NoProxy:         cfg.Upstream.NoProxy,
+		Direct:          privateRouter{git: s.git, direct: direct},
+		NoProxy:         noProxy,
 		Checker:         checker,
 		ScratchDir:      filepath.Join(cfg.DataDir, "tmp"),
 		ListTTL:         cfg.Cache.ListTTL.Duration,
@@ -153,7 +194,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Store:     store,
 		LatestTTL: cfg.Cache.SumDBLatestTTL.Duration,
 		Logger:    log.With("component", "sumdb"),
+		Private:   append(noProxy, cfg.SumDB.NoSumDB...),
 	})
+	if err := s.buildWebhook(); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes(goproxy.NewHandler(s.mirror, cfg.Cache.ListTTL.Duration, log), sumdbHandler)
 	return s, nil
 }
@@ -189,6 +234,10 @@ func (s *Server) routes(modules, sumdbHandler http.Handler) http.Handler {
 	mux.Handle("GET /metrics", s.tag("metrics", s.metrics.Handler().ServeHTTP))
 	// The checksum database proxy: /sumdb/{name}/supported|latest|lookup/...|tile/...
 	mux.Handle("/sumdb/", s.tag("sumdb", sumdbHandler.ServeHTTP))
+	// Push events from Git servers: refresh private modules at once.
+	if s.webhook != nil {
+		mux.Handle("POST /webhook/{provider}", s.tag("webhook", s.webhook.ServeHTTP))
+	}
 	// A one-line hint for people who open the root in a browser.
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "modgate: a Go module proxy. Use it with: go env -w GOPROXY=<this URL>")
@@ -279,5 +328,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close stops background work. Call it after Serve returns.
 func (s *Server) Close() error {
-	return s.mirror.Close()
+	s.bgStop()
+	s.bg.Wait()
+	err := s.mirror.Close()
+	return errors.Join(err, s.ledger.Close())
+}
+
+// background runs f in a goroutine that Close cancels and waits for.
+func (s *Server) background(f func(ctx context.Context)) {
+	if s.bgCtx.Err() != nil {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f(s.bgCtx)
+	}()
 }

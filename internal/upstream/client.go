@@ -2,6 +2,8 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +29,9 @@ type HTTPConfig struct {
 	// negative disables the guard). Time the caller spends between reads
 	// does not count.
 	IdleTimeout time.Duration
+	// RootCAs, when set, replaces the system's certificate authorities
+	// (for a Git server with a company CA).
+	RootCAs *x509.CertPool
 }
 
 const (
@@ -82,6 +87,9 @@ func NewHTTPClient(cfg HTTPConfig) *http.Client {
 		MaxIdleConns:          4 * perHost,
 		MaxIdleConnsPerHost:   perHost,
 		MaxConnsPerHost:       max(cfg.MaxConnsPerHost, 0),
+	}
+	if cfg.RootCAs != nil {
+		t.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs}
 	}
 	var rt http.RoundTripper = t
 	if idle > 0 {

@@ -1,0 +1,138 @@
+// Package audit owns modgate's tamper-evident audit log: the Record of who
+// was served, refused or failed what (and of every admin action), a
+// hash-chained append-only sink on local disk, signed checkpoints of the
+// chain head, and the Verify and Query readers behind `modgate audit`.
+//
+// It is separate from the process log (package reqlog, log/slog): the
+// process log is for operators debugging, may be sampled, filtered or lost;
+// the audit log is evidence, written once per request and checkable.
+//
+// What it deliberately does not do: decide what a request's result was
+// (the server fills the Record), authenticate anyone (package auth), or keep
+// the signing key safe (the operator's file permissions; LoadOrCreateKey
+// writes it with mode 0600).
+//
+// # Data flow
+//
+//	handler ends → server builds one Record → (*Log).Write
+//	  → pseudonymise ClientIP/Identity (if configured), stamp Time
+//	  → bounded channel (Config.Buffer records)
+//	  → one writer goroutine: chain (seq, prev, hash) → append to the
+//	    current file (O_APPEND, one write(2) per line) → fsync every
+//	    SyncInterval → signed checkpoint every CheckpointInterval
+//
+// Write never blocks the request for long: when the buffer is full it waits
+// at most Config.MaxWait, then drops the record, counts it (Dropped), calls
+// OnError with an error matching ErrDropped and logs the first drop of an
+// episode. Dropped records are not silent in the chain either: as soon as
+// the writer can write again it appends an "audit.dropped" record saying how
+// many records were lost and since when.
+//
+// # Files
+//
+// The log is a directory of files named
+//
+//	audit-<seq, 20 digits>-<UTC creation time, 20060102T150405.000Z>.jsonl
+//
+// where seq is the number of the file's first record, so names sort in chain
+// order. Each line is one JSON object (a Record's fields plus the chain
+// fields) ending in "\n":
+//
+//	{"seq":7,"prev":"<64 hex>","time":"...","result":"hit",...,"hash":"<64 hex>"}
+//
+// seq is the global record number (1, 2, 3, ... across all files); prev is
+// the hash of record seq-1 (for seq 1: Genesis, 64 zeros); hash is the
+// SHA-256, in lower-case hex, of the exact line bytes without the hash:
+// the line with its trailing `,"hash":"..."` removed, i.e. the JSON object
+// as written up to and including the field before hash, closed by "}".
+// Verify recomputes it over the bytes on disk, so no canonical re-encoding
+// of JSON is involved and any changed byte is an edited record.
+//
+// A file is rotated when the next line would make it larger than MaxSize or
+// when it is older than MaxAge; the next record opens the next file, and its
+// prev is the last hash of the previous file, so the chain runs across files.
+// Files are created lazily, by the record that needs them, so no file is
+// ever empty for long.
+//
+// # Checkpoints
+//
+// Every CheckpointInterval (when the head moved), at each rotation, after a
+// retention deletion and on Close, the writer fsyncs the current file and
+// signs the chain head {seq, hash, time} with the server's ed25519 key as a
+// golang.org/x/mod/sumdb/note signed note (key name KeyName):
+//
+//	modgate audit checkpoint
+//	seq 1234
+//	hash <64 hex>
+//	time 2026-11-21T15:02:24.123Z
+//
+//	— modgate-audit <base64 signature>
+//
+// The note is appended, as one JSON line {"seq","hash","time","note"}, to
+// {dir}/checkpoints (a separate file, never rotated or deleted), and logged
+// through Config.Logger as "audit checkpoint" with seq, hash and signature,
+// so a second copy lives in the operator's log pipeline, out of reach of
+// whoever can write the audit directory.
+//
+// # Retention
+//
+// With Retention set, a closed file whose records are all older than
+// Retention (the next file was created before now-Retention) is deleted,
+// oldest first; the current file never is. Before deleting, the writer
+// appends an "audit.retention" record naming the files and the first seq,
+// last seq and last hash they held, fsyncs and writes a checkpoint covering
+// that record. Verify then accepts a log that starts at seq N > 1 only when
+// the chain holds such a record with last seq N-1 and last hash equal to the
+// first remaining record's prev, at or before a signed checkpoint. A crash
+// between the record and the deletion leaves files the record says are
+// gone; nothing breaks, and the next pass deletes them with a new record.
+//
+// # Failure modes
+//
+//   - Sink cannot write (disk full, directory removed or unwritable): the
+//     first failure of an episode is logged at Error, every failure calls
+//     OnError, and Healthy returns an error matching ErrUnwritable until a
+//     write succeeds. A partly written line is truncated away before
+//     anything else is written (a file never holds half a line); while that
+//     truncation fails nothing is appended.
+//   - Fail-open (Config.FailClosed false): the failing record is dropped
+//     and counted; every new record, and the drop notice every
+//     SyncInterval, retries the disk.
+//   - Fail-closed: the writer keeps the failing record and retries it every
+//     SyncInterval, so nothing accepted is lost; meanwhile the buffer fills
+//     and Write drops after MaxWait. Admit returns Healthy's error, and the
+//     server answers 503 instead of serving until the record is written.
+//   - A failed fsync is retried every SyncInterval and also makes Healthy
+//     fail until it succeeds. A checkpoint that cannot be written is logged
+//     at Error, reported to OnError and retried at the next interval; it
+//     does not make Healthy fail while records are still being written.
+//   - Crash: records still in the buffer, and records written but not yet
+//     fsynced (at most SyncInterval's worth), are lost. Open finds the chain
+//     head in the last file, cutting off a final line without its "\n" (a
+//     write torn by the crash). Checkpoints are signed only after fsync, so
+//     a crash never loses a checkpointed record.
+//
+// # What Verify can and cannot detect
+//
+// Verify (the `modgate audit verify` command) recomputes every hash and
+// checks seq continuity, prev links within and across files, file names,
+// every checkpoint's signature, and that every checkpoint's {seq, hash} is
+// in the chain. It names the file, line and seq of each problem:
+//
+//   - an edited record (its hash no longer matches its bytes);
+//   - an edited record whose hash was recomputed (the next record's prev no
+//     longer matches, or, if the whole rest of the chain was recomputed, a
+//     checkpoint no longer matches);
+//   - a deleted record or deleted file (a gap in seq);
+//   - reordered records (seq going backwards);
+//   - a truncated tail, against the last checkpoint;
+//   - a forged or altered checkpoint (bad signature);
+//   - deleted leading files without a retention record.
+//
+// It cannot detect changes to records after the last checkpoint by someone
+// who recomputes their hashes (sign more often to shrink that window), nor
+// the replacement of the whole directory including the checkpoints file by
+// someone able to rewrite everything: compare the last checkpoint with the
+// copy in the operator's log pipeline for that. It proves integrity, not
+// truth: a compromised server can write false records.
+package audit

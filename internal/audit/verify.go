@@ -1,0 +1,334 @@
+package audit
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrTampered matches Verify's error when the log does not verify.
+var ErrTampered = errors.New("audit log does not verify")
+
+// A ProblemKind names what Verify found wrong.
+type ProblemKind string
+
+// Problem kinds.
+const (
+	// ProblemEdited: a record's bytes do not match its hash.
+	ProblemEdited ProblemKind = "edited record"
+	// ProblemBrokenLink: a record's prev is not the previous record's
+	// hash: the previous record was edited and rehashed, or replaced.
+	ProblemBrokenLink ProblemKind = "broken chain"
+	// ProblemMissing: a gap in seq: records or whole files deleted.
+	ProblemMissing ProblemKind = "deleted records"
+	// ProblemReordered: seq goes backwards.
+	ProblemReordered ProblemKind = "reordered records"
+	// ProblemTruncated: the chain ends before the last checkpoint.
+	ProblemTruncated ProblemKind = "truncated"
+	// ProblemRewritten: a checkpointed seq holds another hash than the one
+	// signed: records up to it were changed and their hashes recomputed.
+	ProblemRewritten ProblemKind = "rewritten records"
+	// ProblemSignature: a checkpoint's signature does not verify.
+	ProblemSignature ProblemKind = "bad signature"
+	// ProblemMalformed: a line that is not a record or checkpoint, or a
+	// file whose name does not match its first record.
+	ProblemMalformed ProblemKind = "malformed"
+	// ProblemUnanchored: the log does not start at seq 1 and no signed
+	// retention record explains where the earlier records went.
+	ProblemUnanchored ProblemKind = "unanchored start"
+	// ProblemUnsigned: records but no valid checkpoint at all.
+	ProblemUnsigned ProblemKind = "no checkpoint"
+)
+
+// A Problem is one thing Verify found wrong, and where.
+type Problem struct {
+	File string // base name of the log file or of the checkpoints file; "" for the whole log
+	Line int    // 1-based line in File; 0 if none
+	Seq  int64  // the record concerned; 0 if none
+	Kind ProblemKind
+	Msg  string
+}
+
+// String formats p as "file:line: seq N: kind: message".
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File)
+		if p.Line > 0 {
+			fmt.Fprintf(&b, ":%d", p.Line)
+		}
+		b.WriteString(": ")
+	}
+	if p.Seq > 0 {
+		fmt.Fprintf(&b, "seq %d: ", p.Seq)
+	}
+	b.WriteString(string(p.Kind) + ": " + p.Msg)
+	return b.String()
+}
+
+// A Report is what Verify found.
+type Report struct {
+	Dir           string
+	Files         int   // log files read
+	Records       int64 // records read
+	FirstSeq      int64 // seq of the first record, 0 if none
+	LastSeq       int64 // seq of the last record, 0 if none
+	Anchor        string
+	Checkpoints   int   // valid checkpoints
+	CheckpointSeq int64 // seq of the last valid checkpoint, 0 if none
+	Problems      []Problem
+}
+
+// OK reports whether the log verified.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// String is the human-readable verdict: one "ok: ..." line, or a summary
+// followed by one line per problem.
+func (r Report) String() string {
+	var b strings.Builder
+	if r.OK() {
+		fmt.Fprintf(&b, "ok: %d records in %d files, chain intact up to checkpoint seq %d", r.Records, r.Files, r.CheckpointSeq)
+		if r.Records == 0 {
+			b.Reset()
+			fmt.Fprintf(&b, "ok: no records in %s", r.Dir)
+		}
+		if r.FirstSeq > 1 {
+			fmt.Fprintf(&b, "; starts at seq %d, anchored by %s", r.FirstSeq, r.Anchor)
+		}
+		if n := r.LastSeq - r.CheckpointSeq; r.Records > 0 && n > 0 {
+			fmt.Fprintf(&b, "; the last %d records are not covered by a checkpoint yet", n)
+		}
+		b.WriteString("\n")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "FAILED: %s in %s (%d records in %d files, %d valid checkpoints):\n", plural(len(r.Problems), "problem"), r.Dir, r.Records, r.Files, r.Checkpoints)
+	for _, p := range r.Problems {
+		b.WriteString("  " + p.String() + "\n")
+	}
+	return b.String()
+}
+
+// span names the records from a to b: "record 5 is", "records 5 to 9 are".
+func span(a, b int64) string {
+	if a == b {
+		return fmt.Sprintf("record %d is", a)
+	}
+	return fmt.Sprintf("records %d to %d are", a, b)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// A location is where a record was read.
+type location struct {
+	file string
+	line int
+	hash string
+}
+
+// Verify checks the log in dir against the checkpoints signed with the
+// key whose public half is pub (see the package comment for what it can and
+// cannot detect). The Report lists every problem found. The error matches
+// ErrTampered, naming the first problem, when there are problems, and is
+// another error when the log could not be read at all.
+func Verify(dir string, pub ed25519.PublicKey) (Report, error) {
+	rep := Report{Dir: dir}
+	verifier, err := newVerifier(pub)
+	if err != nil {
+		return rep, err
+	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		return rep, fmt.Errorf("verifying audit log: %w", err)
+	}
+	rep.Files = len(segs)
+	add := func(file string, line int, seq int64, kind ProblemKind, format string, args ...any) {
+		rep.Problems = append(rep.Problems, Problem{File: file, Line: line, Seq: seq, Kind: kind, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	// The checkpoints first: the walk notes the hash at each signed seq.
+	type signed struct {
+		checkpoint
+		line int
+	}
+	lines, err := readCheckpoints(dir)
+	if err != nil {
+		return rep, err
+	}
+	var cps []signed
+	wanted := make(map[int64]bool)
+	for i, line := range lines {
+		c, err := parseCheckpoint(line, verifier)
+		switch {
+		case errors.Is(err, errBadSignature):
+			add(CheckpointsFile, i+1, 0, ProblemSignature, "%s", strings.TrimPrefix(err.Error(), errBadSignature.Error()+": "))
+			continue
+		case err != nil:
+			add(CheckpointsFile, i+1, 0, ProblemMalformed, "%v", err)
+			continue
+		}
+		if n := len(cps); n > 0 && c.Seq < cps[n-1].Seq {
+			add(CheckpointsFile, i+1, c.Seq, ProblemRewritten, "checkpoint goes back from seq %d to %d: the log was truncated and written again", cps[n-1].Seq, c.Seq)
+		}
+		cps = append(cps, signed{c, i + 1})
+		wanted[c.Seq] = true
+	}
+	rep.Checkpoints = len(cps)
+
+	// The walk.
+	found := make(map[int64]location) // at checkpointed seqs
+	recent := make(map[int64]string)  // seq -> hash of the last few records, to follow reordering
+	var (
+		expected  int64 // next seq; 0 before the first record
+		prevHash  string
+		last      location
+		retention []entry
+		start     *entry // the first record, when it is not seq 1
+		startAt   location
+	)
+	for fi, s := range segs {
+		path := filepath.Join(dir, s.name)
+		f, err := os.Open(path)
+		if err != nil {
+			return rep, fmt.Errorf("verifying audit log: %w", err)
+		}
+		r := bufio.NewReader(f)
+		for n := 1; ; n++ {
+			line, err := r.ReadBytes('\n')
+			if errors.Is(err, io.EOF) {
+				if len(line) > 0 && fi < len(segs)-1 {
+					add(s.name, n, 0, ProblemMalformed, "incomplete last line in a file that is not the last one")
+				}
+				// In the last file an incomplete line is a record being
+				// written now (or torn by a crash, and cut off at the
+				// next start): not part of the chain yet.
+				break
+			}
+			if err != nil {
+				f.Close()
+				return rep, fmt.Errorf("verifying audit log: reading %s: %w", path, err)
+			}
+			e, hashOK, err := decodeLine(line[:len(line)-1])
+			if err != nil {
+				add(s.name, n, 0, ProblemMalformed, "%v", err)
+				continue
+			}
+			loc := location{file: s.name, line: n, hash: e.Hash}
+			if n == 1 && e.Seq != s.firstSeq {
+				add(s.name, n, e.Seq, ProblemMalformed, "the file name says its first record is seq %d (file renamed?)", s.firstSeq)
+			}
+			switch {
+			case expected == 0:
+				rep.FirstSeq = e.Seq
+				if e.Seq == 1 {
+					rep.Anchor = "genesis"
+					if e.Prev != Genesis {
+						add(s.name, n, e.Seq, ProblemBrokenLink, "the first record does not link to the genesis value")
+					}
+				} else {
+					start, startAt = &e, loc
+				}
+			case e.Seq == expected:
+				want := prevHash
+				if h, ok := recent[e.Seq-1]; ok {
+					want = h
+				}
+				if e.Prev != want {
+					add(s.name, n, e.Seq, ProblemBrokenLink, "prev does not match the hash of seq %d: that record was changed and rehashed, or this one replaced", e.Seq-1)
+				}
+			case e.Seq > expected:
+				where := ""
+				if n == 1 {
+					where = fmt.Sprintf(" (a whole file after %s deleted?)", last.file)
+				}
+				add(s.name, n, e.Seq, ProblemMissing, "seq %d where %d was expected: %s missing%s", e.Seq, expected, span(expected, e.Seq-1), where)
+			default:
+				add(s.name, n, e.Seq, ProblemReordered, "seq %d comes after seq %d", e.Seq, expected-1)
+				if h, ok := recent[e.Seq-1]; ok && e.Prev != h {
+					add(s.name, n, e.Seq, ProblemBrokenLink, "prev does not match the hash of seq %d", e.Seq-1)
+				}
+			}
+			if !hashOK {
+				add(s.name, n, e.Seq, ProblemEdited, "the record does not match its hash: it was changed after it was written")
+			}
+			if wanted[e.Seq] {
+				found[e.Seq] = loc
+			}
+			if e.Retention != nil {
+				retention = append(retention, e)
+			}
+			recent[e.Seq] = e.Hash
+			delete(recent, e.Seq-64)
+			prevHash = e.Hash
+			expected = max(expected, e.Seq+1)
+			rep.Records++
+			rep.LastSeq = max(rep.LastSeq, e.Seq)
+			last = loc
+		}
+		f.Close()
+	}
+
+	var lastValid *signed
+	if len(cps) > 0 {
+		lastValid = &cps[len(cps)-1]
+		rep.CheckpointSeq = lastValid.Seq
+	}
+
+	// Each checkpoint's seq must hold the signed hash.
+	for _, c := range cps {
+		switch loc, ok := found[c.Seq]; {
+		case c.Seq > rep.LastSeq:
+			// Reported once below, against the last checkpoint.
+		case ok && loc.hash != c.Hash:
+			add(loc.file, loc.line, c.Seq, ProblemRewritten, "not the record signed in checkpoints line %d at %s: records up to seq %d were changed and rehashed", c.line, c.Time.Format("2006-01-02T15:04:05Z"), c.Seq)
+		case !ok && start != nil && c.Seq == start.Seq-1 && c.Hash != start.Prev:
+			add(startAt.file, startAt.line, start.Seq, ProblemBrokenLink, "prev does not match seq %d as signed in checkpoints line %d", c.Seq, c.line)
+		}
+	}
+	if lastValid != nil && lastValid.Seq > rep.LastSeq {
+		if rep.Records == 0 {
+			add("", 0, lastValid.Seq, ProblemTruncated, "no records, but checkpoints line %d signed seq %d at %s: every record was deleted", lastValid.line, lastValid.Seq, lastValid.Time.Format("2006-01-02T15:04:05Z"))
+		} else {
+			add(last.file, last.line, rep.LastSeq, ProblemTruncated, "the log ends at seq %d, but checkpoints line %d signed seq %d at %s: records after seq %d were deleted", rep.LastSeq, lastValid.line, lastValid.Seq, lastValid.Time.Format("2006-01-02T15:04:05Z"), rep.LastSeq)
+		}
+	}
+
+	// A log that starts after seq 1 needs a signed retention record that
+	// deleted exactly the records before its first one.
+	if start != nil {
+		anchored := false
+		for _, r := range retention {
+			if r.Retention.LastSeq != start.Seq-1 || r.Retention.LastHash != start.Prev {
+				continue
+			}
+			if lastValid == nil || r.Seq > lastValid.Seq {
+				add(startAt.file, startAt.line, start.Seq, ProblemUnanchored, "retention record seq %d, which deleted records %d to %d, is not covered by a signed checkpoint", r.Seq, r.Retention.FirstSeq, r.Retention.LastSeq)
+				anchored = true // reported; do not report twice
+				break
+			}
+			rep.Anchor = fmt.Sprintf("retention record seq %d (records %d to %d deleted)", r.Seq, r.Retention.FirstSeq, r.Retention.LastSeq)
+			anchored = true
+			break
+		}
+		if !anchored {
+			add(startAt.file, startAt.line, start.Seq, ProblemUnanchored, "the log starts at seq %d and no retention record deleted records 1 to %d: leading files were deleted", start.Seq, start.Seq-1)
+		}
+	}
+	if rep.Records > 0 && lastValid == nil {
+		add(CheckpointsFile, 0, 0, ProblemUnsigned, "no valid signed checkpoint: nothing proves the records were not all rewritten")
+	}
+
+	if len(rep.Problems) > 0 {
+		return rep, fmt.Errorf("%w: %s", ErrTampered, rep.Problems[0])
+	}
+	return rep, nil
+}

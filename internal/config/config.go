@@ -214,6 +214,24 @@ func Default() Config {
 			ShutdownTimeout:   Duration{30 * time.Second},
 			ReadHeaderTimeout: Duration{10 * time.Second},
 		},
+		TLS:     TLS{MinVersion: "1.2"},
+		Private: Private{GitTimeout: Duration{2 * time.Minute}},
+		Auth: Auth{
+			Anonymous:      AuthAnonymous{Enabled: true, Scopes: []string{"read:*"}},
+			Tokens:         AuthTokens{Enabled: true},
+			FailedAttempts: AuthFailedAttempts{PerMinute: 10},
+		},
+		Policy: Policy{
+			VulnDB: PolicyVulnDB{SyncInterval: Duration{time.Hour}},
+			Ages:   PolicyAges{PublishTimeSource: "info"},
+		},
+		Audit: Audit{
+			Enabled:            true,
+			MaxSizeMB:          100,
+			MaxAge:             Duration{24 * time.Hour},
+			CheckpointInterval: Duration{time.Minute},
+			Buffer:             1024,
+		},
 		Sources: make(map[string]string),
 	}
 	for _, f := range schema() {

@@ -66,3 +66,21 @@ func describeMethod(m string) string {
 	}
 	return m
 }
+
+// AuthorizeAny is Authorize for data that belongs to no module and is not
+// secret (the checksum database): it allows an identity that has
+// permission p on any module at all.
+func (a *Authenticator) AuthorizeAny(id Identity, p Permission) error {
+	has := func(scopes []Scope) bool {
+		for _, s := range scopes {
+			if s.Permission >= p || s.Permission == Admin {
+				return true
+			}
+		}
+		return false
+	}
+	if has(id.Scopes) || (a.cfg.Anonymous && has(a.cfg.AnonymousScopes)) {
+		return nil
+	}
+	return a.Authorize(id, p, "")
+}

@@ -18,7 +18,11 @@ const usage = `modgate is a private Go module proxy.
 
 Usage:
   modgate serve [flags]              run the proxy (modgate serve -h for flags)
-  modgate explain MODULE[@VERSION]   say which upstreams and checksum database apply to a module
+  modgate explain MODULE[@VERSION]   say which upstreams, checksum database and policy apply to a module
+  modgate check [go.mod|go.sum|DIR]  evaluate a build list against the policy, offline (a CI gate)
+  modgate token create|list|revoke   manage access tokens
+  modgate audit verify|query         check the audit log's hash chain, or search it
+  modgate source test NAME [MODULE]  check a private Git source: reachability, credentials, refs
   modgate version                    print the version
   modgate help                       print this text
 
@@ -28,8 +32,7 @@ Set clients up with:  go env -w GOPROXY=http://127.0.0.1:3000
 // planned names subcommands that later releases add, so that asking for one
 // explains itself instead of reading as a typo.
 var planned = map[string]bool{
-	"check": true, "prefetch": true, "export": true, "import": true,
-	"verify": true, "audit": true, "token": true, "publish": true,
+	"prefetch": true, "export": true, "import": true, "verify": true, "publish": true,
 }
 
 // Main runs the subcommand named by args[0] and returns the exit status.
@@ -46,6 +49,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return Serve(ctx, rest, stdout, stderr)
 	case "explain":
 		return Explain(context.Background(), rest, stdout, stderr)
+	case "check":
+		return Check(context.Background(), rest, stdout, stderr)
+	case "token":
+		return Token(context.Background(), rest, stdout, stderr)
+	case "audit":
+		return Audit(context.Background(), rest, stdout, stderr)
+	case "source":
+		return Source(context.Background(), rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "modgate", version())
 		return 0

@@ -176,12 +176,26 @@ func (e *explainer) module() {
 
 func (e *explainer) upstreams() {
 	c := e.cfg
+	for i, src := range c.Private.Sources {
+		if p, ok := explainMatch(src.Patterns, e.path); ok {
+			e.printf("\nUpstream: private source %q (private.sources[%d])\n", src.Name, i)
+			e.printf("  %s matches its pattern %q, so it is fetched from that Git server and never\n", e.path, p)
+			e.printf("  from a proxy in upstream.goproxy (the name does not leak to them).\n")
+			if src.Discovery {
+				e.printf("  repository: found through go-import meta tags over HTTPS\n")
+			} else {
+				e.printf("  repository: from the template %s\n", src.URL)
+			}
+			e.printf("  check it with: modgate source test %s %s\n", src.Name, e.path)
+			return
+		}
+	}
 	e.printf("\nUpstreams (upstream.goproxy %q, from %s)\n", c.Upstream.GOPROXY, c.Where("upstream.goproxy"))
 	if p, ok := explainMatch(c.Upstream.NoProxy, e.path); ok {
 		e.printf("  %s matches upstream.noproxy pattern %q (from %s),\n", e.path, p, c.Where("upstream.noproxy"))
-		e.printf("  so it is never fetched from a proxy: only \"direct\" (version control) applies,\n")
-		e.printf("  which modgate does not support yet. Requests for it answer \"not found\" unless\n")
-		e.printf("  its files are already stored.\n")
+		e.printf("  so it is never fetched from a proxy, and no private.sources entry serves it.\n")
+		e.printf("  Requests for it answer \"not found\" unless its files are already stored;\n")
+		e.printf("  add a private source for it.\n")
 		return
 	}
 	if len(c.Upstream.NoProxy) > 0 {
@@ -197,7 +211,7 @@ func (e *explainer) upstreams() {
 			name, last := entry.URL, i == len(entries)-1
 			switch name {
 			case "direct":
-				e.printf("  %d. direct: fetching from version control is not supported yet, so this answers \"not found\"\n", i+1)
+				e.printf("  %d. direct: public modules are not fetched from version control, so this answers \"not found\"\n", i+1)
 			case "off":
 				e.printf("  %d. off: stop here and answer \"not found\"\n", i+1)
 			default:
@@ -237,8 +251,16 @@ func (e *explainer) checksums() {
 		e.printf("  not verified: sumdb.gosumdb is \"off\", so no module is checked against a checksum database.\n")
 		return
 	}
+	if p, ok := explainMatch(c.Private.Patterns(), e.path); ok {
+		e.printf("  not in the public database: %s matches private pattern %q, so it is never looked\n", e.path, p)
+		e.printf("  up there (the name would leak). The first hashes modgate sees for each version are\n")
+		e.printf("  recorded, and a different copy later (a moved tag) is refused. Clients set\n")
+		e.printf("  GONOSUMDB=%s.\n", p)
+		return
+	}
 	if p, ok := explainMatch(c.SumDB.NoSumDB, e.path); ok {
-		e.printf("  not verified: %s matches sumdb.nosumdb pattern %q (from %s).\n", e.path, p, c.Where("sumdb.nosumdb"))
+		e.printf("  not in the database: %s matches sumdb.nosumdb pattern %q (from %s); the first\n", e.path, p, c.Where("sumdb.nosumdb"))
+		e.printf("  hashes seen for each version are recorded, and a different copy later is refused.\n")
 		return
 	}
 	_, rest, _ := strings.Cut(db.Key, "+")
@@ -251,8 +273,20 @@ func (e *explainer) checksums() {
 }
 
 func (e *explainer) policy() {
-	e.printf("\nPolicy\n")
-	e.printf("  no policy configured (policy arrives in a later release)\n")
+	rules := e.cfg.Policy.Rules
+	e.printf("\nPolicy (%d rules, from %s)\n", len(rules), e.cfg.Where("policy.rules"))
+	if len(rules) == 0 {
+		e.printf("  no rules: every version is served\n")
+		return
+	}
+	if e.cfg.Policy.DryRun {
+		e.printf("  policy.dry_run is on: rules are evaluated and recorded, never enforced\n")
+	}
+	for _, r := range rules {
+		e.printf("  - %s\n", r.Name)
+	}
+	e.printf("  Decisions depend on the version, its age, vulnerabilities and licence: ask a running\n")
+	e.printf("  server with GET /policy/explain?module=%s&version=VERSION, or run modgate check.\n", e.path)
 }
 
 // explainMatch returns the first pattern in pats that matches modPath by

@@ -71,6 +71,10 @@ type Config struct {
 	// Set and Resolve and is not part of the file.
 	Sources map[string]string `yaml:"-"`
 
+	// File is the config file Load read, "" when none; a hot reload of
+	// the policy reads it again.
+	File string `yaml:"-"`
+
 	// env is the environment Load was given; Resolve uses it for the
 	// per-user data directory. Nil means os.Getenv.
 	env func(string) string

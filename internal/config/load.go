@@ -60,6 +60,7 @@ func Load(path string, env func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("reading config file: %w", err)
 		}
 		problems = append(problems, c.decodeFile(path, data)...)
+		c.File = path
 	}
 	for _, v := range EnvVars() {
 		val := env(v.Name)

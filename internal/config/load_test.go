@@ -81,7 +81,9 @@ func checkProblems(t *testing.T, call string, err error, want [][]string) {
 	}
 }
 
-var ignoreUnexported = cmpopts.IgnoreUnexported(Config{})
+// ignoreUnexported also ignores File, which only records where Load read
+// the configuration from.
+var ignoreUnexported = cmp.Options{cmpopts.IgnoreUnexported(Config{}), cmpopts.IgnoreFields(Config{}, "File")}
 
 func TestLoadNoFile(t *testing.T) {
 	got, err := Load("", envOf(nil))

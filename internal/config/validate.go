@@ -114,6 +114,15 @@ func (c Config) Validate() error {
 	return errors.Join(v.problems...)
 }
 
+// ValidatePolicy checks the policy section alone, as Validate would: what
+// a hot reload of the policy needs, since the other sections take effect
+// only at a restart.
+func (c Config) ValidatePolicy() error {
+	v := validator{c: c}
+	v.policy()
+	return errors.Join(v.problems...)
+}
+
 type validator struct {
 	c        Config
 	problems []error

@@ -20,7 +20,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/modgate/modgate/internal/audit"
+	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/mirror"
+	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/reqlog"
 	"github.com/modgate/modgate/internal/upstream"
 )
@@ -101,6 +104,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer f.Body.Close()
 		e.Cache = string(f.Result)
+		if e.Warning != "" {
+			w.Header().Set(policy.HeaderWarning, e.Warning)
+		}
 		serveFile(w, r, req.Kind, f)
 		return nil
 	}
@@ -108,6 +114,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e.Cache = string(ans.Result)
+	if e.Warning != "" {
+		w.Header().Set(policy.HeaderWarning, e.Warning)
+	}
 	h.serveAnswer(w, r, req.Kind, ans)
 	return nil
 }
@@ -186,6 +195,16 @@ func Status(err error) int {
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return http.StatusUnauthorized
+	case errors.Is(err, auth.ErrForbidden), errors.Is(err, policy.ErrBlocked):
+		// Never 404: a client with GOPROXY=<this>,direct would go around
+		// the refusal.
+		return http.StatusForbidden
+	case errors.Is(err, auth.ErrRateLimited):
+		return http.StatusTooManyRequests
+	case errors.Is(err, audit.ErrUnwritable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, mirror.ErrVerification):
 		return http.StatusBadGateway
 	case errors.Is(err, fs.ErrNotExist):
@@ -222,6 +241,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	hdr := w.Header()
 	hdr.Del("ETag")
+	hdr.Del(policy.HeaderWarning)
+	if status == http.StatusUnauthorized {
+		hdr.Set("WWW-Authenticate", auth.Challenge)
+	}
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Cache-Control", errorCacheControl)
 	hdr.Set("X-Content-Type-Options", "nosniff")

@@ -30,7 +30,20 @@ type Entry struct {
 	Cache    string // hit, miss, stale; empty when not applicable
 	Upstream string
 	Err      error
+	// Identity is who made the request, as authenticated ("" when
+	// anonymous); ClientIP is the client's address (behind a trusted
+	// proxy, the forwarded one).
+	Identity string
+	ClientIP string
+	// Rule names the policy rule that blocked or warned, and Warning is
+	// the text of a warn rule, sent as a response header.
+	Rule    string
+	Warning string
 }
+
+// Done is called once per finished request, after the access log line,
+// with the final status, body bytes and duration (the audit log).
+type Done func(r *http.Request, e *Entry, status int, bytes int64, d time.Duration)
 
 type ctxKey struct{}
 
@@ -55,8 +68,8 @@ type Recorder interface {
 
 // Middleware gives every request an Entry and an id, and after the handler
 // returns writes one access-log line (Info; Warn for 5xx) and the request
-// metrics. rec may be nil.
-func Middleware(log *slog.Logger, rec Recorder) func(http.Handler) http.Handler {
+// metrics, then calls every done hook. rec may be nil.
+func Middleware(log *slog.Logger, rec Recorder, done ...Done) func(http.Handler) http.Handler {
 	gen := newIDs()
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -78,6 +91,9 @@ func Middleware(log *slog.Logger, rec Recorder) func(http.Handler) http.Handler 
 			}
 			if rec != nil {
 				rec.Request(e.Artifact, status, e.Cache, sw.bytes, d)
+			}
+			for _, f := range done {
+				defer f(r, e, status, sw.bytes, d)
 			}
 			level := slog.LevelInfo
 			if status >= 500 {
@@ -106,6 +122,12 @@ func Middleware(log *slog.Logger, rec Recorder) func(http.Handler) http.Handler 
 			}
 			if e.Upstream != "" {
 				attrs = append(attrs, slog.String("upstream", e.Upstream))
+			}
+			if e.Identity != "" {
+				attrs = append(attrs, slog.String("user", e.Identity))
+			}
+			if e.Rule != "" {
+				attrs = append(attrs, slog.String("rule", e.Rule))
 			}
 			if e.Err != nil {
 				attrs = append(attrs, slog.String("err", e.Err.Error()))

@@ -241,3 +241,30 @@ func (s *Server) buildWebhook() error {
 	s.webhook = h
 	return nil
 }
+
+// GitSource builds the private source named name from cfg alone, for
+// `modgate source test`.
+func GitSource(cfg config.Config, name string, log *slog.Logger) (*git.Source, error) {
+	for _, sc := range cfg.Private.Sources {
+		if sc.Name != name {
+			continue
+		}
+		dir := cfg.Private.GitDir
+		if dir == "" {
+			dir = filepath.Join(cfg.DataDir, "git")
+		}
+		client := upstream.NewHTTPClient(upstream.HTTPConfig{
+			DialTimeout:           cfg.Upstream.DialTimeout.Duration,
+			ResponseHeaderTimeout: cfg.Upstream.ResponseTimeout.Duration,
+		})
+		return newGitSource(sc, dir, cfg.Private.GitTimeout.Duration, cfg.Cache.ListTTL.Duration, git.NewLimiter(cfg.Private.MaxConcurrentGit), client, log)
+	}
+	var names []string
+	for _, sc := range cfg.Private.Sources {
+		names = append(names, sc.Name)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no private source %q: private.sources is empty", name)
+	}
+	return nil, fmt.Errorf("no private source %q (configured: %s)", name, strings.Join(names, ", "))
+}

@@ -15,6 +15,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modgate/modgate/internal/audit"
+	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/ledger"
@@ -57,6 +60,12 @@ type Server struct {
 	ledger   *ledger.Ledger
 	git      *git.Sources // nil without private sources
 	webhook  http.Handler // nil without a webhook secret
+	policy   *policyState
+	gate     *gate
+	authn    *auth.Authenticator
+	tokens   *auth.Tokens // nil when tokens are off
+	audit    *audit.Log   // nil when the audit log is off
+	tls      *tls.Config  // nil: plain HTTP
 	handler  http.Handler
 	ready    atomic.Bool
 
@@ -116,7 +125,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		log.Info("left modgate itself out of its upstreams", "upstream", e)
 	}
 	if !hasProxy(s.chain) {
-		log.Warn("no proxy among the upstreams: only direct or off, and fetching from version control is not supported yet, so only files already stored are served; set upstream.goproxy",
+		log.Warn("no proxy among the upstreams: only direct or off, so public modules are served only from what is stored (private.sources still serve private modules); set upstream.goproxy",
 			"upstreams", s.chain.String())
 	}
 	direct, err := upstream.NewDirect(client, upstream.DirectOptions{SumdbURLs: sumdbURLs})
@@ -167,6 +176,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	checker := mirror.CheckFirst(verifier, s.ledger)
 
+	if err := s.buildPolicy(); err != nil {
+		return nil, err
+	}
 	s.mirror, err = mirror.New(mirror.Config{
 		Store:           cached,
 		Upstream:        s.chain,
@@ -179,6 +191,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		PrefetchWorkers: cfg.Upstream.PrefetchWorkers,
 		Logger:          log,
 		Observer:        s.metrics,
+		OnList:          s.observeList,
 	})
 	if err != nil {
 		return nil, err
@@ -199,7 +212,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := s.buildWebhook(); err != nil {
 		return nil, err
 	}
-	s.handler = s.routes(goproxy.NewHandler(s.mirror, cfg.Cache.ListTTL.Duration, log), sumdbHandler)
+	if err := s.buildAccess(); err != nil {
+		return nil, err
+	}
+	s.gate = &gate{next: s.mirror, authn: s.authn, policy: &s.policy.engine, observe: s.observeDecision}
+	s.handler = s.routes(goproxy.NewHandler(s.gate, cfg.Cache.ListTTL.Duration, log), sumdbHandler)
 	return s, nil
 }
 
@@ -233,7 +250,28 @@ func (s *Server) routes(modules, sumdbHandler http.Handler) http.Handler {
 	// Prometheus metrics.
 	mux.Handle("GET /metrics", s.tag("metrics", s.metrics.Handler().ServeHTTP))
 	// The checksum database proxy: /sumdb/{name}/supported|latest|lookup/...|tile/...
-	mux.Handle("/sumdb/", s.tag("sumdb", sumdbHandler.ServeHTTP))
+	// Its data is public; any identity that may read some module may read it.
+	mux.Handle("/sumdb/", s.tag("sumdb", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.authn.AuthorizeAny(auth.FromContext(r.Context()), auth.Read); err != nil {
+			goproxy.WriteError(w, r, err)
+			return
+		}
+		sumdbHandler.ServeHTTP(w, r)
+	}))
+	// Why a module version is allowed, warned about or blocked: every rule.
+	mux.HandleFunc("GET /policy/explain", s.tag("explain", s.serveExplain))
+	// The vulnerability database copy, for govulncheck -db <this>/vulndb.
+	// Public data, and govulncheck sends no credentials: no authorisation.
+	if s.policy.vulns != nil {
+		mux.Handle("/vulndb/", s.tag("vulndb", http.StripPrefix("/vulndb", s.policy.vulns.Handler()).ServeHTTP))
+	}
+	// Token administration (admin scope): GET/POST /admin/tokens,
+	// DELETE /admin/tokens/{id}.
+	if s.tokens != nil {
+		admin := s.authn.AdminHandler(s.tokens)
+		mux.Handle("/admin/tokens", s.tag("admin", admin.ServeHTTP))
+		mux.Handle("/admin/tokens/", s.tag("admin", admin.ServeHTTP))
+	}
 	// Push events from Git servers: refresh private modules at once.
 	if s.webhook != nil {
 		mux.Handle("POST /webhook/{provider}", s.tag("webhook", s.webhook.ServeHTTP))
@@ -256,7 +294,8 @@ func (s *Server) routes(modules, sumdbHandler http.Handler) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	h = reqlog.Middleware(s.log, s.metrics)(h)
+	h = s.withAccess(h)
+	h = reqlog.Middleware(s.log, s.metrics, s.auditRequest)(h)
 	h = recoverPanics(s.log)(h)
 	return h
 }
@@ -301,9 +340,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(s.tlsListener(ln)) }()
+	s.background(s.watchPolicy)
+	s.background(s.watchTokens)
+	if v := s.policy.vulns; v != nil {
+		s.background(v.Run)
+		s.background(s.watchVulnDB)
+	}
 	s.ready.Store(true)
-	s.log.Info("serving", "addr", ln.Addr().String(), "upstreams", s.chain.String(), "sumdb", s.verifier.DB().String(), "data_dir", s.cfg.DataDir)
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
+	}
+	s.log.Info("serving", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "upstreams", s.chain.String(), "sumdb", s.verifier.DB().String(), "data_dir", s.cfg.DataDir)
 
 	select {
 	case err := <-errc:
@@ -330,8 +379,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close() error {
 	s.bgStop()
 	s.bg.Wait()
-	err := s.mirror.Close()
-	return errors.Join(err, s.ledger.Close())
+	errs := []error{s.mirror.Close(), s.ledger.Close(), s.policy.ages.Close()}
+	if s.audit != nil {
+		errs = append(errs, s.audit.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// watchVulnDB publishes the vulnerability database's state as metrics.
+func (s *Server) watchVulnDB(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		st := s.policy.vulns.Status()
+		s.metrics.VulnDB(st.Entries, st.LastSuccess)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // background runs f in a goroutine that Close cancels and waits for.

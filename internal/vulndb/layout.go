@@ -35,6 +35,11 @@ const (
 // ErrCorrupt that names the file. A directory with neither layout fails with
 // an error matching fs.ErrNotExist.
 func Open(dir string) (*DB, error) {
+	// A directory a Syncer keeps (modgate's own copy) opens at its
+	// current generation, so `modgate check --vulndb` can read it too.
+	if gen, err := currentGeneration(dir); err == nil {
+		dir = gen
+	}
 	db, _, err := load(dir, false)
 	return db, err
 }

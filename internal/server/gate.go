@@ -1,0 +1,248 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/mod/module"
+
+	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/mirror"
+	"github.com/modgate/modgate/internal/policy"
+	"github.com/modgate/modgate/internal/reqlog"
+)
+
+// A gate is the module service as clients see it: every request is first
+// authorised (may this identity read this module?), then judged by the
+// policy, and only then answered by the mirror. It implements
+// goproxy.Service.
+//
+// Which file the policy refuses (see package policy): a rule against a
+// whole module refuses everything; a rule against versions refuses only
+// the .zip and removes the version from list and latest answers, because
+// the go command reads go.mod files of versions it never builds. Blocked
+// files stay stored, so lifting a rule serves them again at once.
+type gate struct {
+	next   goproxy.Service
+	authn  *auth.Authenticator // nil: everyone may read everything
+	policy *atomic.Pointer[policy.Engine]
+	// observe is told every decision with a match (metrics).
+	observe func(d policy.Decision)
+}
+
+// authorize checks that the request's identity may read module.
+func (g *gate) authorize(ctx context.Context, module string) error {
+	if g.authn == nil {
+		return nil
+	}
+	return g.authn.Authorize(auth.FromContext(ctx), auth.Read, module)
+}
+
+// engine returns the policy in force, or nil when there are no rules.
+func (g *gate) engine() *policy.Engine {
+	if g.policy == nil {
+		return nil
+	}
+	return g.policy.Load()
+}
+
+// decide runs the policy for s, records what matched for the access and
+// audit logs, and returns the decision's error when it blocks.
+func (g *gate) decide(ctx context.Context, e *policy.Engine, s policy.Subject) (policy.Decision, error) {
+	d := e.Decide(s)
+	if len(d.Matches) == 0 {
+		return d, nil
+	}
+	if g.observe != nil {
+		g.observe(d)
+	}
+	entry := reqlog.From(ctx)
+	for _, m := range d.Matches {
+		if entry.Rule == "" || (!m.DryRun && m.Action == policy.ActionBlock) {
+			entry.Rule = m.Rule
+		}
+	}
+	if h := d.Header(); h != "" {
+		entry.Warning = h
+	}
+	return d, d.Err()
+}
+
+func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.Options) (*mirror.File, error) {
+	if err := g.authorize(ctx, path); err != nil {
+		return nil, err
+	}
+	e := g.engine()
+	if e == nil {
+		return g.next.File(ctx, path, version, key, opts)
+	}
+	s := policy.Subject{Module: path, Version: version, File: kindOf(key)}
+	if s.File == policy.Zip {
+		s.InfoTime = g.infoTime(ctx, path, version, key, opts)
+	}
+	d, err := g.decide(ctx, e, s)
+	if err != nil {
+		return nil, err
+	}
+	f, err := g.next.File(ctx, path, version, key, opts)
+	if err != nil || s.File != policy.Zip || !licenseUnchecked(d) {
+		return f, err
+	}
+	// The licence is known only once the zip is stored: decide again.
+	if _, err := g.decide(ctx, e, s); err != nil {
+		f.Body.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// infoTime returns the Time of path@version's .info, fetching it like a
+// client would; zero when it cannot be had (the cooldown rule then relies
+// on the first-seen time alone).
+func (g *gate) infoTime(ctx context.Context, path, version, zipKey string, opts mirror.Options) time.Time {
+	f, err := g.next.File(ctx, path, version, strings.TrimSuffix(zipKey, ".zip")+".info", opts)
+	if err != nil {
+		return time.Time{}
+	}
+	defer f.Body.Close()
+	var in struct{ Time time.Time }
+	if json.NewDecoder(io.LimitReader(f.Body, 1<<20)).Decode(&in) != nil {
+		return time.Time{}
+	}
+	return in.Time
+}
+
+// licenseUnchecked reports whether a licence rule could not judge d yet.
+func licenseUnchecked(d policy.Decision) bool {
+	for _, ev := range d.Rules {
+		if ev.Kind == policy.KindLicenses && ev.Outcome == policy.OutcomeNotChecked {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *gate) List(ctx context.Context, path, escPath string, opts mirror.Options) (*mirror.Answer, error) {
+	if err := g.authorize(ctx, path); err != nil {
+		return nil, err
+	}
+	e := g.engine()
+	if e == nil {
+		return g.next.List(ctx, path, escPath, opts)
+	}
+	if _, err := g.decide(ctx, e, policy.Subject{Module: path, File: policy.List}); err != nil {
+		return nil, err
+	}
+	a, err := g.next.List(ctx, path, escPath, opts)
+	if err != nil {
+		return nil, err
+	}
+	versions := strings.Fields(string(a.Data))
+	kept := e.Filter(path, versions)
+	if len(kept) == len(versions) {
+		return a, nil
+	}
+	filtered := *a
+	filtered.Data = []byte(strings.Join(kept, "\n"))
+	if len(kept) > 0 {
+		filtered.Data = append(filtered.Data, '\n')
+	}
+	return &filtered, nil
+}
+
+func (g *gate) Latest(ctx context.Context, path, escPath string, opts mirror.Options) (*mirror.Answer, error) {
+	if err := g.authorize(ctx, path); err != nil {
+		return nil, err
+	}
+	e := g.engine()
+	if e == nil {
+		return g.next.Latest(ctx, path, escPath, opts)
+	}
+	if _, err := g.decide(ctx, e, policy.Subject{Module: path, File: policy.Latest}); err != nil {
+		return nil, err
+	}
+	a, err := g.next.Latest(ctx, path, escPath, opts)
+	if err != nil {
+		return nil, err
+	}
+	var in struct{ Version string }
+	if json.Unmarshal(a.Data, &in) != nil {
+		return a, nil // the mirror checked it; nothing to judge
+	}
+	latest := e.Decide(policy.Subject{Module: path, Version: in.Version, File: policy.Zip})
+	if latest.Verdict != policy.Block {
+		return a, nil
+	}
+	// The upstream's latest is blocked: answer with the highest allowed
+	// version instead, as the go command would pick from a filtered list.
+	list, err := g.next.List(ctx, path, escPath, opts)
+	if err != nil {
+		return nil, latest.Err()
+	}
+	v, ok := e.Latest(path, strings.Fields(string(list.Data)))
+	if !ok {
+		return nil, fmt.Errorf("no version of %s is allowed: %w", path, latest.Err())
+	}
+	escVer, err := module.EscapeVersion(v)
+	if err != nil {
+		return nil, err
+	}
+	f, err := g.next.File(ctx, path, v, escPath+"/@v/"+escVer+".info", opts)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Body.Close()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, io.LimitReader(f.Body, 1<<20)); err != nil {
+		return nil, err
+	}
+	return &mirror.Answer{Data: buf.Bytes(), Result: a.Result, Fetched: a.Fetched}, nil
+}
+
+func (g *gate) Query(ctx context.Context, path, key string, opts mirror.Options) (*mirror.Answer, error) {
+	if err := g.authorize(ctx, path); err != nil {
+		return nil, err
+	}
+	if e := g.engine(); e != nil {
+		// A query resolves to a version whose .info the go command may
+		// read whatever the version rules say; only a module-wide rule
+		// refuses it.
+		if _, err := g.decide(ctx, e, policy.Subject{Module: path, File: policy.Info}); err != nil && moduleWide(err) {
+			return nil, err
+		}
+	}
+	return g.next.Query(ctx, path, key, opts)
+}
+
+// moduleWide reports whether a policy error refuses a whole module.
+func moduleWide(err error) bool {
+	var be *policy.BlockedError
+	if !errors.As(err, &be) {
+		return false
+	}
+	for _, m := range be.Decision.Matches {
+		if m.ModuleWide && !m.DryRun && m.Action == policy.ActionBlock {
+			return true
+		}
+	}
+	return false
+}
+
+// kindOf returns the policy kind of a versioned file key.
+func kindOf(key string) policy.Kind {
+	switch {
+	case strings.HasSuffix(key, ".zip"):
+		return policy.Zip
+	case strings.HasSuffix(key, ".mod"):
+		return policy.Mod
+	}
+	return policy.Info
+}

@@ -1,0 +1,256 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/mod/module"
+
+	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/policy"
+	"github.com/modgate/modgate/internal/vulndb"
+)
+
+// The policy at run time, wired here:
+//
+//   - the Engine in force sits in an atomic pointer; a reload (SIGHUP, or
+//     the config file changing on disk) builds a new one from the file's
+//     policy section and swaps it in only when the whole file is valid, so
+//     a broken edit keeps the old policy running and says why (log, audit);
+//   - the mirror tells Ages every version list it fetches, which dates new
+//     versions for cooldown rules;
+//   - the vulnerability database is kept by a vulndb.Syncer in
+//     {data_dir}/vulndb (or policy.vulndb.dir) and served again at /vulndb/
+//     for govulncheck -db;
+//   - licences are detected from stored zips, once per version, cached in
+//     {data_dir}/policy/licenses.
+
+// policyPollInterval is how often the config file is checked for changes.
+const policyPollInterval = 2 * time.Second
+
+// policyState is everything the policy needs besides its rules.
+type policyState struct {
+	engine   atomic.Pointer[policy.Engine]
+	ages     *policy.Ages
+	vulns    *vulndb.Syncer // nil without a vulnerability database
+	licenses *policy.LicenseDetector
+	file     string // the config file to reload from; "" when none
+	modTime  time.Time
+}
+
+// buildPolicy prepares the policy state and compiles the configured rules.
+func (s *Server) buildPolicy() error {
+	p := &policyState{file: s.cfg.File}
+	if p.file != "" {
+		if fi, err := os.Stat(p.file); err == nil {
+			p.modTime = fi.ModTime()
+		}
+	}
+	dir := filepath.Join(s.cfg.DataDir, "policy")
+	var err error
+	p.ages, err = policy.OpenAges(dir, s.cfg.Policy.Ages.Source(), nil)
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	p.licenses = policy.NewLicenseDetector(filepath.Join(dir, "licenses"), s.openZip)
+	if vc := s.cfg.Policy.VulnDB; vc.URL != "" || vc.Dir != "" {
+		sc := vulndb.SyncConfig{
+			URL:      vc.URL,
+			Dir:      filepath.Join(s.cfg.DataDir, "vulndb"),
+			Interval: vc.SyncInterval.Duration,
+			Logger:   s.log.With("component", "vulndb"),
+		}
+		if vc.URL == "" {
+			sc.Source = vc.Dir // read a local copy, as it is
+		} else if vc.Dir != "" {
+			sc.Dir = vc.Dir
+		}
+		p.vulns, err = vulndb.NewSyncer(sc)
+		if err != nil {
+			return fmt.Errorf("policy.vulndb: %w", err)
+		}
+	}
+	s.policy = p
+	e, err := s.compilePolicy(s.cfg.Policy)
+	if err != nil {
+		return err
+	}
+	p.engine.Store(e)
+	return nil
+}
+
+// compilePolicy builds an Engine from a policy section; nil when it has no
+// rules (every request is allowed without evaluating anything).
+func (s *Server) compilePolicy(pc config.Policy) (*policy.Engine, error) {
+	if len(pc.Rules) == 0 {
+		return nil, nil
+	}
+	c, err := pc.Engine()
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	deps := policy.Deps{Ages: s.policy.ages, Licenses: s.policy.licenses}
+	if s.policy.vulns != nil {
+		deps.Vulns = syncerVulns{s.policy.vulns}
+	}
+	e, err := policy.New(c, deps)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return e, nil
+}
+
+// syncerVulns adapts the vulnerability database to the policy.
+type syncerVulns struct{ s *vulndb.Syncer }
+
+func (v syncerVulns) Affecting(module, version string) []policy.Vuln {
+	found := v.s.Affecting(module, version)
+	if len(found) == 0 {
+		return nil
+	}
+	out := make([]policy.Vuln, len(found))
+	for i, f := range found {
+		out[i] = policy.Vuln(f)
+	}
+	return out
+}
+
+// openZip opens a stored zip for licence detection; fs.ErrNotExist when it
+// is not stored yet.
+func (s *Server) openZip(m module.Version) (io.ReadCloser, error) {
+	esc, err := module.EscapePath(m.Path)
+	if err != nil {
+		return nil, err
+	}
+	escVer, err := module.EscapeVersion(m.Version)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Get(context.Background(), esc+"/@v/"+escVer+".zip")
+}
+
+// observeList records a version list fetched from an upstream, for ages.
+func (s *Server) observeList(path string, versions []string) {
+	if err := s.policy.ages.ObserveList(path, versions, time.Now()); err != nil {
+		s.log.Warn("recording version ages failed", "module", path, "err", err)
+	}
+}
+
+// observeDecision counts the rules that matched a decision.
+func (s *Server) observeDecision(d policy.Decision) {
+	for _, m := range d.Matches {
+		verdict := string(m.Action)
+		if m.DryRun {
+			verdict = "dry-run"
+		}
+		s.metrics.PolicyDecision(m.Rule, verdict)
+	}
+}
+
+// reloadPolicy reads the config file again and puts its policy in force
+// when the whole file is valid; otherwise the old policy stays and the
+// reason is logged and audited.
+func (s *Server) reloadPolicy(why string) error {
+	p := s.policy
+	if p.file == "" {
+		return errors.New("no config file to reload the policy from (start with -config FILE)")
+	}
+	e, n, err := s.loadPolicy(p.file)
+	if err != nil {
+		s.log.Error("policy reload refused; the previous policy stays in force", "trigger", why, "err", err)
+		s.auditAdmin(context.Background(), "policy.reload", "refused ("+why+"): "+err.Error())
+		return err
+	}
+	p.engine.Store(e)
+	s.log.Info("policy reloaded", "trigger", why, "rules", n)
+	s.auditAdmin(context.Background(), "policy.reload", fmt.Sprintf("%d rules (%s)", n, why))
+	return nil
+}
+
+// loadPolicy loads and validates file and compiles its policy.
+func (s *Server) loadPolicy(file string) (*policy.Engine, int, error) {
+	cfg, err := config.Load(file, nil)
+	if err == nil {
+		// Validate the policy alone: other sections take effect only at
+		// a restart and must not block a policy change.
+		err = cfg.ValidatePolicy()
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	e, err := s.compilePolicy(cfg.Policy)
+	return e, len(cfg.Policy.Rules), err
+}
+
+// watchPolicy reloads the policy on SIGHUP and when the config file's
+// modification time changes, until ctx is done.
+func (s *Server) watchPolicy(ctx context.Context) {
+	if s.policy.file == "" {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	tick := time.NewTicker(policyPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			s.reloadPolicy("SIGHUP")
+		case <-tick.C:
+			fi, err := os.Stat(s.policy.file)
+			if err != nil || fi.ModTime().Equal(s.policy.modTime) {
+				continue
+			}
+			s.policy.modTime = fi.ModTime()
+			s.reloadPolicy("config file changed")
+		}
+	}
+}
+
+// serveExplain answers GET /policy/explain?module=M&version=V with the
+// JSON decision for the version's zip: every rule, whether it matched and
+// why. It needs read access to the module.
+func (s *Server) serveExplain(w http.ResponseWriter, r *http.Request) {
+	mod, version := r.URL.Query().Get("module"), r.URL.Query().Get("version")
+	if err := module.CheckPath(mod); err != nil {
+		goproxy.WriteError(w, r, fmt.Errorf("module=%q: %v: %w", mod, err, goproxy.ErrBadRequest))
+		return
+	}
+	if version != "" && module.CanonicalVersion(version) != version {
+		goproxy.WriteError(w, r, fmt.Errorf("version=%q is not a canonical version such as v1.2.3: %w", version, goproxy.ErrBadRequest))
+		return
+	}
+	if err := s.gate.authorize(r.Context(), mod); err != nil {
+		goproxy.WriteError(w, r, err)
+		return
+	}
+	kind := policy.Zip
+	if version == "" {
+		kind = policy.List
+	}
+	var d policy.Decision
+	if e := s.policy.engine.Load(); e != nil {
+		d = e.Decide(policy.Subject{Module: mod, Version: version, File: kind})
+	} else {
+		d = policy.Decision{Module: mod, Version: version, File: kind, Rules: []policy.Evaluation{}}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(d)
+}

@@ -1,13 +1,19 @@
 // Command modgate is a private Go module proxy: it caches public modules,
-// verifies every file it stores against the checksum database, and serves
-// them to the go command over the GOPROXY protocol.
+// verifies every file it stores against the checksum database, serves
+// private modules from Git servers, applies a policy, controls access and
+// keeps a tamper-evident audit log, and serves all of it to the go command
+// over the GOPROXY protocol.
 //
 // Usage:
 //
-//	modgate serve [flags]            run the proxy
-//	modgate explain MODULE[@VERSION] say which upstreams and checksum database apply to a module, and why
-//	modgate version                  print the version
-//	modgate help                     print this text
+//	modgate serve [flags]                run the proxy
+//	modgate explain MODULE[@VERSION]     say which upstreams, checksum database and policy apply to a module, and why
+//	modgate check [go.mod|go.sum|DIR]    evaluate a build list against the policy, offline; exit 1 if anything is blocked
+//	modgate token create|list|revoke     manage access tokens
+//	modgate audit verify|query           check the audit log's hash chain, or search it
+//	modgate source test NAME [MODULE]    check a private Git source
+//	modgate version                      print the version
+//	modgate help                         print this text
 //
 // # serve
 //
@@ -29,18 +35,64 @@
 //	modgate serve -listen :8080 -data-dir /var/lib/modgate
 //	export GOPROXY=http://localhost:8080
 //
+// The policy section of the configuration file is reloaded when the file
+// changes or on SIGHUP; an invalid policy is refused and the previous one
+// stays in force.
+//
 // # explain
 //
 //	modgate explain [-config FILE] golang.org/x/mod@v0.42.0
 //
-// prints the storage location, the upstreams asked in order, and whether the
-// checksum database verifies the module (or which pattern excludes it).
+// prints the storage location, the upstreams asked in order (or the private
+// Git source), whether the checksum database verifies the module (or which
+// pattern excludes it), and the policy rules.
 //
-// Planned subcommands (check, prefetch, export, import, verify, audit, token,
-// publish) arrive in later releases; modgate says so when asked for one.
+// # check
 //
-// Exit status: 0 on success, 1 when serving failed, 2 for usage or
-// configuration errors.
+//	modgate check [--policy FILE] [--vulndb DIR] [--json] [go.mod|go.sum|DIR]
+//
+// evaluates every module of the build list (from go.sum, else go.mod)
+// against the policy in FILE (a modgate configuration file), offline:
+// vulnerabilities from the local database copy DIR, licences from the zips in
+// the module cache. It prints a table (module, version, verdict, rule,
+// reason, fix) or JSON and exits 1 when anything is blocked: a CI gate.
+//
+//	modgate check --policy /etc/modgate.yaml --vulndb /var/lib/modgate/vulndb .
+//
+// # token
+//
+//	modgate token create --name ci --scope read:corp.example.com/* [--expires 90d]
+//	modgate token list
+//	modgate token revoke ci
+//
+// create prints the token once; it is stored only as a hash in
+// {data_dir}/auth. Use it as the password in .netrc or through GOAUTH. A
+// running server sees every change at its next request. Each subcommand
+// takes --config FILE and --data-dir DIR.
+//
+// # audit
+//
+//	modgate audit verify [--config FILE] [--dir DIR]
+//	modgate audit query [--since 24h] [--until T] [--identity X] [--module PATTERN] [--result R] [--json]
+//
+// verify recomputes the hash chain and checks the signed checkpoints: it
+// prints "ok: ..." and exits 0, or names the file, line and record that was
+// edited, deleted, reordered or cut off and exits 1. query prints the
+// matching records as a table or JSON lines.
+//
+// # source
+//
+//	modgate source test [--config FILE] corp corp.example.com/platform/auth
+//
+// checks a private source: where the repository is, whether the Git server
+// answers and accepts modgate's credentials, and what it lists. Exit status
+// 1 when a check fails.
+//
+// Planned subcommands (prefetch, export, import, verify, publish) arrive in
+// later releases; modgate says so when asked for one.
+//
+// Exit status: 0 on success, 1 when serving failed (or a check found
+// something), 2 for usage or configuration errors.
 package main
 
 import (

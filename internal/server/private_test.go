@@ -250,6 +250,9 @@ func TestPrivateWebhookAndMovedTag(t *testing.T) {
 		_, body, _ := e.mg.get(t, "/metrics")
 		return metricValue(string(body), "modgate_moved_versions_total") >= 1
 	})
+	waitFor(t, "the moved tag to be in the audit log", func() bool {
+		return auditContains(t, e.mg, `"action":"tag.moved"`, mod+"@v1.0.0")
+	})
 	again := downloadJSON(t, e.clientEnv(t), mod+"@v1.0.0")[mod+"@v1.0.0"]
 	if again.Error != "" || again.Sum != first.Sum || again.GoModSum != first.GoModSum {
 		t.Errorf("after the tag moved, v1.0.0 = %+v; want the recorded %s", again, first.Sum)
@@ -313,4 +316,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// auditContains reports whether one line of the instance's audit log
+// contains every one of subs. Records reach the files within the audit
+// log's sync interval, so callers poll.
+func auditContains(t *testing.T, in *instance, subs ...string) bool {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(in.DataDir, "audit", "*.jsonl"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+	lines:
+		for line := range strings.SplitSeq(string(data), "\n") {
+			for _, sub := range subs {
+				if !strings.Contains(line, sub) {
+					continue lines
+				}
+			}
+			return true
+		}
+	}
+	return false
 }

@@ -169,6 +169,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 			s.metrics.MovedVersion(file)
 			log.Error("refused a different copy of a recorded version: a Git tag was moved",
 				"module", mod, "version", version, "file", file, "recorded", recorded, "got", got)
+			s.auditAdmin(context.Background(), "tag.moved", fmt.Sprintf(
+				"%s@%s: %s hash %s differs from %s recorded first; the new copy was refused and the recorded one is still served",
+				mod, version, file, got, recorded))
 		},
 	})
 	if err != nil {

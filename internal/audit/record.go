@@ -63,7 +63,7 @@ const (
 type Record struct {
 	Time      time.Time     `json:"time"`
 	RequestID string        `json:"request_id,omitempty"`
-	Identity  string        `json:"identity,omitempty"`   // who, as authenticated; "" for anonymous
+	Identity  string        `json:"identity,omitempty"`   // who, as authenticated ("anonymous" for anonymous requests)
 	ClientIP  string        `json:"client_ip,omitempty"`  // without the port
 	UserAgent string        `json:"user_agent,omitempty"` // cut to maxUserAgent bytes
 	Module    string        `json:"module,omitempty"`

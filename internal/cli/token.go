@@ -196,8 +196,10 @@ func tokenCreate(cfg config.Config, tokens *auth.Tokens, name string, scopeTexts
 		fmt.Fprintf(stderr, "%s: warning: auth.tokens.enabled is false (%s), so the server refuses tokens until it is set to true\n", prog, cfg.Where("auth.tokens.enabled"))
 	}
 	host := "MODGATE-HOST"
-	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Hostname() != "" {
-		host = u.Hostname()
+	// The go command matches a .netrc machine against the host and the
+	// port, so keep the port when public_url has one.
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+		host = u.Host
 	}
 	fmt.Fprintf(stdout, `Created token %q (id %s): %s, expires %s.
 This is the only time it is shown; store it now:

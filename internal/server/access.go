@@ -95,7 +95,7 @@ func (s *Server) openAudit() error {
 		Buffer:             a.Buffer,
 		Pseudonymize:       a.Pseudonymize,
 		SigningKey:         key,
-		Logger:             s.log.With("component", "audit"),
+		Logger:             s.log, // audit adds its component
 		OnError: func(err error) {
 			kind := "unwritable"
 			if errors.Is(err, audit.ErrDropped) {
@@ -131,7 +131,10 @@ func (s *Server) withAccess(h http.Handler) http.Handler {
 		}
 		if s.audit != nil && audited(r.URL.Path) {
 			if err := s.audit.Admit(); err != nil {
-				goproxy.WriteError(w, r, fmt.Errorf("the audit log cannot be written, and this server refuses to serve without a record (tell the operator): %w", err))
+				// The client learns what is wrong, not where: the cause
+				// (a path, an errno) stays in the logs.
+				goproxy.WriteError(w, r, fmt.Errorf("%w, and this server refuses to serve without a record (tell the operator, request id %s)", audit.ErrUnwritable, e.ID))
+				e.Err = fmt.Errorf("refused while the audit log cannot be written: %w", err)
 				return
 			}
 		}
@@ -161,6 +164,11 @@ func (s *Server) authRefused(r *http.Request, id auth.Identity, status int, err 
 // reqlog.Done hook).
 func (s *Server) auditRequest(r *http.Request, e *reqlog.Entry, status int, bytes int64, d time.Duration) {
 	if s.audit == nil || !audited(r.URL.Path) {
+		return
+	}
+	if status == http.StatusServiceUnavailable && s.audit.Admit() != nil {
+		// Refused because the log cannot be written: a record would only
+		// wait for a full buffer and be dropped (and counted as such).
 		return
 	}
 	file, mod, version := e.Artifact, e.Module, e.Version

@@ -96,7 +96,7 @@ func newGitSource(sc config.PrivateSource, dir string, timeout, refsTTL time.Dur
 		Limiter:     limit,
 		HTTPClient:  client,
 		Env:         env,
-		Logger:      log.With("component", "git", "source", sc.Name),
+		Logger:      log, // git adds its component and source
 	})
 }
 
@@ -234,7 +234,7 @@ func (s *Server) buildWebhook() error {
 	if secret == "" {
 		return nil
 	}
-	h, err := webhook.NewHandler(webhook.Config{Secret: []byte(secret), Logger: s.log.With("component", "webhook")}, s.onWebhook)
+	h, err := webhook.NewHandler(webhook.Config{Secret: []byte(secret), Logger: s.log}, s.onWebhook)
 	if err != nil {
 		return fmt.Errorf("private.webhook: %w", err)
 	}

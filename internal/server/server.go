@@ -148,7 +148,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Source:          s.chain,
 		Store:           store,
 		StateDir:        filepath.Join(cfg.DataDir, "sumdb"),
-		Logger:          log.With("component", "sumdb"),
+		Logger:          log, // sumdb adds its component
 		OnSecurityEvent: s.metrics.SecurityEvent,
 	})
 	if err != nil {
@@ -164,7 +164,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.ledger, err = ledger.Open(ledger.Config{
 		Dir:      filepath.Join(cfg.DataDir, "ledger"),
 		Patterns: []string{"*"},
-		Logger:   log.With("component", "ledger"),
+		Logger:   log, // ledger adds its component
 		OnMoved: func(mod, version, file, recorded, got string) {
 			s.metrics.MovedVersion(file)
 			log.Error("refused a different copy of a recorded version: a Git tag was moved",
@@ -209,7 +209,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Source:    s.chain,
 		Store:     store,
 		LatestTTL: cfg.Cache.SumDBLatestTTL.Duration,
-		Logger:    log.With("component", "sumdb"),
+		Logger:    log,
 		Private:   append(noProxy, cfg.SumDB.NoSumDB...),
 	})
 	if err := s.buildWebhook(); err != nil {

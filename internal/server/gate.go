@@ -86,14 +86,18 @@ func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.
 	}
 	s := policy.Subject{Module: path, Version: version, File: kindOf(key)}
 	if s.File == policy.Zip {
-		s.InfoTime = g.infoTime(ctx, path, version, key, opts)
+		// Fetch the .info only when a cooldown rule needs its time to
+		// judge: a refused module is never fetched from the upstream.
+		if pre := e.Decide(s); pre.Verdict != policy.Block && unchecked(pre, policy.KindCooldown) {
+			s.InfoTime = g.infoTime(ctx, path, version, key, opts)
+		}
 	}
 	d, err := g.decide(ctx, e, s)
 	if err != nil {
 		return nil, err
 	}
 	f, err := g.next.File(ctx, path, version, key, opts)
-	if err != nil || s.File != policy.Zip || !licenseUnchecked(d) {
+	if err != nil || s.File != policy.Zip || !unchecked(d, policy.KindLicenses) {
 		return f, err
 	}
 	// The licence is known only once the zip is stored: decide again.
@@ -120,10 +124,11 @@ func (g *gate) infoTime(ctx context.Context, path, version, zipKey string, opts 
 	return in.Time
 }
 
-// licenseUnchecked reports whether a licence rule could not judge d yet.
-func licenseUnchecked(d policy.Decision) bool {
+// unchecked reports whether a rule of kind could not judge d for lack of
+// information (a licence before the zip is stored, an age without a time).
+func unchecked(d policy.Decision, kind policy.RuleKind) bool {
 	for _, ev := range d.Rules {
-		if ev.Kind == policy.KindLicenses && ev.Outcome == policy.OutcomeNotChecked {
+		if ev.Kind == kind && ev.Outcome == policy.OutcomeNotChecked {
 			return true
 		}
 	}

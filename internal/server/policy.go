@@ -18,6 +18,7 @@ import (
 
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/vulndb"
 )
@@ -69,7 +70,7 @@ func (s *Server) buildPolicy() error {
 			URL:      vc.URL,
 			Dir:      filepath.Join(s.cfg.DataDir, "vulndb"),
 			Interval: vc.SyncInterval.Duration,
-			Logger:   s.log.With("component", "vulndb"),
+			Logger:   s.log, // vulndb adds its component
 		}
 		if vc.URL == "" {
 			sc.Source = vc.Dir // read a local copy, as it is
@@ -244,7 +245,15 @@ func (s *Server) serveExplain(w http.ResponseWriter, r *http.Request) {
 	}
 	var d policy.Decision
 	if e := s.policy.engine.Load(); e != nil {
-		d = e.Decide(policy.Subject{Module: mod, Version: version, File: kind})
+		subj := policy.Subject{Module: mod, Version: version, File: kind}
+		if version != "" {
+			// The .info time, when stored, as a zip request would use it
+			// (explain never fetches anything).
+			esc, _ := module.EscapePath(mod)
+			escVer, _ := module.EscapeVersion(version)
+			subj.InfoTime = s.gate.infoTime(r.Context(), mod, version, esc+"/@v/"+escVer+".zip", mirror.Options{NoFetch: true})
+		}
+		d = e.Decide(subj)
 	} else {
 		d = policy.Decision{Module: mod, Version: version, File: kind, Rules: []policy.Evaluation{}}
 	}

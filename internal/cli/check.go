@@ -119,19 +119,10 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer, deps ch
 		fmt.Fprint(fs.Output(), checkUsage)
 		fs.PrintDefaults()
 	}
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	// Flags may come before or after the arguments.
+	positional, status, ok := parseInterspersed(fs, args)
+	if !ok {
+		return status
 	}
 	if len(positional) > 1 {
 		fmt.Fprintf(stderr, "modgate check: want at most one go.mod, go.sum or directory, got %d arguments\n", len(positional))

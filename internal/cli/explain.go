@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,20 +50,10 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer, deps 
 		fmt.Fprint(fs.Output(), explainUsage)
 		fs.PrintDefaults()
 	}
-	// Flags may come before or after the module argument.
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	// Flags may come before or after the arguments.
+	positional, status, ok := parseInterspersed(fs, args)
+	if !ok {
+		return status
 	}
 	if len(positional) != 1 {
 		fmt.Fprintf(stderr, "modgate explain: want exactly one MODULE[@VERSION], got %d arguments\n", len(positional))

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,20 +38,10 @@ func Source(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), sourceUsage)
 		fs.PrintDefaults()
 	}
-	var positional []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	// Flags may come before or after the arguments.
+	positional, status, ok := parseInterspersed(fs, args[1:])
+	if !ok {
+		return status
 	}
 	if len(positional) < 1 || len(positional) > 2 {
 		fs.Usage()

@@ -39,7 +39,7 @@ func serveTLS(t *testing.T, cfg *tls.Config, h http.Handler) string {
 func pool(cas ...*testCA) *x509.CertPool {
 	p := x509.NewCertPool()
 	for _, ca := range cas {
-		p.AddCert(ca.cert)
+		p.AddCert(ca.Cert)
 	}
 	return p
 }
@@ -76,7 +76,7 @@ func TestMutualTLS(t *testing.T) {
 	serverCA, clientCA, strangerCA := newTestCA(t, "server CA"), newTestCA(t, "client CA"), newTestCA(t, "stranger CA")
 	dir := t.TempDir()
 	certFile, keyFile := tlsFiles(t, serverCA, dir, "modgate")
-	caFile := writeFile(t, dir, "clients.pem", clientCA.pem)
+	caFile := writeFile(t, dir, "clients.pem", clientCA.PEM)
 	cfg, err := ServerTLS(TLSOptions{CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile})
 	if err != nil {
 		t.Fatal(err)

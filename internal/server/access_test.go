@@ -2,18 +2,11 @@ package server_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -45,84 +38,17 @@ import (
 // (example.com/greet, example.com/legacy, ...) are "private".
 const publicScope = "read:example.com/hello"
 
-// A testCA issues certificates for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
+// A testCA issues certificates for one test (see testenv.CA).
+type testCA struct{ *testenv.CA }
 
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
+func newTestCA(t *testing.T, name string) *testCA { return &testCA{testenv.NewCA(t, name)} }
 
-// issue returns a PEM certificate and key for cn: a server certificate for
-// 127.0.0.1 when server is set, a client certificate otherwise.
 func (ca *testCA) issue(t *testing.T, cn string, server bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	return ca.Issue(t, cn, server)
 }
 
-// clientCert returns a client certificate for cn issued by ca.
 func (ca *testCA) clientCert(t *testing.T, cn string) tls.Certificate {
-	t.Helper()
-	c, k := ca.issue(t, cn, false)
-	cert, err := tls.X509KeyPair(c, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	return ca.TLSCert(t, cn, false)
 }
 
 // writeTemp writes data to a new file name in a fresh temporary directory
@@ -150,7 +76,7 @@ func startTLS(t *testing.T, up *testenv.Upstream, edit func(*config.Config)) *se
 	t.Helper()
 	ca := newTestCA(t, "modgate test CA")
 	certPEM, keyPEM := ca.issue(t, "127.0.0.1", true)
-	s := &secure{ca: ca, caFile: writeTemp(t, "ca.pem", ca.pem, 0o644)}
+	s := &secure{ca: ca, caFile: writeTemp(t, "ca.pem", ca.PEM, 0o644)}
 	certFile := writeTemp(t, "server.pem", certPEM, 0o644)
 	keyFile := writeTemp(t, "server.key", keyPEM, 0o600)
 	s.instance = startModgate(t, up, func(c *config.Config) {
@@ -169,7 +95,7 @@ func startTLS(t *testing.T, up *testenv.Upstream, edit func(*config.Config)) *se
 func (s *secure) client(t *testing.T, certs ...tls.Certificate) *http.Client {
 	t.Helper()
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.ca.pem)
+	pool.AppendCertsFromPEM(s.ca.PEM)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
@@ -469,7 +395,7 @@ func TestAuthMTLS(t *testing.T) {
 	up := testenv.NewUpstream(t, testenv.Fixtures(t))
 	clients := newTestCA(t, "corp client CA")
 	rogueCA := newTestCA(t, "rogue CA")
-	caFile := writeTemp(t, "clients.pem", clients.pem, 0o644)
+	caFile := writeTemp(t, "clients.pem", clients.PEM, 0o644)
 	s := startTLS(t, up, func(c *config.Config) {
 		c.TLS.ClientCAFile = caFile
 		c.Auth.Anonymous.Scopes = []string{publicScope}

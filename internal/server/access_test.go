@@ -762,17 +762,15 @@ func repairDir(t *testing.T, dir string) {
 // returns the last response.
 func poll(t *testing.T, try func() (response, bool)) response {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r, done := try()
-		if done {
-			return r
+	var r response
+	pollUntil(t, 20*time.Second, func() string {
+		var done bool
+		if r, done = try(); done {
+			return ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still %d %q after 20s", r.status, r.body)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-	}
+		return fmt.Sprintf("still %d %q", r.status, r.body)
+	})
+	return r
 }
 
 var auditErrorsLine = regexp.MustCompile(`(?m)^modgate_audit_errors_total\{[^}]*\} ([0-9.e+]+)$`)

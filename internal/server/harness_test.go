@@ -153,3 +153,16 @@ func sha(b []byte) string {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// pollUntil polls cond until it returns "" (success) or the deadline
+// passes, then fails the test with cond's last complaint.
+func pollUntil(t *testing.T, d time.Duration, cond func() string) {
+	t.Helper()
+	var why string
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if why = cond(); why == "" {
+			return
+		}
+	}
+	t.Fatalf("not within %v: %s", d, why)
+}

@@ -309,13 +309,12 @@ func metricValue(text, name string) float64 {
 // waitFor polls cond until it holds, failing the test after 30 seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	pollUntil(t, 30*time.Second, func() string {
+		if cond() {
+			return ""
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return "waiting for " + what
+	})
 }
 
 // auditContains reports whether one line of the instance's audit log

@@ -382,7 +382,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close() error {
 	s.bgStop()
 	s.bg.Wait()
-	errs := []error{s.mirror.Close(), s.ledger.Close(), s.policy.ages.Close()}
+	errs := []error{s.mirror.Close(), s.verifier.Close(), s.ledger.Close(), s.policy.ages.Close()}
 	if s.audit != nil {
 		errs = append(errs, s.audit.Close())
 	}

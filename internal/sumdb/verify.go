@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/mod/module"
@@ -91,6 +92,8 @@ type Verifier struct {
 
 	seq atomic.Uint64            // numbers the events clientOps records
 	cur atomic.Pointer[dbClient] // the client lookups use now
+
+	lookups sync.WaitGroup // background lookups, waited for by Close
 }
 
 // A dbClient is one sumdb.Client generation with its operations.
@@ -214,11 +217,19 @@ type lookupResult struct {
 // waiting; fetchTimeout bounds each of its fetches.
 func (v *Verifier) startLookup(path, vers string) <-chan lookupResult {
 	ch := make(chan lookupResult, 1)
-	go func() {
+	v.lookups.Go(func() {
 		lines, err := v.lookup(path, vers)
 		ch <- lookupResult{lines, err}
-	}()
+	})
 	return ch
+}
+
+// Close waits for the lookups still running in the background (each is
+// bounded by its fetch timeouts), so that nothing writes to the store
+// after it returns. The Verifier must not be used afterwards.
+func (v *Verifier) Close() error {
+	v.lookups.Wait()
+	return nil
 }
 
 // compare waits for the lookup and compares its h1: hash with got.

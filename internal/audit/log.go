@@ -137,6 +137,22 @@ type writer struct {
 	held       *Record
 	syncFailed bool // the last fsync failed; retried every tick
 
+	// Records are encoded into buf and written with one write(2) when the
+	// queue runs empty (or buf is large, or before an fsync, a rotation or
+	// a checkpoint): one system call per burst instead of per record.
+	// durable is the head and durableSize the file size up to the last
+	// record actually written. When a write of buf fails, fail-open mode
+	// drops the buffered records (the chain continues from durable);
+	// fail-closed mode keeps them and takes nothing new until a retry
+	// (every tick) succeeds, like a held record.
+	buf         []byte
+	bufRecords  int
+	bufNotes    int   // of them, ActionDropped records
+	bufNoted    int64 // the drops those records count
+	durable     head
+	durableSize int64
+	flushFailed bool
+
 	signed         head // the last head signed in a checkpoint
 	lastCheckpoint time.Time
 	lastRetention  time.Time
@@ -327,8 +343,8 @@ func (l *Log) run() {
 	w := &l.w
 	for {
 		in := l.ch
-		if w.held != nil {
-			in = nil // take nothing new until the held record is written
+		if w.held != nil || w.flushFailed {
+			in = nil // take nothing new until the held records are written
 		}
 		select {
 		case r, ok := <-in:
@@ -337,9 +353,16 @@ func (l *Log) run() {
 				return
 			}
 			w.held = l.accept(r)
+			if len(l.ch) == 0 || len(w.buf) >= maxBuffered {
+				l.flush()
+			}
 		case <-tick.C:
-			if w.held != nil {
+			if w.flushFailed {
+				l.flush()
+			}
+			if w.held != nil && !w.flushFailed {
 				w.held = l.accept(*w.held)
+				l.flush()
 			}
 			l.maintain()
 		case <-l.closing:
@@ -383,6 +406,8 @@ func (l *Log) noteDrops() {
 	if l.append(entry{Record: r}) != nil {
 		return
 	}
+	l.w.bufNotes++
+	l.w.bufNoted += n
 	l.state.Lock()
 	l.unnoted -= n
 	if l.unnoted == 0 {
@@ -396,7 +421,7 @@ func (l *Log) noteDrops() {
 // retention when due.
 func (l *Log) maintain() {
 	w := &l.w
-	holding := w.held != nil
+	holding := w.held != nil || w.flushFailed
 	if !holding {
 		l.noteDrops() // also retries a failing sink in fail-open mode
 	}
@@ -428,6 +453,10 @@ func (l *Log) finish() {
 	}
 	l.noteDrops()
 	l.sync()
+	if w.bufRecords > 0 {
+		// The disk refused them to the end (fail-closed mode).
+		l.dropBuffered(l.fail(errors.New("audit log closed with records that could not be written")))
+	}
 	if w.head != w.signed {
 		l.checkpoint()
 	}
@@ -442,7 +471,7 @@ func (l *Log) finish() {
 // blocks every append until it succeeds) and is reported through fail.
 func (l *Log) append(e entry) error {
 	w := &l.w
-	if w.cut >= 0 {
+	if w.cut >= 0 && len(w.buf) == 0 {
 		if err := w.f.Truncate(w.cut); err != nil {
 			return l.fail(fmt.Errorf("cutting back a partly written record: %w", err))
 		}
@@ -462,27 +491,90 @@ func (l *Log) append(e entry) error {
 			l.checkpoint()
 		}
 		w.retentionDue = l.cfg.Retention > 0
+		if e.Seq != w.head.seq+1 {
+			// Writing the buffer before the rotation failed and dropped
+			// its records: chain onto the head actually written.
+			e.Seq, e.Prev = w.head.seq+1, w.head.hash
+			if line, hash, err = encodeLine(e); err != nil {
+				return err
+			}
+		}
 	}
 	if w.f == nil {
 		if err := l.openFile(e.Seq, now); err != nil {
 			return l.fail(err)
 		}
 	}
-	n, err := w.f.Write(line)
-	if err != nil {
-		if n > 0 {
-			// Cut the torn line off now, or before the next write.
-			if terr := w.f.Truncate(w.size); terr != nil {
-				w.cut = w.size
-			}
-		}
-		return l.fail(fmt.Errorf("writing %s: %w", w.seg.name, err))
+	if len(w.buf) == 0 {
+		w.durable, w.durableSize = w.head, w.size
 	}
-	w.size += int64(n)
+	w.buf = append(w.buf, line...)
+	w.bufRecords++
+	w.size += int64(len(line))
 	w.head = head{seq: e.Seq, hash: hash}
 	w.dirty = true
-	l.recovered()
 	return nil
+}
+
+// maxBuffered is how many bytes of encoded records wait for one write.
+const maxBuffered = 64 << 10
+
+// flush writes the buffered records. A failure leaves no partial line
+// behind (or, while cutting it back fails, blocks every append until it
+// succeeds) and is reported through fail; see writer.buf for what happens
+// to the records.
+func (l *Log) flush() error {
+	w := &l.w
+	if len(w.buf) == 0 {
+		return nil
+	}
+	if w.cut >= 0 {
+		if err := w.f.Truncate(w.cut); err != nil {
+			return l.fail(fmt.Errorf("cutting back a partly written record: %w", err))
+		}
+		w.cut = -1
+	}
+	n, err := w.f.Write(w.buf)
+	if err == nil {
+		w.buf, w.bufRecords, w.flushFailed = w.buf[:0], 0, false
+		w.bufNotes, w.bufNoted = 0, 0
+		if w.held == nil && !w.syncFailed {
+			l.recovered()
+		}
+		return nil
+	}
+	if n > 0 {
+		// Cut the torn line off now, or before the next write.
+		if terr := w.f.Truncate(w.durableSize); terr != nil {
+			w.cut = w.durableSize
+		}
+	}
+	err = l.fail(fmt.Errorf("writing %s: %w", w.seg.name, err))
+	if l.cfg.FailClosed {
+		w.flushFailed = true
+		return err
+	}
+	l.dropBuffered(err)
+	return err
+}
+
+// dropBuffered gives up the buffered records after a failed write: the
+// chain goes back to the last written head, the records count as dropped
+// (and the drop records among them give their counts back, to be written
+// again later).
+func (l *Log) dropBuffered(err error) {
+	w := &l.w
+	dropped, notes, noted := w.bufRecords-w.bufNotes, w.bufNotes, w.bufNoted
+	w.head, w.size = w.durable, w.durableSize
+	w.buf, w.bufRecords, w.bufNotes, w.bufNoted = w.buf[:0], 0, 0, 0
+	if notes > 0 {
+		l.state.Lock()
+		l.unnoted += noted
+		l.state.Unlock()
+	}
+	for range dropped {
+		l.drop(fmt.Errorf("%w: %w", ErrDropped, err))
+	}
 }
 
 // openFile creates the file whose first record is seq.
@@ -521,6 +613,9 @@ func (l *Log) sync() {
 	if w.f == nil || !w.dirty {
 		return
 	}
+	if l.flush() != nil {
+		return
+	}
 	if err := w.f.Sync(); err != nil {
 		w.syncFailed = true
 		l.fail(fmt.Errorf("syncing %s: %w", w.seg.name, err))
@@ -549,6 +644,9 @@ func (l *Log) checkpoint() {
 		return
 	}
 	l.sync()
+	if len(w.buf) > 0 {
+		return // not written: sign it once it is
+	}
 	c, err := signCheckpoint(l.signer, w.head, now)
 	if err == nil {
 		err = appendCheckpoint(l.cfg.Dir, c)

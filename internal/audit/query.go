@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -79,6 +80,9 @@ func Query(dir string, f Filter, fn func(Record) error) error {
 
 func querySegment(path string, f Filter, fn func(Record) error) error {
 	file, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // deleted by retention since the directory was listed
+	}
 	if err != nil {
 		return fmt.Errorf("querying audit log: %w", err)
 	}

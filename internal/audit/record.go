@@ -114,9 +114,14 @@ const hashField = `,"hash":"`
 // "\n", and its hash.
 func encodeLine(e entry) ([]byte, string, error) {
 	e.Hash = ""
-	body, err := json.Marshal(e)
-	if err != nil {
-		return nil, "", fmt.Errorf("encoding record seq %d: %w", e.Seq, err)
+	var body []byte
+	if e.Retention == nil && e.Time.Year() >= 0 && e.Time.Year() <= 9999 {
+		body = appendEntry(make([]byte, 0, 512), &e)
+	} else {
+		var err error
+		if body, err = json.Marshal(e); err != nil {
+			return nil, "", fmt.Errorf("encoding record seq %d: %w", e.Seq, err)
+		}
 	}
 	sum := sha256.Sum256(body)
 	h := hex.EncodeToString(sum[:])

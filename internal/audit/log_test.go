@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/modgate/modgate/internal/audit"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 func TestRotationKeepsChain(t *testing.T) {
@@ -211,7 +212,7 @@ func TestUnwritableDirectory(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "audit")
 			key := testKey(t)
-			var logBuf syncBuffer
+			var logBuf testenv.LogBuffer
 			var errs errorCounter
 			l := openLog(t, dir, key, func(c *audit.Config) {
 				c.MaxSize = 1 // every record opens a new file
@@ -420,28 +421,10 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCheckpointIsLogged(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "audit")
 	key := testKey(t)
-	var logBuf syncBuffer
+	var logBuf testenv.LogBuffer
 	l := openLog(t, dir, key, func(c *audit.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logBuf, nil))
 	})

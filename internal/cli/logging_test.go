@@ -1,36 +1,17 @@
 package cli
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/reqlog"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
-// lockedBuffer is a bytes.Buffer safe for the flusher goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestLoggerBatchesOnlyAccessLines(t *testing.T) {
-	var out lockedBuffer
+	var out testenv.LogBuffer
 	log, stop := newLogger(config.Log{Level: config.LogLevelInfo, Format: config.LogFormatText}, &out)
 	defer stop()
 

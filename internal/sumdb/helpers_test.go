@@ -29,6 +29,8 @@ import (
 
 	"github.com/modgate/modgate/internal/storage"
 	"github.com/modgate/modgate/internal/upstream"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // testDBName is the name of every test checksum database.
@@ -290,22 +292,7 @@ func (f funcSource) Fetch(ctx context.Context, p string) (*upstream.Response, er
 }
 
 // logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ testenv.LogBuffer }
 
 // lines returns the log lines that contain all of subs.
 func (b *logBuffer) lines(subs ...string) []string {

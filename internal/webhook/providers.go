@@ -144,27 +144,17 @@ func (r githubRepo) urls() []string { return []string{r.CloneURL, r.SSHURL, r.HT
 // parseGitHub reads a "push" event (branches and tags, created, moved or
 // deleted) or a "create" event (a new branch or tag, whose ref is a short name).
 func parseGitHub(event string, payload []byte) (Event, error) {
-	switch event {
-	case "push", "create":
-	default:
-		return Event{}, errIgnored
-	}
-	var p struct {
-		Ref        string     `json:"ref"`
-		RefType    string     `json:"ref_type"`
-		After      string     `json:"after"`
-		Deleted    bool       `json:"deleted"`
-		Repository githubRepo `json:"repository"`
-	}
-	if err := json.Unmarshal(payload, &p); err != nil {
-		return Event{}, err
-	}
-	return newEvent(p.Ref, p.RefType, p.After, p.Deleted, p.Repository.urls())
+	return parseGitHubLike(event, payload, false)
 }
 
-// parseGitea reads a "push" event (branches and tags) or a "create" event (a
-// new branch or tag: short ref, the commit in "sha").
+// parseGitea reads the same events as parseGitHub, from Gitea's payloads,
+// which have the same shape except that a "create" event names its commit
+// in "sha" and a push has no "deleted" flag.
 func parseGitea(event string, payload []byte) (Event, error) {
+	return parseGitHubLike(event, payload, true)
+}
+
+func parseGitHubLike(event string, payload []byte, gitea bool) (Event, error) {
 	switch event {
 	case "push", "create":
 	default:
@@ -175,16 +165,20 @@ func parseGitea(event string, payload []byte) (Event, error) {
 		RefType    string     `json:"ref_type"`
 		After      string     `json:"after"`
 		SHA        string     `json:"sha"`
+		Deleted    bool       `json:"deleted"`
 		Repository githubRepo `json:"repository"`
 	}
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return Event{}, err
 	}
-	after := p.After
-	if event == "create" {
-		after = p.SHA
+	after, deleted := p.After, p.Deleted
+	if gitea {
+		deleted = false
+		if event == "create" {
+			after = p.SHA
+		}
 	}
-	return newEvent(p.Ref, p.RefType, after, false, p.Repository.urls())
+	return newEvent(p.Ref, p.RefType, after, deleted, p.Repository.urls())
 }
 
 // parseGitLab reads a "Push Hook" or "Tag Push Hook", and a "System Hook"

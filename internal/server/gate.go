@@ -54,12 +54,17 @@ func (g *gate) engine() *policy.Engine {
 	return g.policy.Load()
 }
 
-// decide runs the policy for s, records what matched for the access and
-// audit logs, and returns the decision's error when it blocks.
+// decide runs the policy for s and records the decision (see record).
 func (g *gate) decide(ctx context.Context, e *policy.Engine, s policy.Subject) (policy.Decision, error) {
 	d := e.Decide(s)
+	return d, g.record(ctx, d)
+}
+
+// record notes what matched d for the access and audit logs and metrics,
+// and returns the decision's error when it blocks.
+func (g *gate) record(ctx context.Context, d policy.Decision) error {
 	if len(d.Matches) == 0 {
-		return d, nil
+		return nil
 	}
 	if g.observe != nil {
 		g.observe(d)
@@ -73,7 +78,7 @@ func (g *gate) decide(ctx context.Context, e *policy.Engine, s policy.Subject) (
 	if h := d.Header(); h != "" {
 		entry.Warning = h
 	}
-	return d, d.Err()
+	return d.Err()
 }
 
 func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.Options) (*mirror.File, error) {
@@ -85,15 +90,14 @@ func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.
 		return g.next.File(ctx, path, version, key, opts)
 	}
 	s := policy.Subject{Module: path, Version: version, File: kindOf(key)}
-	if s.File == policy.Zip {
+	d := e.Decide(s)
+	if s.File == policy.Zip && d.Verdict != policy.Block && unchecked(d, policy.KindCooldown) {
 		// Fetch the .info only when a cooldown rule needs its time to
 		// judge: a refused module is never fetched from the upstream.
-		if pre := e.Decide(s); pre.Verdict != policy.Block && unchecked(pre, policy.KindCooldown) {
-			s.InfoTime = g.infoTime(ctx, path, version, key, opts)
-		}
+		s.InfoTime = g.infoTime(ctx, path, version, key, opts)
+		d = e.Decide(s)
 	}
-	d, err := g.decide(ctx, e, s)
-	if err != nil {
+	if err := g.record(ctx, d); err != nil {
 		return nil, err
 	}
 	f, err := g.next.File(ctx, path, version, key, opts)

@@ -7,19 +7,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// loadAudit loads content as a config file, resolves and validates it.
-func loadAudit(t *testing.T, content string) (Config, error) {
-	t.Helper()
-	c, err := Load(writeConfig(t, content), envOf(map[string]string{"HOME": "/home/gopher"}))
-	if err != nil {
-		t.Fatalf("Load = %v", err)
-	}
-	if err := c.Resolve(testGoEnv); err != nil {
-		t.Fatal(err)
-	}
-	return c, c.Validate()
-}
-
 func TestAuditDefaults(t *testing.T) {
 	c := validConfig(t)
 	want := Audit{
@@ -38,7 +25,7 @@ func TestAuditDefaults(t *testing.T) {
 }
 
 func TestAuditLoad(t *testing.T) {
-	c, err := loadAudit(t, `
+	c, err := loadValid(t, `
 audit:
   enabled: true
   dir: /var/log/modgate/audit
@@ -81,7 +68,7 @@ audit:
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := loadAudit(t, string(out))
+	back, err := loadValid(t, string(out))
 	if err != nil {
 		t.Fatalf("printed configuration does not validate: %v\n%s", err, out)
 	}
@@ -142,7 +129,7 @@ func TestAuditValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadAudit(t, tt.yaml)
+			_, err := loadValid(t, tt.yaml)
 			checkProblems(t, "Validate", err, tt.errs)
 		})
 	}

@@ -10,19 +10,6 @@ import (
 	"github.com/modgate/modgate/internal/policy"
 )
 
-// loadPolicy loads content as a config file, resolves and validates it.
-func loadPolicy(t *testing.T, content string) (Config, error) {
-	t.Helper()
-	c, err := Load(writeConfig(t, content), envOf(map[string]string{"HOME": "/home/gopher"}))
-	if err != nil {
-		t.Fatalf("Load = %v", err)
-	}
-	if err := c.Resolve(testGoEnv); err != nil {
-		t.Fatal(err)
-	}
-	return c, c.Validate()
-}
-
 const fullPolicy = `
 policy:
   dry_run: true
@@ -72,7 +59,7 @@ policy:
 `
 
 func TestPolicyLoad(t *testing.T) {
-	c, err := loadPolicy(t, fullPolicy)
+	c, err := loadValid(t, fullPolicy)
 	if err != nil {
 		t.Fatalf("Validate = %v", err)
 	}
@@ -126,7 +113,7 @@ func TestPolicyDefaults(t *testing.T) {
 // (absent kinds left out, "vulnerabilities: {}" kept) and that the
 // printed file loads back to the same policy.
 func TestPolicyPrintRoundTrip(t *testing.T) {
-	c, err := loadPolicy(t, fullPolicy)
+	c, err := loadValid(t, fullPolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +127,7 @@ func TestPolicyPrintRoundTrip(t *testing.T) {
 	if strings.Contains(string(out), "pin: {") || strings.Contains(string(out), "modules: []") {
 		t.Errorf("YAML() prints absent rule kinds:\n%s", out)
 	}
-	again, err := loadPolicy(t, string(out))
+	again, err := loadValid(t, string(out))
 	if err != nil {
 		t.Fatalf("printed config: %v\n%s", err, out)
 	}

@@ -266,9 +266,13 @@ func (g *getter) fetch(ctx context.Context, t target, path string) (*Response, e
 			return resp, nil
 		}
 		lastErr = err
-		if attempt >= g.retries || ctx.Err() != nil ||
-			!(errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)) {
+		if attempt >= g.retries || !(errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)) {
 			return nil, err
+		}
+		if ctx.Err() != nil {
+			// The caller gave up while the answer was on its way: it
+			// would have been retried, so report the cancellation.
+			return nil, ctxError(ctx, t.name, path, lastErr)
 		}
 		g.log.Warn("retrying upstream request", "upstream", t.name, "path", path, "attempt", attempt+1, "err", err)
 	}

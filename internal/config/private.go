@@ -55,6 +55,9 @@ type PrivateSource struct {
 	PasswordFile string `yaml:"password_file"`
 	// SSHKeyFile is a private key for ssh:// URLs.
 	SSHKeyFile string `yaml:"ssh_key_file"`
+	// SSHKnownHostsFile holds the Git server's host keys (known_hosts
+	// format) for ssh:// URLs; empty means the user's ~/.ssh/known_hosts.
+	SSHKnownHostsFile string `yaml:"ssh_known_hosts_file"`
 	// CAFile is a PEM bundle of the certificate authorities that sign the
 	// Git server's HTTPS certificate, when not the system's.
 	CAFile string `yaml:"ca_file"`
@@ -145,7 +148,7 @@ func (v *validator) private() {
 		if s.SSHKeyFile != "" && (s.PasswordEnv != "" || s.PasswordFile != "") {
 			v.add(key, at, "set an ssh_key_file or a password, not both")
 		}
-		for _, f := range []struct{ name, path string }{{"password_file", s.PasswordFile}, {"ssh_key_file", s.SSHKeyFile}, {"ca_file", s.CAFile}} {
+		for _, f := range []struct{ name, path string }{{"password_file", s.PasswordFile}, {"ssh_key_file", s.SSHKeyFile}, {"ssh_known_hosts_file", s.SSHKnownHostsFile}, {"ca_file", s.CAFile}} {
 			if f.path != "" && !filepath.IsAbs(f.path) {
 				v.add(key, at+"."+f.name, "%q is not an absolute path; write the full path", f.path)
 			}
@@ -165,7 +168,7 @@ func (v *validator) repoTemplate(key, at string, s PrivateSource) {
 		v.add(key, at, "%q is not a URL: %v", s.URL, unwrapURLError(err))
 		return
 	}
-	if u.User != nil {
+	if _, hasPassword := u.User.Password(); hasPassword || u.User != nil && u.Scheme != "ssh" {
 		v.add(key, at, "credentials in the URL would be logged; use username and password_env or password_file")
 	}
 	switch u.Scheme {
@@ -173,7 +176,13 @@ func (v *validator) repoTemplate(key, at string, s PrivateSource) {
 		if s.SSHKeyFile != "" {
 			v.add(key, at, "ssh_key_file needs an ssh:// URL, got scheme %q", u.Scheme)
 		}
+		if s.SSHKnownHostsFile != "" {
+			v.add(key, at, "ssh_known_hosts_file needs an ssh:// URL, got scheme %q", u.Scheme)
+		}
 	case "ssh":
+		if s.PasswordEnv != "" || s.PasswordFile != "" {
+			v.add(key, at, "ssh:// URLs authenticate with ssh_key_file, not a password")
+		}
 	default:
 		v.add(key, at, "scheme %q not supported (want https, http, ssh or file)", u.Scheme)
 	}

@@ -89,7 +89,7 @@ func newGitSource(sc config.PrivateSource, dir string, timeout, refsTTL time.Dur
 		Name:        sc.Name,
 		Patterns:    sc.Patterns,
 		URL:         sc.URL,
-		Credentials: git.Credentials{Username: user, Password: password, SSHKeyFile: sc.SSHKeyFile},
+		Credentials: git.Credentials{Username: user, Password: password, SSHKeyFile: sc.SSHKeyFile, SSHKnownHostsFile: sc.SSHKnownHostsFile},
 		Dir:         filepath.Join(dir, sc.Name),
 		Timeout:     timeout,
 		RefsTTL:     refsTTL,

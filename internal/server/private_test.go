@@ -340,3 +340,54 @@ func auditContains(t *testing.T, in *instance, subs ...string) bool {
 	}
 	return false
 }
+
+// TestPrivateOverSSH serves a private source from a real sshd with a key
+// and a known_hosts file held by modgate: the go command, with no Git and
+// no key, gets the same versions and hashes as the go command fetching the
+// same repository itself, and a key the server refuses gives a 502 naming
+// the cause.
+func TestPrivateOverSSH(t *testing.T) {
+	gs := testenv.NewGitServer(t, gitUser, gitPassword)
+	repo := gs.Repo(t, "platform/keys")
+	repo.Commit("v1", map[string]string{
+		"go.mod":  "module corp.example.com/platform/keys\n\ngo 1.21\n",
+		"keys.go": "package keys\n\nconst Version = \"v1.0.0\"\n",
+	})
+	repo.Tag("v1.0.0", "HEAD")
+	repo.Commit("work", map[string]string{"keys.go": "package keys\n\nconst Version = \"main\"\n"})
+	sshd := testenv.NewSSHServer(t, gs.Root)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	start := func(key string) *instance {
+		return startModgate(t, up, func(c *config.Config) {
+			c.Private.Sources = []config.PrivateSource{{
+				Name:              "corp-ssh",
+				Patterns:          []string{testenv.GitHost + "/*/*"},
+				URL:               sshd.URLTemplate(),
+				SSHKeyFile:        key,
+				SSHKnownHostsFile: sshd.KnownHostsFile,
+			}}
+		})
+	}
+	mg := start(sshd.KeyFile)
+	env := goEnv(t, mg, up, "GONOSUMDB="+testenv.GitHost, "PATH="+filepath.Dir(testenv.GoBinary(t)))
+	mod := testenv.GitHost + "/platform/keys"
+	want := gs.GoDirect(t, mod+"@v1.0.0", mod+"@main")
+	for _, q := range []string{mod + "@v1.0.0", mod + "@main"} {
+		g, w := downloadJSON(t, env, q)[q], want[q]
+		if w.Error != "" {
+			t.Fatalf("reference go command failed on %s: %s", q, w.Error)
+		}
+		if g.Error != "" || g.Version != w.Version || g.Sum != w.Sum || g.GoModSum != w.GoModSum {
+			t.Errorf("%s through modgate over ssh = %s %s %s (%s); go direct gave %s %s %s", q, g.Version, g.Sum, g.GoModSum, g.Error, w.Version, w.Sum, w.GoModSum)
+		}
+	}
+
+	refused := start(sshd.OtherKeyFile)
+	stderr := failGo(t, t.TempDir(), goEnv(t, refused, up, "GONOSUMDB="+testenv.GitHost), "mod", "download", mod+"@v1.0.0")
+	if !strings.Contains(stderr, "502") || !strings.Contains(stderr, "authentication rejected") {
+		t.Errorf("go mod download with a key the Git server refuses said:\n%s\nwant a 502 naming \"authentication rejected\"", stderr)
+	}
+	if t.Failed() {
+		t.Logf("sshd log:\n%s", sshd.Log())
+	}
+}

@@ -50,10 +50,15 @@
 // helpers, no system or global git configuration. HTTP credentials reach
 // git through GIT_CONFIG_* as an Authorization header scoped to the
 // repository's host, never on a command line or in a URL; SSH uses
-// GIT_SSH_COMMAND with -i KEY -o BatchMode=yes -o IdentitiesOnly=yes. In
-// discovery mode credentials go only to hosts the patterns name. Errors
-// name the source, module and repository, keep git's command, exit status
-// and trimmed stderr, and have secrets redacted. Every operation has a
+// GIT_SSH_COMMAND with BatchMode, only the configured key
+// (IdentitiesOnly) and strict host key checking against the configured
+// known_hosts file, so an unknown or changed host key fails instead of
+// being trusted on first use. In discovery mode credentials go only to
+// hosts the patterns name. Errors name the source, module and repository,
+// keep git's command, exit status and trimmed stderr, and have secrets
+// redacted; what ssh and git print is read to tell a refused key
+// (ErrAuthentication), an untrusted host key and a missing repository
+// (fs.ErrNotExist) apart. Every operation has a
 // timeout and honours the caller's context; the process group of a
 // timed-out git is killed.
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"strings"
 
 	"github.com/modgate/modgate/internal/upstream"
 )
@@ -69,3 +70,38 @@ func wrapf(err error, format string, args ...any) error {
 
 // isClass reports whether err matches the class sentinel.
 func isClass(err, class error) bool { return errors.Is(err, class) }
+
+// remoteError classifies a failed git command that talked to the server
+// (ls-remote or fetch, over ssh, git:// or a path) by what git or ssh
+// wrote: a rejected key matches ErrAuthentication, an unknown or changed
+// host key says how to trust it, and a missing repository matches
+// fs.ErrNotExist. Anything else stays an upstream.ErrUnavailable
+// *GitError. The GitError stays in the chain for errors.As.
+func remoteError(err error) error {
+	var ge *GitError
+	if !errors.As(err, &ge) || ge.timedOut || ge.ExitCode <= 0 {
+		return err
+	}
+	stderr := ge.Stderr
+	has := func(s ...string) bool {
+		for _, x := range s {
+			if strings.Contains(stderr, x) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED", "No ED25519 host key is known",
+		"No RSA host key is known", "No ECDSA host key is known", "host key is known for"):
+		return &classed{class: []error{upstream.ErrUnavailable}, cause: ge,
+			msg: "ssh: the server's host key is not trusted: add it to the source's ssh_known_hosts_file (ssh-keyscan prints it; check it out of band): " + stderr}
+	case has("Permission denied (", "Authentication failed", "Permission to ", "access denied", "Access denied"):
+		return &classed{class: []error{ErrAuthentication, upstream.ErrUnavailable}, cause: ge,
+			msg: "authentication rejected: " + stderr}
+	case has("does not appear to be a git repository", "Repository not found", "repository not found",
+		"could not be found", "No such repository", "not a git repository"):
+		return &classed{class: []error{fs.ErrNotExist}, cause: ge, msg: "no such repository: " + stderr}
+	}
+	return err
+}

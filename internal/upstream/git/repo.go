@@ -157,7 +157,7 @@ func (r *repo) listRefs(ctx context.Context) (refMap, error) {
 	}
 	out, err := r.src.run.run(ctx, cmd{env: r.env, args: []string{"ls-remote", "-q", "--end-of-options", r.url}})
 	if err != nil {
-		return nil, err
+		return nil, remoteError(err)
 	}
 	return parseLsRemote(out), nil
 }
@@ -270,7 +270,7 @@ func (r *repo) sync(ctx context.Context, refs refMap) error {
 	_, err = r.git(ctx, "-c", "protocol.version=2", "fetch", "--quiet", "--force", "--prune", "--no-tags",
 		"--end-of-options", r.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 	if err != nil {
-		return err
+		return remoteError(err)
 	}
 	r.src.fetches.Add(1)
 	r.src.log.Debug("fetched repository", "repo", r.shown(), "duration", time.Since(start))

@@ -178,7 +178,7 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // a hook would point git elsewhere), no system or global configuration (an
 // operator's credential helpers and insteadOf rules must not apply), never
 // a prompt, and extra last.
-func baseEnv(sshKeyFile string, extra []string) []string {
+func baseEnv(cred Credentials, extra []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "GIT_") || strings.HasPrefix(kv, "SSH_ASKPASS=") {
@@ -194,12 +194,21 @@ func baseEnv(sshKeyFile string, extra []string) []string {
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_GLOBAL="+os.DevNull,
 	)
-	ssh := "ssh -o BatchMode=yes"
-	if sshKeyFile != "" {
-		ssh += " -i " + shellQuote(sshKeyFile) + " -o IdentitiesOnly=yes"
+	return append(append(env, "GIT_SSH_COMMAND="+sshCommand(cred)), extra...)
+}
+
+// sshCommand is the ssh command line git runs for ssh repositories: never
+// a prompt (BatchMode), only the configured key, and the configured
+// known_hosts file with strict checking.
+func sshCommand(cred Credentials) string {
+	ssh := "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes"
+	if cred.SSHKeyFile != "" {
+		ssh += " -i " + shellQuote(cred.SSHKeyFile) + " -o IdentitiesOnly=yes"
 	}
-	env = append(env, "GIT_SSH_COMMAND="+ssh)
-	return append(env, extra...)
+	if cred.SSHKnownHostsFile != "" {
+		ssh += " -o UserKnownHostsFile=" + shellQuote(cred.SSHKnownHostsFile) + " -o GlobalKnownHostsFile=/dev/null"
+	}
+	return ssh
 }
 
 // authEnv returns the environment that makes git send HTTP Basic

@@ -35,6 +35,12 @@ type Credentials struct {
 	Username, Password string
 	// SSHKeyFile is the private key for ssh repositories.
 	SSHKeyFile string
+	// SSHKnownHostsFile lists the host keys ssh repositories may present
+	// (known_hosts format). Set, ssh checks the server against it and
+	// nothing else; empty, ssh uses the user's own known_hosts. Either
+	// way an unknown host key fails the connection: there is nobody to
+	// ask.
+	SSHKnownHostsFile string
 }
 
 func (c Credentials) username() string {
@@ -159,7 +165,7 @@ func New(cfg Config) (*Source, error) {
 	s.run = &runner{
 		limit:   cfg.Limiter,
 		timeout: cfg.Timeout,
-		env:     baseEnv(cfg.Credentials.SSHKeyFile, cfg.Env),
+		env:     baseEnv(cfg.Credentials, cfg.Env),
 		secrets: []string{cfg.Credentials.Password, basicToken(cfg.Credentials)},
 	}
 	if err := os.RemoveAll(s.tmp); err != nil {

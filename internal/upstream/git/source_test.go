@@ -27,6 +27,7 @@ func TestSource(t *testing.T) {
 	t.Run("Discovery", func(t *testing.T) { testDiscovery(t, w, src) })
 	t.Run("Sources", func(t *testing.T) { testSources(t, w, src) })
 	t.Run("Test", func(t *testing.T) { testReport(t, w) })
+	t.Run("SSH", func(t *testing.T) { testSSH(t, w, src) })
 }
 
 // testSameAsGoCommand compares every answer with what the go command

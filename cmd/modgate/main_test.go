@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 type process struct {
 	cmd  *exec.Cmd
 	URL  string
-	logs *strings.Builder
+	logs *testenv.LogBuffer
 	done chan struct{}
 }
 
@@ -60,7 +60,7 @@ func startBinary(t *testing.T, env []string, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, logs: new(strings.Builder), done: make(chan struct{})}
+	p := &process{cmd: cmd, logs: new(testenv.LogBuffer), done: make(chan struct{})}
 	addr := make(chan string, 1)
 	go func() {
 		defer close(p.done)
@@ -68,7 +68,7 @@ func startBinary(t *testing.T, env []string, args ...string) *process {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			p.logs.WriteString(line + "\n")
+			p.logs.Write([]byte(line + "\n"))
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
 				addr <- rec.Addr

@@ -80,7 +80,8 @@
 // # TLS
 //
 // ServerTLS builds the server's tls.Config: the certificate and key files
-// are re-read when they change (a stat per handshake), a client CA enables
-// mutual TLS without requiring it (token clients still connect), and the
+// are re-read when they change (a stat per handshake), a client CA file
+// (re-read the same way) enables mutual TLS without requiring it (token
+// clients still connect), and the
 // minimum version is TLS 1.2 unless 1.3 is asked for.
 package auth

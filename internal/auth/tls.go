@@ -19,7 +19,7 @@ type TLSOptions struct {
 	// ClientCAFile, if set, is a PEM file of CA certificates that sign
 	// client certificates. Client certificates are then verified when
 	// offered, but not required, so clients with tokens still connect.
-	// It is read once, at ServerTLS.
+	// Like the certificate, it is read again when it changes.
 	ClientCAFile string
 	// MinVersion is tls.VersionTLS12 (the default, for 0) or
 	// tls.VersionTLS13.
@@ -70,18 +70,66 @@ func ServerTLS(opt TLSOptions) (*tls.Config, error) {
 		NextProtos:     []string{"h2", "http/1.1"},
 	}
 	if opt.ClientCAFile != "" {
-		pem, err := os.ReadFile(opt.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: reading client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: client CA %s holds no PEM certificate", opt.ClientCAFile)
-		}
-		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		ca := &caReloader{file: opt.ClientCAFile, base: cfg.Clone(), log: log}
+		if err := ca.load(); err != nil {
+			return nil, err
+		}
+		cfg.GetConfigForClient = ca.configForClient
 	}
 	return cfg, nil
+}
+
+// A caReloader keeps the configuration that verifies client certificates
+// in step with the client CA file: each handshake stats the file, and a
+// change builds a new configuration (the base with the new pool). A file
+// that cannot be read or holds no certificate keeps the previous pool
+// (logged), so a half-written bundle never locks every client out.
+type caReloader struct {
+	file string
+	base *tls.Config // the server configuration without ClientCAs
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	cfg   *tls.Config // base with the current pool
+	stamp stamp       // of the file the last load attempt saw
+}
+
+func (c *caReloader) configForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := statStamp(c.file); st != c.stamp {
+		c.stamp = st
+		if err := c.loadLocked(); err != nil {
+			c.log.Error("reloading the client CA failed; verifying with the previous one", "err", err)
+		} else {
+			c.log.Info("reloaded the client CA", "file", c.file)
+		}
+	}
+	return c.cfg, nil
+}
+
+// load reads the file for the first time.
+func (c *caReloader) load() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stamp = statStamp(c.file)
+	return c.loadLocked()
+}
+
+func (c *caReloader) loadLocked() error {
+	pem, err := os.ReadFile(c.file)
+	if err != nil {
+		return fmt.Errorf("tls: reading client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("tls: client CA %s holds no PEM certificate", c.file)
+	}
+	cfg := c.base.Clone()
+	cfg.ClientCAs = pool
+	c.cfg = cfg
+	return nil
 }
 
 // A certReloader serves a certificate pair, reloading it when the files

@@ -218,3 +218,44 @@ func TestServerTLSReload(t *testing.T) {
 		t.Errorf("with the key missing served %q, want the previous certificate", got)
 	}
 }
+
+// TestServerTLSClientCAReload: a changed client CA file takes effect at
+// the next handshake, and a broken one keeps the previous CA.
+func TestServerTLSClientCAReload(t *testing.T) {
+	serverCA, oldCA, newCA := newTestCA(t, "server CA"), newTestCA(t, "old client CA"), newTestCA(t, "new client CA")
+	dir := t.TempDir()
+	certFile, keyFile := tlsFiles(t, serverCA, dir, "modgate")
+	caFile := writeFile(t, dir, "clients.pem", oldCA.PEM)
+	cfg, err := ServerTLS(TLSOptions{CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TLS.VerifiedChains) > 0 {
+			io.WriteString(w, "verified "+r.TLS.VerifiedChains[0][0].Subject.CommonName)
+		}
+	}))
+	oldCert, newCert := oldCA.clientCert(t, "old-runner"), newCA.clientCert(t, "new-runner")
+	accepts := func(cert tls.Certificate, want string) bool {
+		t.Helper()
+		body, err := get(t, addr, serverCA, "", cert)
+		return err == nil && body == "verified "+want
+	}
+	if !accepts(oldCert, "old-runner") || accepts(newCert, "new-runner") {
+		t.Fatal("with the old CA: want the old CA's certificate verified and the new one refused")
+	}
+	writeFile(t, dir, "clients.pem", newCA.PEM)
+	if accepts(oldCert, "old-runner") || !accepts(newCert, "new-runner") {
+		t.Fatal("after replacing the CA file: want the new CA's certificate verified and the old one refused")
+	}
+	writeFile(t, dir, "clients.pem", []byte("-----BEGIN CERTIFICATE-----\ntruncated"))
+	if !accepts(newCert, "new-runner") {
+		t.Error("a broken CA file replaced the previous CA; want it kept")
+	}
+	if err := os.Remove(caFile); err != nil {
+		t.Fatal(err)
+	}
+	if !accepts(newCert, "new-runner") || accepts(oldCert, "old-runner") {
+		t.Error("with the CA file gone: want the previous CA kept")
+	}
+}

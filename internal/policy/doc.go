@@ -45,7 +45,9 @@
 //     allowed). No licence file, or a licence file the classifier does not
 //     recognise, follows the rule's unknown action (block, warn or allow).
 //     Modules matching an exempt pattern are skipped. Before the zip has
-//     been seen the licence is not known and the rule is "not checked".
+//     been seen the licence is not known and the rule is "not checked"
+//     (the server fetches the zip of the version a list or latest answer
+//     would lead the go command to, so that one is judged in time).
 //
 // A Decision's verdict is Block when any matching rule with action block
 // is not dry-run, else Warn when any matching warn rule is not dry-run,

@@ -128,6 +128,52 @@ func (g *gate) infoTime(ctx context.Context, path, version, zipKey string, opts 
 	return in.Time
 }
 
+// maxLicenceFetches bounds the zips one list or latest answer fetches to
+// judge licences.
+const maxLicenceFetches = 3
+
+// settle decides path@version's zip. When a licence rule cannot judge it
+// yet because its zip has never been stored, settle fetches the zip (the
+// licence is read from the stored copy) and decides again. A list or
+// latest answer uses it for the one version the go command is about to
+// take, whose zip it would fetch next anyway; without it that version
+// would be listed and then refused, and "go get" would fail instead of
+// taking the next allowed version. A failed fetch leaves the licence
+// unjudged; the zip request judges it later.
+func (g *gate) settle(ctx context.Context, e *policy.Engine, path, escPath, version string, opts mirror.Options) policy.Decision {
+	s := policy.Subject{Module: path, Version: version, File: policy.Zip}
+	d := e.Decide(s)
+	if d.Verdict == policy.Block || !unchecked(d, policy.KindLicenses) {
+		return d
+	}
+	escVer, err := module.EscapeVersion(version)
+	if err != nil {
+		return d
+	}
+	f, err := g.next.File(ctx, path, version, escPath+"/@v/"+escVer+".zip", opts)
+	if err != nil {
+		return d
+	}
+	f.Body.Close()
+	return e.Decide(s)
+}
+
+// pick returns the version the go command would take from versions once
+// blocked ones are left out (policy.Engine.Latest), settling licences on
+// the way: a candidate whose licence turns out to be refused drops out
+// and the next one is tried, up to maxLicenceFetches zips.
+func (g *gate) pick(ctx context.Context, e *policy.Engine, path, escPath string, versions []string, opts mirror.Options) (string, bool) {
+	for fetched := 0; ; fetched++ {
+		v, ok := e.Latest(path, versions)
+		if !ok || fetched == maxLicenceFetches {
+			return v, ok
+		}
+		if g.settle(ctx, e, path, escPath, v, opts).Verdict != policy.Block {
+			return v, true
+		}
+	}
+}
+
 // unchecked reports whether a rule of kind could not judge d for lack of
 // information (a licence before the zip is stored, an age without a time).
 func unchecked(d policy.Decision, kind policy.RuleKind) bool {
@@ -155,6 +201,7 @@ func (g *gate) List(ctx context.Context, path, escPath string, opts mirror.Optio
 		return nil, err
 	}
 	versions := strings.Fields(string(a.Data))
+	g.pick(ctx, e, path, escPath, versions, opts) // the version the go command will take has its licence judged
 	kept := e.Filter(path, versions)
 	if len(kept) == len(versions) {
 		return a, nil
@@ -186,7 +233,7 @@ func (g *gate) Latest(ctx context.Context, path, escPath string, opts mirror.Opt
 	if json.Unmarshal(a.Data, &in) != nil {
 		return a, nil // the mirror checked it; nothing to judge
 	}
-	latest := e.Decide(policy.Subject{Module: path, Version: in.Version, File: policy.Zip})
+	latest := g.settle(ctx, e, path, escPath, in.Version, opts)
 	if latest.Verdict != policy.Block {
 		return a, nil
 	}
@@ -196,7 +243,7 @@ func (g *gate) Latest(ctx context.Context, path, escPath string, opts mirror.Opt
 	if err != nil {
 		return nil, latest.Err()
 	}
-	v, ok := e.Latest(path, strings.Fields(string(list.Data)))
+	v, ok := g.pick(ctx, e, path, escPath, strings.Fields(string(list.Data)), opts)
 	if !ok {
 		return nil, fmt.Errorf("no version of %s is allowed: %w", path, latest.Err())
 	}

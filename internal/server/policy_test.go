@@ -570,6 +570,44 @@ policy:
 	}
 }
 
+// TestPolicyLicenseJudgedBeforeListing: a module relicensed under a
+// forbidden licence in its newest version, never downloaded before.
+// "go get @latest" takes the newest version with an allowed licence: the
+// list and latest answers judge the licence of the version the go command
+// would take (fetching its zip) instead of listing it and refusing it.
+func TestPolicyLicenseJudgedBeforeListing(t *testing.T) {
+	t.Parallel()
+	up := testenv.NewUpstream(t, policyFixtures(t,
+		simpleModule(t, "example.com/relicensed", "v1.0.0", "2024-01-01T00:00:00Z", licenseText(t, "MIT")),
+		simpleModule(t, "example.com/relicensed", "v1.1.0", "2024-02-01T00:00:00Z", licenseText(t, "AGPL-3.0")),
+		simpleModule(t, "example.com/relicensed", "v1.2.0-rc.1", "2024-03-01T00:00:00Z", licenseText(t, "AGPL-3.0")),
+	))
+	in, _ := startPolicy(t, up, `
+policy:
+  rules:
+    - name: licences
+      licenses:
+        allow: [MIT]
+`, nil)
+	env := goEnv(t, in, up)
+	if got := goGetLatest(t, env, "example.com/relicensed"); got != "v1.0.0" {
+		t.Errorf("go get example.com/relicensed@latest chose %q, want v1.0.0 (v1.1.0 is AGPL)", got)
+	}
+	// The pre-release is no candidate while a release is allowed, so its
+	// licence is judged only when its zip is asked for.
+	if got := versionsOf(t, env, "example.com/relicensed"); got != "v1.0.0 v1.2.0-rc.1" {
+		t.Errorf("go list -m -versions = %q, want v1.0.0 v1.2.0-rc.1 (v1.1.0 judged and left out)", got)
+	}
+	code, body, _ := in.get(t, "/example.com/relicensed/@latest")
+	if code != http.StatusOK || !strings.Contains(string(body), `"Version":"v1.0.0"`) {
+		t.Errorf("GET @latest = %d %s, want v1.0.0", code, body)
+	}
+	// Only the candidates were fetched to judge them, not every version.
+	if n := up.Count("/example.com/relicensed/@v/v1.2.0-rc.1.zip"); n != 0 {
+		t.Errorf("the pre-release's zip was fetched %d times; only candidates the go command would take need judging", n)
+	}
+}
+
 // TestPolicyWarnAndDryRun: a warn rule serves the file with the
 // X-Modgate-Policy-Warning header and an audit record naming the rule and
 // the warning; a dry-run rule, and every rule of a globally dry-run

@@ -324,3 +324,29 @@ func testReport(t *testing.T, w *world) {
 		t.Errorf("Test with only wildcard patterns and no module: no error")
 	}
 }
+
+// testForgetAfterRestart checks that a new Source on the same directory (a
+// restarted server) still knows which modules it served from a
+// repository, so that a webhook refreshes them.
+func testForgetAfterRestart(t *testing.T, w *world) {
+	dir := t.TempDir()
+	first := newSource(t, w.srv, func(c *git.Config) { c.Dir = dir })
+	auth := host + "/platform/auth"
+	mustFetch(t, first, escaped(t, auth, "list"))
+	mustFetch(t, first, escaped(t, auth+"/sub", "v0.1.0.info"))
+	mustFetch(t, first, escaped(t, host+"/platform/legacy", "list"))
+
+	restarted := newSource(t, w.srv, func(c *git.Config) { c.Dir = dir })
+	if got, want := restarted.Forget("https://corp.example.com/platform/auth.git"), []string{auth, auth + "/sub"}; !slices.Equal(got, want) {
+		t.Errorf("Forget after a restart = %q, want %q", got, want)
+	}
+	if got := restarted.Forget("https://corp.example.com/platform/notags"); len(got) != 0 {
+		t.Errorf("Forget of a repository never served = %q, want none", got)
+	}
+	// A module served after the restart joins the recorded ones.
+	mustFetch(t, restarted, escaped(t, auth+"/v2", "list"))
+	again := newSource(t, w.srv, func(c *git.Config) { c.Dir = dir })
+	if got, want := again.Forget("https://corp.example.com/platform/auth"), []string{auth, auth + "/sub", auth + "/v2"}; !slices.Equal(got, want) {
+		t.Errorf("Forget after a second restart = %q, want %q", got, want)
+	}
+}

@@ -45,6 +45,7 @@ type repo struct {
 	refsAt     time.Time
 	fetchedSum string          // refMap.sum of the refs the mirror was last fetched at
 	modules    map[string]bool // module paths served from this repository
+	saveMu     sync.Mutex      // serializes saveModules
 	files      map[string]fileResult
 	times      map[string]time.Time // commit hash -> committer time
 }
@@ -87,6 +88,7 @@ func newRepo(s *Source, cloneURL string) *repo {
 	if data, err := os.ReadFile(filepath.Join(r.dir, fetchedFile)); err == nil {
 		r.fetchedSum = strings.TrimSpace(string(data))
 	}
+	r.loadModules()
 	return r
 }
 
@@ -169,11 +171,92 @@ func (r *repo) forget() {
 	r.mu.Unlock()
 }
 
-// served records that modulePath was answered from this repository.
+// served records that modulePath was answered from this repository. A
+// module new to the repository is also written to its modules file, so
+// that a restarted server still knows which modules a webhook for the
+// repository refreshes.
 func (r *repo) served(modulePath string) {
 	r.mu.Lock()
+	known := r.modules[modulePath]
 	r.modules[modulePath] = true
 	r.mu.Unlock()
+	if known {
+		return
+	}
+	if err := r.saveModules(); err != nil {
+		r.src.log.Warn("recording the modules of a repository failed; a webhook after a restart will miss them until they are asked for again",
+			"repo", r.shown(), "err", err)
+	}
+}
+
+// modulesFile is the file beside the mirror that lists the modules served
+// from it: a first line "url CLONE-URL", then one module path per line.
+// It sits beside the mirror, not in it, because the mirror directory is
+// created by renaming a finished clone into place.
+func (r *repo) modulesFile() string { return strings.TrimSuffix(r.dir, ".git") + modulesSuffix }
+
+const modulesSuffix = ".modules"
+
+// saveModules rewrites the modules file (atomically) with every module
+// served so far.
+func (r *repo) saveModules() error {
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	var b strings.Builder
+	b.WriteString("url " + r.url + "\n")
+	for _, m := range slices.Sorted(slices.Values(r.servedModules())) {
+		b.WriteString(m + "\n")
+	}
+	// The source's temporary directory is on the same file system and
+	// emptied at start, so a crash leaves nothing behind.
+	if err := os.MkdirAll(r.src.tmp, 0o777); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(r.src.tmp, "modules-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.WriteString(b.String())
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), r.modulesFile())
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
+// loadModules reads the modules file written by an earlier process.
+func (r *repo) loadModules() {
+	data, err := os.ReadFile(r.modulesFile())
+	if err != nil {
+		return
+	}
+	header, rest, _ := strings.Cut(string(data), "\n")
+	if header != "url "+r.url {
+		return // another URL's file (a hash collision): not ours
+	}
+	for _, m := range strings.Fields(rest) {
+		r.modules[m] = true
+	}
+}
+
+// readModulesURL returns the clone URL recorded in a modules file.
+func readModulesURL(file string) (string, bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil {
+		return "", false
+	}
+	u, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "url ")
+	return u, ok && u != ""
 }
 
 // servedModules returns the module paths answered from this repository.

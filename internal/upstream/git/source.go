@@ -108,6 +108,8 @@ type Source struct {
 	mu         sync.Mutex
 	repos      map[string]*repo // by clone URL
 	discovered map[string]discovery
+
+	loadRepos sync.Once // loads the repositories earlier processes served from
 }
 
 // New returns a Source for cfg. It creates cfg.Dir if needed and removes
@@ -519,6 +521,18 @@ func splitProtocolPath(p string) (escMod, file string, err error) {
 	return m, f, nil
 }
 
+// loadServedRepos makes a repo for every repository an earlier process
+// served modules from (their modules files), so that Forget after a
+// restart still names the modules a webhook must refresh.
+func (s *Source) loadServedRepos() {
+	files, _ := filepath.Glob(filepath.Join(s.cfg.Dir, "*"+modulesSuffix))
+	for _, f := range files {
+		if u, ok := readModulesURL(f); ok {
+			s.repoFor(u)
+		}
+	}
+}
+
 // cutVersionFile splits "v1.2.3.zip" into "v1.2.3" and ".zip".
 func cutVersionFile(file string) (version, ext string, ok bool) {
 	for _, ext := range []string{".info", ".mod", ".zip"} {
@@ -535,6 +549,7 @@ func cutVersionFile(file string) (version, ext string, ok bool) {
 // returns the module paths this source has served from it, sorted.
 func (s *Source) Forget(repoURL string) []string {
 	key := repoKey(repoURL)
+	s.loadRepos.Do(s.loadServedRepos)
 	s.mu.Lock()
 	var hit []*repo
 	for _, r := range s.repos {

@@ -23,6 +23,7 @@ func TestSource(t *testing.T) {
 	t.Run("Unreachable", func(t *testing.T) { testUnreachable(t, w) })
 	t.Run("MirrorReused", func(t *testing.T) { testMirrorReused(t, w) })
 	t.Run("Forget", func(t *testing.T) { testForget(t, w) })
+	t.Run("ForgetAfterRestart", func(t *testing.T) { testForgetAfterRestart(t, w) })
 	t.Run("HungServer", func(t *testing.T) { testHungServer(t, w) })
 	t.Run("Discovery", func(t *testing.T) { testDiscovery(t, w, src) })
 	t.Run("Sources", func(t *testing.T) { testSources(t, w, src) })

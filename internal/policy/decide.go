@@ -311,8 +311,16 @@ func (e *Engine) Filter(module string, versions []string) (kept []string) {
 // Filter keeps, a release over any pre-release (as the go command picks).
 // It returns false when no version is allowed.
 func (e *Engine) Latest(module string, versions []string) (string, bool) {
+	best := Highest(e.Filter(module, versions))
+	return best, best != ""
+}
+
+// Highest returns the version the go command takes for @latest from a
+// list: the highest release, else the highest pre-release; "" when
+// versions holds no valid version.
+func Highest(versions []string) string {
 	best, bestRelease := "", false
-	for _, v := range e.Filter(module, versions) {
+	for _, v := range versions {
 		if !semver.IsValid(v) {
 			continue
 		}
@@ -324,5 +332,5 @@ func (e *Engine) Latest(module string, versions []string) (string, bool) {
 			best, bestRelease = v, release
 		}
 	}
-	return best, best != ""
+	return best
 }

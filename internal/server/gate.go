@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -158,20 +159,21 @@ func (g *gate) settle(ctx context.Context, e *policy.Engine, path, escPath, vers
 	return e.Decide(s)
 }
 
-// pick returns the version the go command would take from versions once
-// blocked ones are left out (policy.Engine.Latest), settling licences on
-// the way: a candidate whose licence turns out to be refused drops out
-// and the next one is tried, up to maxLicenceFetches zips.
-func (g *gate) pick(ctx context.Context, e *policy.Engine, path, escPath string, versions []string, opts mirror.Options) (string, bool) {
-	for fetched := 0; ; fetched++ {
-		v, ok := e.Latest(path, versions)
-		if !ok || fetched == maxLicenceFetches {
-			return v, ok
+// allowed returns the versions a list may show (policy.Engine.Filter,
+// order kept) and the one the go command would take from them
+// (policy.Highest, "" for none), settling licences on the way: a
+// candidate whose licence turns out to be refused drops out and the next
+// one is tried, up to maxLicenceFetches times.
+func (g *gate) allowed(ctx context.Context, e *policy.Engine, path, escPath string, versions []string, opts mirror.Options) (kept []string, best string) {
+	kept = e.Filter(path, versions)
+	for range maxLicenceFetches {
+		best = policy.Highest(kept)
+		if best == "" || g.settle(ctx, e, path, escPath, best, opts).Verdict != policy.Block {
+			return kept, best
 		}
-		if g.settle(ctx, e, path, escPath, v, opts).Verdict != policy.Block {
-			return v, true
-		}
+		kept = slices.DeleteFunc(kept, func(v string) bool { return v == best })
 	}
+	return kept, policy.Highest(kept)
 }
 
 // unchecked reports whether a rule of kind could not judge d for lack of
@@ -201,8 +203,7 @@ func (g *gate) List(ctx context.Context, path, escPath string, opts mirror.Optio
 		return nil, err
 	}
 	versions := strings.Fields(string(a.Data))
-	g.pick(ctx, e, path, escPath, versions, opts) // the version the go command will take has its licence judged
-	kept := e.Filter(path, versions)
+	kept, _ := g.allowed(ctx, e, path, escPath, versions, opts)
 	if len(kept) == len(versions) {
 		return a, nil
 	}
@@ -243,8 +244,8 @@ func (g *gate) Latest(ctx context.Context, path, escPath string, opts mirror.Opt
 	if err != nil {
 		return nil, latest.Err()
 	}
-	v, ok := g.pick(ctx, e, path, escPath, strings.Fields(string(list.Data)), opts)
-	if !ok {
+	_, v := g.allowed(ctx, e, path, escPath, strings.Fields(string(list.Data)), opts)
+	if v == "" {
 		return nil, fmt.Errorf("no version of %s is allowed: %w", path, latest.Err())
 	}
 	escVer, err := module.EscapeVersion(v)

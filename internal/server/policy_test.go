@@ -3,11 +3,13 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -400,6 +402,8 @@ func (v osvVuln) entry(t *testing.T) []byte {
 		"aliases":        v.aliases,
 		"summary":        "Synthetic vulnerability in " + v.module,
 		"details":        "A test fixture.",
+		// govulncheck prints the URL under "More info" (and fails without one).
+		"database_specific": map[string]string{"url": "https://vuln.corp.example/" + v.id},
 		"affected": []any{map[string]any{
 			"package": map[string]string{"name": v.module, "ecosystem": "Go"},
 			"ranges":  []any{map[string]any{"type": "SEMVER", "events": events}},
@@ -517,6 +521,49 @@ policy:
 	outputHas(t, "explain of the accepted risk", string(body), `"verdict": "allow"`, "GO-2099-0102 (CVE-2099-0102) accepted until "+expires)
 	if code != http.StatusOK {
 		t.Errorf("GET /policy/explain: %d", code)
+	}
+}
+
+// TestGovulncheckAgainstModgate runs the real govulncheck against
+// modgate's copy of the vulnerability database (-db <modgate>/vulndb), the
+// way a CI job in a closed network would: it must find the synced entry
+// for a project that requires the vulnerable version, name the fixed
+// version, and find nothing once the project is upgraded.
+func TestGovulncheckAgainstModgate(t *testing.T) {
+	t.Parallel()
+	govulncheck := testenv.Govulncheck(t)
+	dbURL, _ := serveVulnDB(t, osvVuln{id: "GO-2099-0201", module: "example.com/vuln", fixed: "v1.0.1", aliases: []string{"CVE-2099-0201"}})
+	up := testenv.NewUpstream(t, policyFixtures(t,
+		simpleModule(t, "example.com/vuln", "v1.0.0", "2024-01-01T00:00:00Z", ""),
+		simpleModule(t, "example.com/vuln", "v1.0.1", "2024-02-01T00:00:00Z", ""),
+	))
+	in, _ := startPolicy(t, up, fmt.Sprintf("policy:\n  vulndb:\n    url: %s\n", dbURL), nil)
+	pollUntil(t, 10*time.Second, func() string {
+		if code, body, _ := in.get(t, "/vulndb/index/db.json"); code != http.StatusOK {
+			return fmt.Sprintf("GET /vulndb/index/db.json: %d %s", code, body)
+		}
+		return ""
+	})
+	// -mod=mod lets the go command fill go.sum through modgate.
+	env := goEnv(t, in, up, "GOFLAGS=-modcacherw -mod=mod")
+	scan := func(version string) (string, error) {
+		dir := t.TempDir()
+		testenv.WriteModule(t, dir, "module example.com/app\n\ngo 1.21\n\nrequire example.com/vuln "+version+"\n", map[string]string{
+			"main.go": "package main\n\nimport \"example.com/vuln\"\n\nfunc main() { println(vuln.Version) }\n",
+		})
+		cmd := exec.CommandContext(t.Context(), govulncheck, "-db", in.URL+"/vulndb", "-scan", "module")
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := scan("v1.0.0")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Errorf("govulncheck on a vulnerable project: %v, want exit status 3 (vulnerabilities found)\n%s", err, out)
+	}
+	outputHas(t, "govulncheck output", out, "GO-2099-0201", "example.com/vuln@v1.0.0", "Fixed in: example.com/vuln@v1.0.1")
+	if out, err := scan("v1.0.1"); err != nil || strings.Contains(out, "GO-2099-0201") {
+		t.Errorf("govulncheck on the upgraded project: %v, want no finding\n%s", err, out)
 	}
 }
 

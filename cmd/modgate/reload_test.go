@@ -18,25 +18,30 @@ import (
 func TestPolicyReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "modgate.yaml")
-	write := func(denied string) {
-		t.Helper()
-		cfg := "data_dir: " + filepath.Join(dir, "data") + "\n" +
+	policy := func(denied string) string {
+		return "data_dir: " + filepath.Join(dir, "data") + "\n" +
 			"policy:\n  rules:\n    - name: deny-one\n      deny: {modules: [" + denied + "]}\n"
-		if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
-	write("example.com/aaaa")
+	if err := os.WriteFile(cfgFile, []byte(policy("example.com/aaaa")), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fi, err := os.Stat(cfgFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mtime := fi.ModTime()
-	// rewrite replaces the file's content and restores its old mtime.
-	rewrite := func(content func()) {
+	// rewrite replaces the file with content carrying the old mtime, in
+	// one rename, so that the poll never sees a new mtime.
+	rewrite := func(content string) {
 		t.Helper()
-		content()
-		if err := os.Chtimes(cfgFile, mtime, mtime); err != nil {
+		next := cfgFile + ".next"
+		if err := os.WriteFile(next, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(next, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(next, cfgFile); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -61,7 +66,7 @@ func TestPolicyReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("before reload: aaaa %s, bbbb %s; want block, allow", a, b)
 	}
 
-	rewrite(func() { write("example.com/bbbb") })
+	rewrite(policy("example.com/bbbb"))
 	time.Sleep(2500 * time.Millisecond) // past a poll of the file: it must not notice
 	if a := verdict("example.com/aaaa"); a != "block" {
 		t.Fatalf("the policy changed without SIGHUP (aaaa is %s); the test cannot tell the two triggers apart", a)
@@ -74,11 +79,7 @@ func TestPolicyReloadOnSIGHUP(t *testing.T) {
 		t.Errorf("after SIGHUP: aaaa %s, bbbb %s; want allow, block", a, b)
 	}
 
-	rewrite(func() {
-		if err := os.WriteFile(cfgFile, []byte("policy:\n  rules:\n    - name: broken\n      deny: {modules: [\"a b\"]}\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	})
+	rewrite("policy:\n  rules:\n    - name: broken\n      deny: {modules: [\"a b\"]}\n")
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,13 @@ type instance struct {
 // configuration before it is validated.
 func startModgate(t *testing.T, up *testenv.Upstream, edit func(*config.Config)) *instance {
 	t.Helper()
-	cfg := config.Default()
+	return startWith(t, config.Default(), up, edit)
+}
+
+// startWith points cfg at up (see startModgate) on a free port with a
+// fresh data directory, applies edit and starts it.
+func startWith(t *testing.T, cfg config.Config, up *testenv.Upstream, edit func(*config.Config)) *instance {
+	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Upstream.GOPROXY = up.URL()

@@ -88,16 +88,7 @@ func startPolicy(t *testing.T, up *testenv.Upstream, content string, edit func(*
 	if err != nil {
 		t.Fatalf("loading the test config: %v", err)
 	}
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(t.TempDir(), "data")
-	cfg.Upstream.GOPROXY = up.URL()
-	cfg.SumDB.GOSUMDB = up.VerifierKey()
-	cfg.Upstream.Retries = 0
-	cfg.Log.Level = config.LogLevelWarn
-	if edit != nil {
-		edit(&cfg)
-	}
-	return startConfig(t, cfg), file
+	return startWith(t, cfg, up, edit), file
 }
 
 // listTTL makes version lists expire at once, so every list request asks

@@ -286,11 +286,14 @@ func hostNotFound(err error) error {
 // checkRepoURL accepts only https repository URLs on public hosts.
 func (s *Source) checkRepoURL(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
+	if err != nil {
 		return notExist("repository URL %q is not a URL", redactURL(raw))
 	}
 	if u.Scheme != "https" {
 		return notExist("repository URL %s: scheme %q refused: modgate fetches public modules over https only", redactURL(raw), u.Scheme)
+	}
+	if u.Host == "" {
+		return notExist("repository URL %q has no host", redactURL(raw))
 	}
 	if u.User != nil {
 		return notExist("repository URL %s: user information refused", redactURL(raw))

@@ -1,0 +1,54 @@
+package git
+
+import (
+	"errors"
+	"io/fs"
+	"testing"
+)
+
+// TestStaticLocation checks the go command's static rules for hosting
+// sites and version control suffixes (cmd/go/internal/vcs).
+func TestStaticLocation(t *testing.T) {
+	tests := []struct {
+		mod      string
+		root     string // "" when discovery decides
+		url      string
+		notFound bool
+		vcs      bool // refused as another version control system
+	}{
+		{mod: "github.com/owner/repo", root: "github.com/owner/repo", url: "https://github.com/owner/repo"},
+		{mod: "github.com/Owner/Repo/sub/v2", root: "github.com/Owner/Repo", url: "https://github.com/Owner/Repo"},
+		{mod: "github.com/owner", notFound: true},
+		{mod: "github.com/owner/repo.git", notFound: true},
+		{mod: "github.com/owner/repo.hg/x", notFound: true},
+		{mod: "bitbucket.org/team/repo/v3", root: "bitbucket.org/team/repo", url: "https://bitbucket.org/team/repo"},
+		{mod: "git.apache.org/thrift.git/lib/go", root: "git.apache.org/thrift.git", url: "https://git.apache.org/thrift.git"},
+		{mod: "chiselapp.com/user/u/repository/r", vcs: true},
+		{mod: "example.com/repo.git", root: "example.com/repo.git", url: "https://example.com/repo"},
+		{mod: "example.com/group/repo.git/sub", root: "example.com/group/repo.git", url: "https://example.com/group/repo"},
+		{mod: "example.com:8443/repo.git", root: "example.com:8443/repo.git", url: "https://example.com:8443/repo"},
+		{mod: "example.com/repo.hg", vcs: true},
+		{mod: "example.com/repo.svn/x", vcs: true},
+		{mod: "example.com/repo"},
+		{mod: "golang.org/x/mod"},
+	}
+	for _, tt := range tests {
+		loc, ok, err := staticLocation(tt.mod)
+		switch {
+		case tt.vcs:
+			if !errors.Is(err, ErrUnsupportedVCS) || !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("staticLocation(%q) = %v, want unsupported version control, not found", tt.mod, err)
+			}
+		case tt.notFound:
+			if !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("staticLocation(%q) = %v, want not found", tt.mod, err)
+			}
+		case err != nil:
+			t.Errorf("staticLocation(%q) = %v", tt.mod, err)
+		case tt.root == "" && ok:
+			t.Errorf("staticLocation(%q) = %+v, want discovery", tt.mod, loc)
+		case tt.root != "" && (!ok || loc.root != tt.root || loc.url != tt.url):
+			t.Errorf("staticLocation(%q) = %+v, %v; want root %s url %s", tt.mod, loc, ok, tt.root, tt.url)
+		}
+	}
+}

@@ -52,7 +52,7 @@ type GitServer struct {
 
 	mu    sync.Mutex
 	repos map[string]bool
-	meta  map[string]string // path -> go-import content set by SetMeta
+	meta  map[string]string        // path -> go-import content set by SetMeta
 	held  map[string]chan struct{} // repository name -> closed when released
 	log   []string                 // "METHOD path?query" of every request
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 
@@ -16,7 +17,8 @@ import (
 
 // buildDirect returns the Git source behind the GOPROXY keyword "direct"
 // (public modules from their origin, mirrored in {data_dir}/git-direct),
-// or nil when upstream.goproxy does not name direct. It shares the git
+// or nil when upstream.goproxy does not name direct or git is not
+// installed. It shares the git
 // process limit with the private sources. What it serves goes through the
 // mirror's verification like any proxy's answer: nothing here marks it
 // private.
@@ -24,6 +26,13 @@ func buildDirect(cfg config.Config, limit *git.Limiter, log *slog.Logger) (*git.
 	entries, err := upstream.ParseGOPROXY(cfg.Upstream.GOPROXY)
 	if err != nil || !slices.ContainsFunc(entries, func(e upstream.Entry) bool { return e.URL == "direct" }) {
 		return nil, err
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		// Without git every module direct finds would fail with 502 where
+		// it answered "not found" before; keep it "not found" and say why.
+		log.Warn("git is not installed: the direct entry of upstream.goproxy answers \"not found\" for every module; install git to fetch public modules from version control",
+			"err", err)
+		return nil, nil
 	}
 	d := cfg.Upstream.Direct
 	hc := upstream.HTTPConfig{

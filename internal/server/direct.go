@@ -69,6 +69,9 @@ func buildDirect(cfg config.Config, limit *git.Limiter, log *slog.Logger) (*git.
 		Env:        env,
 		HTTPClient: upstream.NewHTTPClient(hc),
 		Logger:     log, // git adds its component and source
+		// An explicit egress proxy resolves names and decides where
+		// they may go; modgate checks IP literals and localhost.
+		ProxyResolves: d.Proxy != "",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upstream.goproxy: direct: %w", err)

@@ -39,6 +39,9 @@ func TestDirectPublicModules(t *testing.T) {
 	bad := gs.Repo(t, "public/bad")
 	bad.Commit("first", map[string]string{"go.mod": "module " + base + "bad\n\ngo 1.21\n", "bad.go": "package bad\n"})
 	bad.Tag("v1.0.0", "HEAD")
+	secret := gs.Repo(t, "public/secret")
+	secret.Commit("first", map[string]string{"go.mod": "module " + base + "secret\n", "s.go": "package secret\n"})
+	secret.Tag("v1.0.0", "HEAD")
 	gs.SetMeta("public/hgmod", base+"hgmod hg https://"+testenv.GitHost+"/public/hgmod")
 	gs.SetMeta("public/insecure", base+"insecure git http://"+testenv.GitHost+"/public/lib.git")
 	gs.SetMeta("public/gone", base+"gone git https://"+testenv.GitHost+"/public/gone.git")
@@ -65,6 +68,7 @@ func TestDirectPublicModules(t *testing.T) {
 	in := startModgate(t, up, func(c *config.Config) {
 		c.Upstream.GOPROXY = up.URL() + ",direct"
 		c.Upstream.Direct = config.UpstreamDirect{Proxy: gs.ProxyURL, CAFile: gs.CAFile}
+		c.Upstream.NoProxy = []string{base + "secret"} // a private name: never looked up in public
 	})
 	// The client has nothing but the go command: no git, no GONOSUMDB.
 	env := goEnv(t, in, up, "PATH="+filepath.Dir(testenv.GoBinary(t)))
@@ -135,6 +139,16 @@ func TestDirectPublicModules(t *testing.T) {
 		code, body, _ := in.get(t, "/"+tt.mod+"/@v/list")
 		if code != http.StatusNotFound && code != http.StatusGone || !strings.Contains(string(body), tt.say) {
 			t.Errorf("GET %s/@v/list = %d %q, want 404 or 410 saying %q", tt.mod, code, body, tt.say)
+		}
+	}
+	// A module matching upstream.noproxy never reaches direct: its name is
+	// not asked about in public.
+	if code, body, _ := in.get(t, "/"+base+"secret/@v/list"); code != http.StatusNotFound {
+		t.Errorf("GET secret/@v/list = %d %s, want 404", code, body)
+	}
+	for _, r := range gs.Requests() {
+		if strings.Contains(r, "/public/secret") {
+			t.Errorf("direct asked about a noproxy module: %s", r)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(in.DataDir, "git")); err == nil {

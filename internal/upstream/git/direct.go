@@ -49,6 +49,11 @@ type DirectConfig struct {
 	// NewDirect); nil means net.DefaultResolver.LookupNetIP. Tests replace
 	// it.
 	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
+	// ProxyResolves says that every connection goes through an egress
+	// proxy that resolves host names itself: the guard then checks IP
+	// literals and localhost names only, and leaves names to the proxy's
+	// policy, without asking the local resolver.
+	ProxyResolves bool
 }
 
 // NewDirect returns a Source that serves every module path the go command
@@ -70,7 +75,8 @@ type DirectConfig struct {
 //     addresses (IP literals, "localhost", and names resolving to such
 //     addresses) are refused, so that a module path or a meta tag cannot
 //     make modgate reach into its own network. Names that do not resolve
-//     locally are allowed: the connection, or the egress proxy, decides.
+//     locally are allowed: the connection, or the egress proxy, decides
+//     (with DirectConfig.ProxyResolves names are left to the proxy).
 //     A name could still resolve differently when git connects; this is
 //     a guard against mistakes and simple probing, not a sandbox.
 //
@@ -87,7 +93,7 @@ func NewDirect(dc DirectConfig) (*Source, error) {
 	if client == nil {
 		client = upstream.NewHTTPClient(upstream.HTTPConfig{})
 	}
-	g := &hostGuard{lookup: lookup}
+	g := &hostGuard{lookup: lookup, names: !dc.ProxyResolves}
 	guarded := *client
 	guarded.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {
@@ -305,6 +311,7 @@ func (s *Source) checkRepoURL(ctx context.Context, raw string) error {
 // or multicast address space (see NewDirect).
 type hostGuard struct {
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	names  bool // resolve names and check their addresses
 }
 
 // ErrPrivateHost reports a direct fetch refused because the host is not
@@ -327,6 +334,9 @@ func (g *hostGuard) check(ctx context.Context, host string) error {
 		if !publicAddr(addr) {
 			return refuse("a " + addrKind(addr) + " address")
 		}
+		return nil
+	}
+	if !g.names {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -1,8 +1,10 @@
 package git
 
 import (
+	"context"
 	"errors"
 	"io/fs"
+	"net/netip"
 	"testing"
 )
 
@@ -49,6 +51,49 @@ func TestStaticLocation(t *testing.T) {
 			t.Errorf("staticLocation(%q) = %+v, want discovery", tt.mod, loc)
 		case tt.root != "" && (!ok || loc.root != tt.root || loc.url != tt.url):
 			t.Errorf("staticLocation(%q) = %+v, %v; want root %s url %s", tt.mod, loc, ok, tt.root, tt.url)
+		}
+	}
+}
+
+func TestHostGuard(t *testing.T) {
+	lookup := func(_ context.Context, host string) ([]netip.Addr, error) {
+		switch host {
+		case "inside.example":
+			return []netip.Addr{netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("10.0.0.1")}, nil
+		case "outside.example":
+			return []netip.Addr{netip.MustParseAddr("203.0.113.9")}, nil
+		case "mapped.example":
+			return []netip.Addr{netip.MustParseAddr("::ffff:127.0.0.1")}, nil
+		}
+		return nil, errors.New("no such host")
+	}
+	tests := []struct {
+		host          string
+		local, viaPxy bool // refused with local resolution, with a resolving proxy
+	}{
+		{host: "outside.example"},
+		{host: "unknown.example"},
+		{host: "inside.example", local: true},
+		{host: "mapped.example", local: true},
+		{host: "LOCALHOST", local: true, viaPxy: true},
+		{host: "a.localhost.", local: true, viaPxy: true},
+		{host: "127.0.0.2", local: true, viaPxy: true},
+		{host: "[::1]", local: true, viaPxy: true},
+		{host: "0.0.0.0", local: true, viaPxy: true},
+		{host: "100.64.1.1", local: true, viaPxy: true},
+		{host: "fe80::1", local: true, viaPxy: true},
+		{host: "203.0.113.7"},
+		{host: "", local: true, viaPxy: true},
+	}
+	for _, tt := range tests {
+		for _, g := range []struct {
+			g    *hostGuard
+			want bool
+		}{{&hostGuard{lookup: lookup, names: true}, tt.local}, {&hostGuard{lookup: lookup}, tt.viaPxy}} {
+			err := g.g.check(t.Context(), tt.host)
+			if got := err != nil; got != g.want || got && (!errors.Is(err, ErrPrivateHost) || !errors.Is(err, fs.ErrNotExist)) {
+				t.Errorf("check(%q) with names=%v = %v, want refused %v", tt.host, g.g.names, err, g.want)
+			}
 		}
 	}
 }

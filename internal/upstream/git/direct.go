@@ -97,12 +97,17 @@ func NewDirect(dc DirectConfig) (*Source, error) {
 	guarded := *client
 	guarded.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {
-			return errors.New("stopped after 5 redirects")
+			return fmt.Errorf("%w: stopped after 5 redirects", errRedirectRefused)
 		}
 		if req.URL.Scheme != "https" {
-			return fmt.Errorf("redirect to %s refused: direct fetches use https only", redactURL(req.URL.String()))
+			return fmt.Errorf("%w: %s: direct fetches use https only", errRedirectRefused, redactURL(req.URL.String()))
 		}
-		return g.check(req.Context(), req.URL.Hostname())
+		if err := g.check(req.Context(), req.URL.Hostname()); err != nil {
+			// Plain text, not the guard's classes: the caller decides
+			// what a refused redirect means.
+			return fmt.Errorf("%w: %s", errRedirectRefused, err.Error())
+		}
+		return nil
 	}
 	s, err := New(Config{
 		Name:          DirectName,
@@ -278,13 +283,22 @@ func (s *Source) directMeta(ctx context.Context, prefix, modulePath string) (met
 	return metaImport{}, notExist("https://%s?go-get=1: several go-import meta tags match %s", prefix, modulePath)
 }
 
-// hostNotFound turns a DNS "no such host" into "not found": a module
-// path on a host that does not exist does not exist. Other failures keep
-// their class.
+// errRedirectRefused reports a redirect to plain http, to a host that is
+// not public, or one too many.
+var errRedirectRefused = errors.New("redirect refused")
+
+// hostNotFound turns a DNS "no such host" and a refused redirect of a
+// go-import page into "not found": a module path on a host that does not
+// exist does not exist, and one whose page sends modgate elsewhere cannot
+// be served from here. Other failures keep their class.
 func hostNotFound(err error) error {
+	if errors.Is(err, errRedirectRefused) {
+		return notExist("%v", err)
+	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return &classed{class: []error{fs.ErrNotExist}, msg: err.Error(), cause: err}
+		// No cause: err also carries upstream.ErrUnavailable.
+		return &classed{class: []error{fs.ErrNotExist}, msg: err.Error()}
 	}
 	return err
 }

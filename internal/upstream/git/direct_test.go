@@ -3,6 +3,7 @@ package git_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -147,5 +148,55 @@ func TestDirectUnreachable(t *testing.T) {
 	}
 	if dirs, _ := filepath.Glob(filepath.Join(dir, "*.git")); len(dirs) != 0 {
 		t.Errorf("mirrors = %v after a failed lookup, want none", dirs)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestDirectRedirects: a go-import page or a ref listing that redirects
+// to plain http or to a loopback or private host is not followed.
+func TestDirectRedirects(t *testing.T) {
+	var seen []string
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen = append(seen, r.URL.String())
+		loc := map[string]string{
+			"a.example": "http://a.example/x?go-get=1",
+			"b.example": "https://127.0.0.1/x?go-get=1",
+			"c.example": "https://inside.example/x?go-get=1",
+		}[r.URL.Hostname()]
+		if loc == "" {
+			return &http.Response{StatusCode: http.StatusNotFound, Body: http.NoBody, Request: r}, nil
+		}
+		return &http.Response{StatusCode: http.StatusFound, Header: http.Header{"Location": {loc}}, Body: http.NoBody, Request: r}, nil
+	})}
+	src, err := git.NewDirect(git.DirectConfig{
+		Dir:        t.TempDir(),
+		HTTPClient: client,
+		LookupHost: func(_ context.Context, host string) ([]netip.Addr, error) {
+			if host == "inside.example" {
+				return []netip.Addr{netip.MustParseAddr("192.168.0.1")}, nil
+			}
+			return []netip.Addr{netip.MustParseAddr("203.0.113.1")}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ mod, say string }{
+		{"a.example/x", "https only"},
+		{"b.example/x", "loopback"},
+		{"c.example/x", "private address"},
+	} {
+		_, err := fetch(t, src, escaped(t, tt.mod, "list"))
+		if !isNotExist(err) || errors.Is(err, upstream.ErrUnavailable) || !strings.Contains(err.Error(), tt.say) {
+			t.Errorf("Fetch(%s) = %v, want not found (only) saying %q", tt.mod, err, tt.say)
+		}
+	}
+	for _, u := range seen {
+		if !strings.HasPrefix(u, "https://") || strings.Contains(u, "127.0.0.1") || strings.Contains(u, "inside.example") {
+			t.Errorf("a refused redirect was followed: %s", u)
+		}
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/modgate/modgate/internal/upstream"
 )
 
 // TestStaticLocation checks the go command's static rules for hosting
@@ -95,5 +98,16 @@ func TestHostGuard(t *testing.T) {
 				t.Errorf("check(%q) with names=%v = %v, want refused %v", tt.host, g.g.names, err, g.want)
 			}
 		}
+	}
+}
+
+func TestHostNotFound(t *testing.T) {
+	dns := netError(&net.DNSError{Err: "no such host", Name: "nowhere.example", IsNotFound: true})
+	if err := hostNotFound(dns); !errors.Is(err, fs.ErrNotExist) || errors.Is(err, upstream.ErrUnavailable) {
+		t.Errorf("hostNotFound(no such host) = %v, want not found only", err)
+	}
+	down := netError(&net.DNSError{Err: "server misbehaving", Name: "x.example", IsTemporary: true})
+	if err := hostNotFound(down); errors.Is(err, fs.ErrNotExist) || !errors.Is(err, upstream.ErrUnavailable) {
+		t.Errorf("hostNotFound(resolver failure) = %v, want unavailable", err)
 	}
 }

@@ -200,7 +200,7 @@ func (e *explainer) upstreams() {
 			name, last := entry.URL, i == len(entries)-1
 			switch name {
 			case "direct":
-				e.printf("  %d. direct: public modules are not fetched from version control, so this answers \"not found\"\n", i+1)
+				e.printf("  %d. direct: the module's Git repository, found as the go command finds it (https only, no credentials; other version control systems answer \"not found\")\n", i+1)
 			case "off":
 				e.printf("  %d. off: stop here and answer \"not found\"\n", i+1)
 			default:

@@ -103,8 +103,8 @@ type Upstream struct {
 	// Example "https://proxy.corp.example,https://mirror.example|direct".
 	// Default: `go env GOPROXY`. Entries pointing at modgate itself (its
 	// Listen address or PublicURL) are left out when the server builds its
-	// upstreams. "direct" (fetching from version control) is accepted
-	// but not supported yet: modgate skips it.
+	// upstreams. "direct" fetches public modules from their Git origin
+	// (see Direct) and verifies them like any other fetch.
 	// Environment: MODGATE_GOPROXY.
 	GOPROXY string `yaml:"goproxy"`
 
@@ -137,6 +137,26 @@ type Upstream struct {
 	// background, since the go command asks for them next. From 0
 	// (disabled) to 64. Default 8.
 	PrefetchWorkers int `yaml:"prefetch_workers"`
+
+	// Direct tunes the "direct" entry of GOPROXY: public modules fetched
+	// from their version-control origin.
+	Direct UpstreamDirect `yaml:"direct"`
+}
+
+// UpstreamDirect tunes how "direct" reaches Git hosts: over https, with
+// no credentials, never to loopback or private addresses. Repositories
+// are mirrored in {data_dir}/git-direct.
+type UpstreamDirect struct {
+	// Proxy is the http(s) URL of the proxy (one that accepts CONNECT)
+	// through which direct fetches reach Git hosts, for both modgate's own
+	// requests and git's. Empty means HTTPS_PROXY and NO_PROXY from the
+	// environment.
+	Proxy string `yaml:"proxy"`
+
+	// CAFile is a PEM bundle of the certificate authorities trusted for
+	// Git hosts instead of the system's (a TLS-inspecting egress proxy).
+	// Empty means the system's.
+	CAFile string `yaml:"ca_file"`
 }
 
 // SumDB configures the checksum database.

@@ -140,6 +140,9 @@ upstream:
   idle_timeout: 2m30s
   retries: 0
   prefetch_workers: 3
+  direct:
+    proxy: http://proxy.corp.example:3128
+    ca_file: /etc/modgate/egress-ca.pem
 sumdb:
   gosumdb: "off"
   nosumdb: [corp.example]
@@ -165,6 +168,7 @@ server:
 					IdleTimeout:     Duration{150 * time.Second},
 					Retries:         0,
 					PrefetchWorkers: 3,
+					Direct:          UpstreamDirect{Proxy: "http://proxy.corp.example:3128", CAFile: "/etc/modgate/egress-ca.pem"},
 				}
 				c.SumDB = SumDB{GOSUMDB: "off", NoSumDB: []string{"corp.example"}}
 				c.Cache = Cache{ListTTL: Duration{5 * time.Minute}, NegativeTTL: Duration{10 * time.Second}, SumDBLatestTTL: Duration{time.Hour}, MemoryMB: 8}
@@ -471,7 +475,8 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"listen", "public_url", "data_dir", "log.level", "log.format",
 		"upstream.goproxy", "upstream.noproxy", "upstream.dial_timeout", "upstream.response_timeout",
-		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "sumdb.gosumdb", "sumdb.nosumdb",
+		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "upstream.direct.proxy", "upstream.direct.ca_file",
+		"sumdb.gosumdb", "sumdb.nosumdb",
 		"cache.list_ttl", "cache.negative_ttl", "cache.sumdb_latest_ttl", "cache.memory_mb",
 		"server.shutdown_timeout", "server.read_header_timeout",
 		"tls.cert_file", "tls.key_file", "tls.client_ca_file", "tls.min_version",

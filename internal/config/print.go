@@ -22,6 +22,7 @@ const redacted = "xxxxx"
 func (c Config) Redacted() Config {
 	r := c.Clone()
 	r.PublicURL = upstream.RedactURL(c.PublicURL)
+	r.Upstream.Direct.Proxy = upstream.RedactURL(c.Upstream.Direct.Proxy)
 	r.Upstream.GOPROXY = upstream.RedactGOPROXY(c.Upstream.GOPROXY)
 	r.SumDB.GOSUMDB = redactGOSUMDB(c.SumDB.GOSUMDB)
 	return r

@@ -89,6 +89,8 @@ func (c Config) Validate() error {
 		v.add("upstream.prefetch_workers", "", "must be between 0 (off) and 64, got %d", n)
 	}
 
+	v.direct(c.Upstream.Direct)
+
 	if c.SumDB.GOSUMDB == "" {
 		v.add("sumdb.gosumdb", "", `empty, and go env GOSUMDB gave nothing either; set sumdb.gosumdb (or MODGATE_GOSUMDB) to the checksum database, or "off"`)
 	} else if err := checkGOSUMDB(c.SumDB.GOSUMDB); err != nil {
@@ -244,4 +246,20 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// direct checks upstream.direct.
+func (v *validator) direct(d UpstreamDirect) {
+	if d.Proxy != "" {
+		u, err := url.Parse(d.Proxy)
+		switch {
+		case err != nil:
+			v.add("upstream.direct.proxy", "", "%q is not a URL: %v", upstream.RedactURL(d.Proxy), unwrapURLError(err))
+		case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+			v.add("upstream.direct.proxy", "", "%q: want an http or https URL with a host, such as \"http://proxy.corp.example:3128\"", upstream.RedactURL(d.Proxy))
+		}
+	}
+	if d.CAFile != "" && !filepath.IsAbs(d.CAFile) {
+		v.add("upstream.direct.ca_file", "", "%q is not an absolute path; write the full path", d.CAFile)
+	}
 }

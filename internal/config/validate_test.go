@@ -54,6 +54,22 @@ func TestValidate(t *testing.T) {
 				c.SumDB.NoSumDB = []string{"corp.example", "*.internal.example/*"}
 			},
 		},
+		{
+			name: "direct proxy and CA",
+			modify: func(c *Config) {
+				c.Upstream.Direct = UpstreamDirect{Proxy: "http://u:pw@proxy.corp.example:3128", CAFile: "/etc/ca.pem"}
+			},
+		},
+		{
+			name: "direct proxy scheme, relative CA file",
+			modify: func(c *Config) {
+				c.Upstream.Direct = UpstreamDirect{Proxy: "socks5://u:s3cret@proxy.corp.example", CAFile: "ca.pem"}
+			},
+			errs: [][]string{
+				{`upstream.direct.proxy: "socks5://u:xxxxx@proxy.corp.example": want an http or https URL with a host`},
+				{`upstream.direct.ca_file: "ca.pem" is not an absolute path`},
+			},
+		},
 		{name: "gosumdb off", modify: func(c *Config) { c.SumDB.GOSUMDB = "off" }},
 		{name: "gosumdb bare name", modify: func(c *Config) { c.SumDB.GOSUMDB = "sum.test" }},
 		{name: "goproxy off", modify: func(c *Config) { c.Upstream.GOPROXY = "off" }},

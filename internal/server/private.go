@@ -41,7 +41,7 @@ const webhookRefreshTimeout = 20 * time.Second
 // buildGitSources returns the configured Git sources, or nil when there are
 // none. Secrets are read here, from the environment or files; they never
 // pass through the configuration.
-func buildGitSources(cfg config.Config, client *http.Client, log *slog.Logger) (*git.Sources, error) {
+func buildGitSources(cfg config.Config, client *http.Client, limit *git.Limiter, log *slog.Logger) (*git.Sources, error) {
 	p := cfg.Private
 	if len(p.Sources) == 0 {
 		return nil, nil
@@ -50,7 +50,6 @@ func buildGitSources(cfg config.Config, client *http.Client, log *slog.Logger) (
 	if dir == "" {
 		dir = filepath.Join(cfg.DataDir, "git")
 	}
-	limit := git.NewLimiter(p.MaxConcurrentGit)
 	var srcs []*git.Source
 	for i, sc := range p.Sources {
 		src, err := newGitSource(sc, dir, p.GitTimeout.Duration, cfg.Cache.ListTTL.Duration, limit, client, log)

@@ -11,6 +11,7 @@
 //	{data_dir}/sumdb/     the verified checksum-database tree head, per database
 //	{data_dir}/ledger/    first-seen hashes of modules no checksum database covers (private modules)
 //	{data_dir}/git/       bare mirrors of private repositories, one directory per source
+//	{data_dir}/git-direct/  bare mirrors of public repositories fetched for GOPROXY "direct"
 package server
 
 import (
@@ -112,11 +113,22 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if retries == 0 {
 		retries = -1 // upstream treats 0 as "default"; the config's 0 means none
 	}
+	// One bound on git processes for the private sources and direct.
+	gitLimit := git.NewLimiter(cfg.Private.MaxConcurrentGit)
+	directModules, err := buildDirect(cfg, gitLimit, log)
+	if err != nil {
+		return nil, err
+	}
+	var directSource upstream.Source // a nil *git.Source must stay a nil interface
+	if directModules != nil {
+		directSource = directModules
+	}
 	s.chain, err = upstream.Build(cfg.Upstream.GOPROXY, upstream.BuildOptions{
-		Self:      []string{cfg.Listen, cfg.PublicURL},
-		Client:    client,
-		Proxy:     upstream.ProxyOptions{Retries: retries, Logger: log.With("component", "upstream"), Observe: s.metrics.ObserveUpstream},
-		SumdbURLs: sumdbURLs,
+		Self:          []string{cfg.Listen, cfg.PublicURL},
+		Client:        client,
+		Proxy:         upstream.ProxyOptions{Retries: retries, Logger: log.With("component", "upstream"), Observe: s.metrics.ObserveUpstream},
+		SumdbURLs:     sumdbURLs,
+		DirectModules: directSource,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upstream.goproxy: %w", err)
@@ -124,15 +136,15 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	for _, e := range s.chain.Excluded() {
 		log.Info("left modgate itself out of its upstreams", "upstream", e)
 	}
-	if !hasProxy(s.chain) {
-		log.Warn("no proxy among the upstreams: only direct or off, so public modules are served only from what is stored (private.sources still serve private modules); set upstream.goproxy",
+	if !hasProxy(s.chain) && directModules == nil {
+		log.Warn("no proxy and no direct among the upstreams, so public modules are served only from what is stored (private.sources still serve private modules); set upstream.goproxy",
 			"upstreams", s.chain.String())
 	}
 	direct, err := upstream.NewDirect(client, upstream.DirectOptions{SumdbURLs: sumdbURLs})
 	if err != nil {
 		return nil, err
 	}
-	s.git, err = buildGitSources(cfg, client, log)
+	s.git, err = buildGitSources(cfg, client, gitLimit, log)
 	if err != nil {
 		return nil, err
 	}

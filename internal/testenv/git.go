@@ -52,12 +52,14 @@ type GitServer struct {
 
 	mu    sync.Mutex
 	repos map[string]bool
+	meta  map[string]string        // path -> go-import content set by SetMeta
 	held  map[string]chan struct{} // repository name -> closed when released
 	log   []string                 // "METHOD path?query" of every request
 }
 
 // NewGitServer starts a GitServer with credentials user:password and
-// stops it when the test ends.
+// stops it when the test ends. An empty user makes a public server that
+// asks no one for credentials.
 func NewGitServer(t testing.TB, user, password string) *GitServer {
 	t.Helper()
 	gitBin, err := exec.LookPath("git")
@@ -65,7 +67,7 @@ func NewGitServer(t testing.TB, user, password string) *GitServer {
 		t.Fatalf("testenv: no git command: %v", err)
 	}
 	dir := t.TempDir()
-	s := &GitServer{User: user, Password: password, Root: filepath.Join(dir, "repos"), repos: make(map[string]bool), held: make(map[string]chan struct{})}
+	s := &GitServer{User: user, Password: password, Root: filepath.Join(dir, "repos"), repos: make(map[string]bool), held: make(map[string]chan struct{}), meta: make(map[string]string)}
 	if err := os.Mkdir(s.Root, 0o777); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -103,7 +105,9 @@ func NewGitServer(t testing.TB, user, password string) *GitServer {
 			}
 		}
 		user, password, ok := r.BasicAuth()
-		if !ok || user != s.User || password != s.Password {
+		if s.User == "" {
+			user = "" // anonymous: a public server
+		} else if !ok || user != s.User || password != s.Password {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
@@ -113,7 +117,10 @@ func NewGitServer(t testing.TB, user, password string) *GitServer {
 			return
 		}
 		h := *backend
-		h.Env = append(slices.Clone(backend.Env), "REMOTE_USER="+user)
+		h.Env = slices.Clone(backend.Env)
+		if user != "" {
+			h.Env = append(h.Env, "REMOTE_USER="+user)
+		}
 		h.ServeHTTP(w, r)
 	}))
 	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -231,6 +238,13 @@ func (s *GitServer) UploadPacks(name string) int {
 func (s *GitServer) serveGoGet(w http.ResponseWriter, r *http.Request) {
 	p := strings.Trim(r.URL.Path, "/")
 	s.mu.Lock()
+	if content, ok := s.meta[p]; ok {
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!DOCTYPE html>\n<html><head>\n<meta name=\"go-import\" content=\"%s\">\n</head><body>go get %s/%s</body></html>\n",
+			content, GitHost, p)
+		return
+	}
 	var root string
 	for name := range s.repos {
 		if (p == name || strings.HasPrefix(p, name+"/")) && len(name) > len(root) {
@@ -245,6 +259,15 @@ func (s *GitServer) serveGoGet(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprintf(w, "<!DOCTYPE html>\n<html><head>\n<meta name=\"go-import\" content=\"%s/%s git %s\">\n</head><body>go get %s/%s</body></html>\n",
 		GitHost, root, s.CloneURL(root), GitHost, p)
+}
+
+// SetMeta makes "GET /{p}?go-get=1" answer a go-import meta tag with
+// content ("PREFIX VCS REPO-URL"), whatever repositories exist: for tests
+// of meta tags naming other version control systems or other URLs.
+func (s *GitServer) SetMeta(p, content string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.meta[strings.Trim(p, "/")] = content
 }
 
 // A GitRepo is a repository of a GitServer, changed through a work tree
@@ -400,6 +423,9 @@ func (s *GitServer) GoDirect(t testing.TB, queries ...string) map[string]GoDownl
 		".netrc":           fmt.Sprintf("machine %s login %s password %s\n", GitHost, s.User, s.Password),
 		".git-credentials": fmt.Sprintf("https://%s:%s@%s\n", url.QueryEscape(s.User), url.QueryEscape(s.Password), GitHost),
 		".gitconfig":       "[credential]\n\thelper = store\n",
+	}
+	if s.User == "" {
+		files = nil // a public server: no credentials anywhere
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(home, name), []byte(content), 0o600); err != nil {

@@ -54,6 +54,7 @@ type Upstream struct {
 	status   map[string]int // URL path prefix -> forced status
 	tamper   map[module.Version]bool
 	tamperMd map[module.Version]bool
+	sums     map[module.Version]string // go.sum lines of modules not served here (AddChecksums)
 	log      []string
 }
 
@@ -102,6 +103,7 @@ func StartUpstream(mods []*Module, opts ...UpstreamOption) (*Upstream, error) {
 		status:   make(map[string]int),
 		tamper:   make(map[module.Version]bool),
 		tamperMd: make(map[module.Version]bool),
+		sums:     make(map[module.Version]string),
 	}
 	for _, m := range mods {
 		if u.module(m.Path, m.Version) != nil {
@@ -156,6 +158,17 @@ func (u *Upstream) AddModule(m *Module) {
 		u.mods[m.Path] = make(map[string]*Module)
 	}
 	u.mods[m.Path][m.Version] = m
+}
+
+// AddChecksums makes the checksum database record zipSum and modSum (h1:
+// hashes) for path@version, a module the Upstream does not serve: one that
+// modgate fetches elsewhere (from Git, for "direct") and must verify.
+// Like every record, it is fixed once the database was asked about it.
+func (u *Upstream) AddChecksums(path, version, zipSum, modSum string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.sums[module.Version{Path: path, Version: version}] = fmt.Sprintf("%s %s %s\n%s %s/go.mod %s\n",
+		path, version, zipSum, path, version, modSum)
 }
 
 // SetDown makes every request, the checksum database's included, answer
@@ -307,6 +320,12 @@ func (u *Upstream) serveSumDB(w http.ResponseWriter, r *http.Request, rest strin
 func (u *Upstream) goSum(path, version string) ([]byte, error) {
 	m := u.Module(path, version)
 	if m == nil {
+		u.mu.Lock()
+		lines, ok := u.sums[module.Version{Path: path, Version: version}]
+		u.mu.Unlock()
+		if ok {
+			return []byte(lines), nil
+		}
 		return nil, &fs.PathError{Op: "lookup", Path: path + "@" + version, Err: fs.ErrNotExist}
 	}
 	return []byte(m.GoSum()), nil

@@ -27,6 +27,9 @@ type BuildOptions struct {
 	Proxy ProxyOptions
 	// SumdbURLs is passed to Direct (see DirectOptions).
 	SumdbURLs map[string]string
+	// DirectModules is passed to Direct as DirectOptions.Modules: what
+	// fetches modules from version control for the "direct" keyword.
+	DirectModules Source
 }
 
 // Build parses a GOPROXY list (see ParseGOPROXY) and returns the Chain of
@@ -52,7 +55,7 @@ func Build(list string, opts BuildOptions) (*Chain, error) {
 		var src Source
 		switch e.URL {
 		case directName:
-			d, err := NewDirect(client, DirectOptions{SumdbURLs: opts.SumdbURLs, ProxyOptions: opts.Proxy})
+			d, err := NewDirect(client, DirectOptions{Modules: opts.DirectModules, SumdbURLs: opts.SumdbURLs, ProxyOptions: opts.Proxy})
 			if err != nil {
 				return nil, err
 			}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -32,6 +33,10 @@ type HTTPConfig struct {
 	// RootCAs, when set, replaces the system's certificate authorities
 	// (for a Git server with a company CA).
 	RootCAs *x509.CertPool
+	// Proxy, when set, is the proxy every request goes through (an http
+	// or https URL that accepts CONNECT); nil means the environment's
+	// HTTPS_PROXY, HTTP_PROXY and NO_PROXY.
+	Proxy *url.URL
 }
 
 const (
@@ -87,6 +92,9 @@ func NewHTTPClient(cfg HTTPConfig) *http.Client {
 		MaxIdleConns:          4 * perHost,
 		MaxIdleConnsPerHost:   perHost,
 		MaxConnsPerHost:       max(cfg.MaxConnsPerHost, 0),
+	}
+	if cfg.Proxy != nil {
+		t.Proxy = http.ProxyURL(cfg.Proxy)
 	}
 	if cfg.RootCAs != nil {
 		t.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs}

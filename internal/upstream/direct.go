@@ -12,6 +12,11 @@ import (
 
 // DirectOptions configures Direct.
 type DirectOptions struct {
+	// Modules answers module paths (everything but "sumdb/..."): the
+	// Source that fetches public modules from their version control
+	// origin (package upstream/git's NewDirect). Nil answers every module
+	// path "not found".
+	Modules Source
 	// SumdbURLs maps a checksum database name (e.g. "sum.example.com") to
 	// the base URL that serves it, instead of https://{name}. User
 	// information in the URL is sent as Basic authentication.
@@ -23,9 +28,12 @@ type DirectOptions struct {
 
 // Direct is the Source for the GOPROXY keyword "direct".
 //
-// Fetching modules straight from version control is not supported yet:
-// every module path answers an error matching fs.ErrNotExist, so a chain
-// such as "https://mirror,direct" reports "not found". Checksum database
+// Module paths go to DirectOptions.Modules, which fetches them from their
+// version control origin the way the go command does (package
+// upstream/git); without it every module path answers an error matching
+// fs.ErrNotExist, so a chain such as "https://mirror,direct" reports "not
+// found". Either way what direct serves is verified by the caller exactly
+// like what a proxy serves. Checksum database
 // paths are served the way the go command does for "direct": a request for
 // "sumdb/{name}/supported" answers 200 with an empty body, and any other
 // "sumdb/{name}/{rest}" is fetched from https://{name}/{rest} (or the
@@ -37,6 +45,7 @@ type DirectOptions struct {
 //
 // Direct is safe for concurrent use.
 type Direct struct {
+	modules   Source // nil: modules are "not found"
 	get       *getter
 	overrides map[string]target
 }
@@ -51,6 +60,7 @@ func NewDirect(client *http.Client, opts DirectOptions) (*Direct, error) {
 		client = NewHTTPClient(HTTPConfig{})
 	}
 	d := &Direct{
+		modules:   opts.Modules,
 		get:       newGetter(client, directName, opts.ProxyOptions),
 		overrides: make(map[string]target, len(opts.SumdbURLs)),
 	}
@@ -71,15 +81,24 @@ func NewDirect(client *http.Client, opts DirectOptions) (*Direct, error) {
 // String returns "direct".
 func (d *Direct) String() string { return directName }
 
-// Fetch answers checksum database paths as described on Direct; for any
-// other path it returns an error matching fs.ErrNotExist.
+// Fetch answers checksum database paths as described on Direct, and
+// module paths from DirectOptions.Modules (without it, an error matching
+// fs.ErrNotExist).
 func (d *Direct) Fetch(ctx context.Context, path string) (*Response, error) {
 	if err := checkPath(path); err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", directName, err)
 	}
 	rest, ok := strings.CutPrefix(path, "sumdb/")
 	if !ok {
-		return nil, fmt.Errorf("upstream %q cannot fetch %s: direct fetching from version control is not supported yet: %w",
+		if d.modules != nil {
+			resp, err := d.modules.Fetch(ctx, path)
+			if err != nil {
+				return nil, err
+			}
+			resp.Upstream = directName
+			return resp, nil
+		}
+		return nil, fmt.Errorf("upstream %q cannot fetch %s: fetching modules from version control is not configured: %w",
 			directName, path, fs.ErrNotExist)
 	}
 	name, file, ok := strings.Cut(rest, "/")

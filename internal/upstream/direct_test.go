@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -90,8 +92,8 @@ func TestDirectSumdb(t *testing.T) {
 func TestDirectModuleMessage(t *testing.T) {
 	d := newTestDirect(t, nil, DirectOptions{})
 	_, err := d.Fetch(t.Context(), "example.com/m/@v/list")
-	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "direct fetching from version control is not supported yet") {
-		t.Errorf("Fetch(module) = %v, want not found saying direct fetching is not supported yet", err)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "fetching modules from version control is not configured") {
+		t.Errorf("Fetch(module) = %v, want not found saying fetching from version control is not configured", err)
 	}
 }
 
@@ -154,5 +156,49 @@ func TestOff(t *testing.T) {
 	}
 	if off.String() != "off" {
 		t.Errorf("Off.String() = %q, want off", off.String())
+	}
+}
+
+// moduleSource answers every path with its own name, to see what Direct
+// hands it.
+type moduleSource struct{ paths []string }
+
+func (m *moduleSource) String() string { return "vcs" }
+
+func (m *moduleSource) Fetch(_ context.Context, path string) (*Response, error) {
+	m.paths = append(m.paths, path)
+	if strings.Contains(path, "missing") {
+		return nil, fmt.Errorf("no such module: %w", fs.ErrNotExist)
+	}
+	return &Response{Body: io.NopCloser(strings.NewReader("from vcs")), Size: 8, Upstream: "vcs"}, nil
+}
+
+func TestDirectModules(t *testing.T) {
+	mods := &moduleSource{}
+	d := newTestDirect(t, nil, DirectOptions{Modules: mods})
+	resp, err := d.Fetch(t.Context(), "example.com/m/@v/v1.0.0.zip")
+	if err != nil {
+		t.Fatalf("Fetch(module) = %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "from vcs" || resp.Upstream != "direct" {
+		t.Errorf("Fetch(module) = %q from %q, want the module source's answer from direct", body, resp.Upstream)
+	}
+	if _, err := d.Fetch(t.Context(), "example.com/missing/@v/list"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Fetch(missing module) = %v, want not found", err)
+	}
+	// Checksum database paths never reach the module source.
+	resp, err = d.Fetch(t.Context(), "sumdb/sum.test/supported")
+	if err != nil {
+		t.Fatalf("Fetch(supported) = %v", err)
+	}
+	resp.Body.Close()
+	if _, err := d.Fetch(t.Context(), "example.com/../x/@v/list"); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("Fetch(unclean path) = %v, want invalid", err)
+	}
+	want := []string{"example.com/m/@v/v1.0.0.zip", "example.com/missing/@v/list"}
+	if diff := cmp.Diff(want, mods.paths); diff != "" {
+		t.Errorf("paths handed to the module source (-want +got):\n%s", diff)
 	}
 }

@@ -1,5 +1,6 @@
 // Package upstream fetches files from the places modgate mirrors: other
-// GOPROXY servers, the checksum database, and (later) version control.
+// GOPROXY servers, the checksum database, and (through the "direct"
+// keyword and package upstream/git) version control.
 //
 // Every request is an escaped protocol path relative to a proxy root:
 // "{module}/@v/list", "{module}/@v/{version}.info|.mod|.zip", "{module}/@latest",
@@ -23,6 +24,9 @@
 //   - NewHTTPClient (client.go) is the tuned, shared HTTP client, including
 //     a guard against response bodies that stall forever;
 //   - Direct and Off (direct.go) stand for the "direct" and "off" keywords;
+//     Direct hands module paths to the Source given as
+//     DirectOptions.Modules (git.NewDirect), which this package cannot
+//     import;
 //   - ParseGOPROXY (list.go) reads the go command's GOPROXY syntax, Chain
 //     (chain.go) applies its fallback rules, and Build (build.go) turns a
 //     GOPROXY list into a Chain, leaving out entries that point at modgate

@@ -2,6 +2,14 @@
 // Gitea, GitHub Enterprise, plain git http-backend) as an upstream.Source,
 // so that clients need neither Git nor credentials: modgate holds them.
 //
+// NewDirect (direct.go) is the same Source in "direct" mode, for the GOPROXY
+// keyword: any public module path, its repository found with the go
+// command's rules (hosting-site table, ".git" path elements, go-import
+// tags confirmed at their prefix), Git over https only, no credentials,
+// loopback and private hosts refused, other version control systems
+// answered "not found" (ErrUnsupportedVCS). Only finding the repository
+// differs; versions and zips are the code below.
+//
 // # What it answers
 //
 // A Source serves the module paths its patterns match (GOPRIVATE glob

@@ -26,6 +26,9 @@ type location struct {
 
 // locate finds the repository of modulePath, which Matches.
 func (s *Source) locate(ctx context.Context, modulePath string) (location, error) {
+	if s.direct != nil {
+		return s.locateDirect(ctx, modulePath)
+	}
 	if s.cfg.URL != "" {
 		root, ok := s.templateRoot(modulePath)
 		if !ok {
@@ -71,15 +74,9 @@ type metaImport struct {
 // answers with a tag whose prefix contains modulePath. Results are kept
 // for RefsTTL.
 func (s *Source) discover(ctx context.Context, modulePath string) (location, error) {
-	s.mu.Lock()
-	for prefix, d := range s.discovered {
-		if hasPathPrefix(modulePath, prefix) && time.Since(d.at) < s.cfg.RefsTTL {
-			s.mu.Unlock()
-			return d.loc, nil
-		}
+	if loc, ok := s.cachedDiscovery(modulePath); ok {
+		return loc, nil
 	}
-	s.mu.Unlock()
-
 	elems := strings.Split(modulePath, "/")
 	var lastErr error
 	for n := len(elems); n >= 1; n-- {
@@ -114,15 +111,33 @@ func (s *Source) discover(ctx context.Context, modulePath string) (location, err
 			return location{}, notExist("https://%s?go-get=1: go-import meta tag for %s has invalid repository URL %q", prefix, mi.prefix, redactURL(mi.repoRoot))
 		}
 		loc := location{root: mi.prefix, url: mi.repoRoot, subdir: mi.subdir}
-		s.mu.Lock()
-		s.discovered[mi.prefix] = discovery{loc: loc, at: time.Now()}
-		s.mu.Unlock()
+		s.rememberDiscovery(mi.prefix, loc)
 		return loc, nil
 	}
 	if lastErr == nil {
 		lastErr = notExist("no go-import meta tag for %s", modulePath)
 	}
 	return location{}, lastErr
+}
+
+// cachedDiscovery returns the location of modulePath found by discovery
+// less than RefsTTL ago.
+func (s *Source) cachedDiscovery(modulePath string) (location, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for prefix, d := range s.discovered {
+		if hasPathPrefix(modulePath, prefix) && time.Since(d.at) < s.cfg.RefsTTL {
+			return d.loc, true
+		}
+	}
+	return location{}, false
+}
+
+// rememberDiscovery keeps a discovered location for RefsTTL.
+func (s *Source) rememberDiscovery(prefix string, loc location) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discovered[prefix] = discovery{loc: loc, at: time.Now()}
 }
 
 // discovery is a cached go-import answer.

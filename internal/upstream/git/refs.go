@@ -50,6 +50,9 @@ func (m refMap) keep(hash, name string) {
 	if base != "HEAD" && !strings.HasPrefix(base, "refs/heads/") && !strings.HasPrefix(base, "refs/tags/") {
 		return
 	}
+	if base != "HEAD" && !validRefName(base) {
+		return // git never advertises such a name; a hostile server might
+	}
 	if !peeled {
 		if _, done := m[base+"^{}"]; done {
 			return
@@ -62,6 +65,28 @@ func (m refMap) keep(hash, name string) {
 	if peeled {
 		m[base+"^{}"] = hash // marks base as peeled; dropped by finish
 	}
+}
+
+// validRefName reports whether name is a ref name git itself would accept
+// (git check-ref-format): no control characters, spaces or any of
+// ~^:?*[\, no "..", "@{" or "//", no component starting with "." or
+// ending in ".lock", and no trailing "/" or ".".
+func validRefName(name string) bool {
+	if name == "" || strings.HasSuffix(name, "/") || strings.HasSuffix(name, ".") ||
+		strings.Contains(name, "..") || strings.Contains(name, "@{") || strings.Contains(name, "//") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c == 0x7f || strings.IndexByte(" ~^:?*[\\", c) >= 0 {
+			return false
+		}
+	}
+	for elem := range strings.SplitSeq(name, "/") {
+		if strings.HasPrefix(elem, ".") || strings.HasSuffix(elem, ".lock") {
+			return false
+		}
+	}
+	return true
 }
 
 // finish drops the peel markers left by keep.

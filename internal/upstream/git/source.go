@@ -110,6 +110,8 @@ type Source struct {
 	discovered map[string]discovery
 
 	loadRepos sync.Once // loads the repositories earlier processes served from
+
+	direct *hostGuard // set by NewDirect: public modules from their origin (direct.go)
 }
 
 // New returns a Source for cfg. It creates cfg.Dir if needed and removes
@@ -203,6 +205,9 @@ func (s *Source) String() string { return s.cfg.Name }
 
 // Matches reports whether modulePath is served by this source.
 func (s *Source) Matches(modulePath string) bool {
+	if s.direct != nil {
+		return module.CheckPath(modulePath) == nil
+	}
 	return module.MatchPrefixPatterns(strings.Join(s.cfg.Patterns, ","), modulePath)
 }
 
@@ -218,6 +223,9 @@ func (s *Source) refsTimeout() time.Duration { return min(s.cfg.Timeout, maxRefs
 // discovered URLs only on a host the source's patterns name, so that a
 // go-import tag cannot send them elsewhere.
 func (s *Source) credentialsFor(cloneURL string) bool {
+	if s.direct != nil {
+		return false
+	}
 	if s.cfg.URL != "" {
 		return true
 	}
@@ -284,7 +292,11 @@ func (s *Source) Fetch(ctx context.Context, p string) (*upstream.Response, error
 			what += "@" + uv
 		}
 	}
-	if !s.Matches(modPath) {
+	if s.direct != nil {
+		if err := module.CheckPath(modPath); err != nil {
+			return nil, fmt.Errorf("git source %q: %w", s.cfg.Name, notExist("%v", err))
+		}
+	} else if !s.Matches(modPath) {
 		return nil, fmt.Errorf("git source %q: %s: %w", s.cfg.Name, modPath,
 			notExist("module path not matched by the source's patterns"))
 	}

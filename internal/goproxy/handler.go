@@ -81,11 +81,13 @@ var errMethod = errors.New("method not allowed (the module proxy protocol is rea
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	req, err := ParseRequest(strings.TrimPrefix(r.URL.Path, "/"))
+	e := reqlog.From(r.Context())
+	if req.Kind != 0 {
+		e.Artifact, e.Module, e.Version = req.Kind.String(), req.Module, req.Version
+	}
 	if err != nil {
 		return err
 	}
-	e := reqlog.From(r.Context())
-	e.Artifact, e.Module, e.Version = req.Kind.String(), req.Module, req.Version
 	opts := mirror.Options{NoFetch: r.Header.Get("Disable-Module-Fetch") == "true"}
 	ctx := r.Context()
 

@@ -42,8 +42,34 @@ func (m *Mirror) Latest(ctx context.Context, path, escPath string, opts Options)
 // memory only: they are cheap to ask again and may change at any time.
 func (m *Mirror) Query(ctx context.Context, path, key string, opts Options) (*Answer, error) {
 	return m.mutableAnswer(ctx, key, false, opts, func(ctx context.Context) ([]byte, error) {
-		return m.refreshInfo(ctx, path, key, false)
+		data, err := m.refreshInfo(ctx, path, key, false)
+		if err != nil {
+			return nil, err
+		}
+		return data, checkQueryAnswer(path, key, data)
 	})
+}
+
+// checkQueryAnswer refuses an upstream's answer to an exact-version query
+// that names another version. A query for a canonical version that is not
+// valid for the path (v28.5.2 of a module without a go.mod) may only
+// resolve to itself with "+incompatible"; anything else would let an
+// upstream hand out a version the client did not ask for. (The go command
+// checks this itself only for versions valid for the path.)
+func checkQueryAnswer(path, key string, data []byte) error {
+	esc, ok := strings.CutSuffix(key[strings.LastIndex(key, "/@v/")+len("/@v/"):], ".info")
+	if !ok {
+		return nil
+	}
+	query, err := module.UnescapeVersion(esc)
+	if err != nil || module.CanonicalVersion(query) != query {
+		return nil // a branch, a commit, a prefix: any version may answer
+	}
+	in, _ := parseInfo(data) // refreshInfo has parsed it already
+	if in.Version == query || (semver.Build(query) == "" && in.Version == query+"+incompatible") {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: the upstream resolved the exact version %s to %s", ErrVerification, key, query, in.Version)
 }
 
 // mutableAnswer implements the freshness rules of doc.go for one key.

@@ -61,9 +61,15 @@ type Config struct {
 	// ScratchDir holds downloads while they are verified. It should be on
 	// the same file system as a disk store so a verified zip is renamed into
 	// place rather than copied.
-	ScratchDir  string
-	ListTTL     time.Duration // freshness of list, latest and queries
-	NegativeTTL time.Duration // how long "not found" is remembered
+	ScratchDir string
+	ListTTL    time.Duration // freshness of list, latest and queries
+	// NegativeTTL is how long a "not found" is trusted without asking the
+	// upstream again. The last answer is kept longer (see doc.go): it is
+	// served, marked stale, when every upstream fails.
+	NegativeTTL time.Duration
+	// Now is the clock the TTLs are measured with (default time.Now);
+	// tests move it instead of sleeping.
+	Now func() time.Time
 	// PrefetchWorkers is how many go.mod files of requirements are fetched
 	// in the background at once after a client's go.mod request (see
 	// prefetch.go); 0 disables prefetching.
@@ -148,6 +154,9 @@ func New(cfg Config) (*Mirror, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if err := os.RemoveAll(cfg.ScratchDir); err != nil {
 		return nil, fmt.Errorf("cleaning scratch directory: %w", err)
 	}
@@ -159,8 +168,8 @@ func New(cfg Config) (*Mirror, error) {
 		cfg:     cfg,
 		noProxy: strings.Join(cfg.NoProxy, ","),
 		log:     cfg.Logger.With("component", "mirror"),
-		mutable: newTTLCache[[]byte](cfg.MaxMutable),
-		misses:  newTTLCache[error](cfg.MaxMutable),
+		mutable: newTTLCache[[]byte](cfg.MaxMutable, cfg.Now),
+		misses:  newTTLCache[error](cfg.MaxMutable, cfg.Now),
 		baseCtx: ctx,
 		stop:    stop,
 	}

@@ -61,12 +61,9 @@ type Config struct {
 	// ScratchDir holds downloads while they are verified. It should be on
 	// the same file system as a disk store so a verified zip is renamed into
 	// place rather than copied.
-	ScratchDir string
-	ListTTL    time.Duration // freshness of list, latest and queries
-	// NegativeTTL is how long a "not found" is trusted without asking the
-	// upstream again. The last answer is kept longer (see doc.go): it is
-	// served, marked stale, when every upstream fails.
-	NegativeTTL time.Duration
+	ScratchDir  string
+	ListTTL     time.Duration // freshness of list, latest and queries
+	NegativeTTL time.Duration // how long "not found" is trusted (kept longer: doc.go)
 	// Now is the clock the TTLs are measured with (default time.Now);
 	// tests move it instead of sleeping.
 	Now func() time.Time

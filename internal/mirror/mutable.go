@@ -125,6 +125,11 @@ func (m *Mirror) mutableAnswer(ctx context.Context, key string, persist bool, op
 // remembered in memory and in the store (see record).
 func (m *Mirror) refreshFunc(key string, refresh func(context.Context) ([]byte, error)) func(context.Context) (any, error) {
 	return func(ctx context.Context) (any, error) {
+		// The answer will be fresh for ListTTL from now, so the upstream
+		// must not build it from older state it cached itself (a Git
+		// source's refs): a new tag appears within ListTTL. Wall-clock
+		// time, as the sources date their caches with it.
+		ctx = upstream.WithFreshSince(ctx, time.Now())
 		data, err := refresh(ctx)
 		if err != nil {
 			if isMiss(err) {

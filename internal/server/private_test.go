@@ -40,6 +40,13 @@ type privateEnv struct {
 // wrong).
 func startPrivate(t *testing.T, password string) *privateEnv {
 	t.Helper()
+	return startPrivateWith(t, password, nil)
+}
+
+// startPrivateWith is startPrivate with edit applied to the configuration
+// last.
+func startPrivateWith(t *testing.T, password string, edit func(*config.Config)) *privateEnv {
+	t.Helper()
 	gs := testenv.NewGitServer(t, gitUser, gitPassword)
 	e := &privateEnv{git: gs, heads: map[string]string{}}
 
@@ -99,6 +106,9 @@ func startPrivate(t *testing.T, password string) *privateEnv {
 			PasswordFile: pwFile,
 			CAFile:       gs.CAFile,
 		}}
+		if edit != nil {
+			edit(c)
+		}
 	})
 	return e
 }

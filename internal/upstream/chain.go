@@ -38,7 +38,9 @@ func NewChain(entries []ChainEntry) *Chain {
 
 // Fetch asks each entry in turn. The first success is returned. After an
 // error, the next entry is tried if the error matches fs.ErrNotExist or
-// the entry falls through on any error; otherwise the chain stops. The
+// the entry falls through on any error; otherwise the chain stops. For
+// checksum database paths ("sumdb/{name}/..."), a "not found" from an entry
+// that proxies the database is final (see sumdbSupported). The
 // caller's context ending stops the chain at once, with the context's error.
 //
 // When only one entry was asked, its error is returned as it is. When more

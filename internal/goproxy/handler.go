@@ -73,19 +73,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.serve(w, r); err != nil {
+		var stale *mirror.StaleMiss
+		if errors.As(err, &stale) {
+			// The upstreams are down; this is the "not found" they gave
+			// before, as a list or latest answer would be served stale.
+			reqlog.From(r.Context()).Cache = string(mirror.Stale)
+			w.Header().Set("X-Modgate-Cache", string(mirror.Stale))
+			w.Header().Set("Warning", staleWarning)
+		}
 		writeError(w, r, err)
 	}
 }
+
+// staleWarning marks an answer (or a remembered "not found") served from
+// the cache because every upstream failed.
+const staleWarning = `110 - "response is stale: every upstream failed"`
 
 var errMethod = errors.New("method not allowed (the module proxy protocol is read-only: GET or HEAD)")
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	req, err := ParseRequest(strings.TrimPrefix(r.URL.Path, "/"))
+	e := reqlog.From(r.Context())
+	if req.Kind != 0 {
+		e.Artifact, e.Module, e.Version = req.Kind.String(), req.Module, req.Version
+	}
 	if err != nil {
 		return err
 	}
-	e := reqlog.From(r.Context())
-	e.Artifact, e.Module, e.Version = req.Kind.String(), req.Module, req.Version
 	opts := mirror.Options{NoFetch: r.Header.Get("Disable-Module-Fetch") == "true"}
 	ctx := r.Context()
 
@@ -179,7 +193,7 @@ func (h *Handler) serveAnswer(w http.ResponseWriter, r *http.Request, k Kind, a 
 	hdr.Set("X-Modgate-Cache", string(a.Result))
 	if a.Result == mirror.Stale {
 		hdr.Set("Cache-Control", "no-cache")
-		hdr.Set("Warning", `110 - "response is stale: every upstream failed"`)
+		hdr.Set("Warning", staleWarning)
 	} else {
 		hdr.Set("Cache-Control", h.mutableCacheControl)
 	}

@@ -95,9 +95,10 @@ func TestHandler(t *testing.T) {
 	svc := &fakeService{
 		files: map[string]string{"example.com/!a/@v/v1.0.0.mod": "module example.com/A\n"},
 		answers: map[string]*mirror.Answer{
-			"example.com/!a/@v/list":      {Data: []byte("v1.0.0\n"), Result: mirror.Hit},
-			"example.com/!a/@latest":      {Data: []byte(`{"Version":"v1.0.0"}`), Result: mirror.Stale},
-			"example.com/!a/@v/main.info": {Data: []byte(`{"Version":"v0.0.0-20240101000000-abcdefabcdef"}`), Result: mirror.Miss},
+			"example.com/!a/@v/list":        {Data: []byte("v1.0.0\n"), Result: mirror.Hit},
+			"example.com/!a/@latest":        {Data: []byte(`{"Version":"v1.0.0"}`), Result: mirror.Stale},
+			"example.com/!a/@v/main.info":   {Data: []byte(`{"Version":"v0.0.0-20240101000000-abcdefabcdef"}`), Result: mirror.Miss},
+			"example.com/!a/@v/v2.0.0.info": {Data: []byte(`{"Version":"v2.0.0+incompatible"}`), Result: mirror.Miss},
 		},
 	}
 	h := NewHandler(svc, 90*time.Second, slog.New(slog.DiscardHandler))
@@ -112,7 +113,14 @@ func TestHandler(t *testing.T) {
 		{"GET", "/example.com/!a/@v/list", 200, "v1.0.0\n", map[string]string{"Cache-Control": "public, max-age=90"}},
 		{"GET", "/example.com/!a/@latest", 200, `{"Version":"v1.0.0"}`, map[string]string{"Cache-Control": "no-cache", "X-Modgate-Cache": "stale"}},
 		{"GET", "/example.com/!a/@v/main.info", 200, `{"Version":"v0.0.0-20240101000000-abcdefabcdef"}`, map[string]string{"Content-Type": "application/json"}},
-		{"GET", "/example.com/!a/@v/v2.0.0.info", 400, "", nil},
+		// A version that is not valid for the path is a query (the upstream
+		// may know it as +incompatible); what it cannot name is not found.
+		{"GET", "/example.com/!a/@v/v2.0.0.info", 200, `{"Version":"v2.0.0+incompatible"}`, nil},
+		{"GET", "/example.com/!a/@v/v2.0.0.zip", 404, "modgate: /example.com/!a/@v/v2.0.0.zip: not found: example.com/A@v2.0.0: invalid version: should be v0 or v1, not v2\n", map[string]string{"Cache-Control": errorCacheControl}},
+		{"GET", "/example.com/!a/@v/main.mod", 404, "", nil},
+		{"GET", "/example.com/!a/@v/list.zip", 404, "", nil},
+		{"GET", "/example.com/!a/@v/v1.0.0.tar", 400, "", nil},
+		{"GET", "/localhost/a/@v/v1.0.0.info", 400, "", nil},
 		{"GET", "/example.com/!a/@v/v1.1.0.mod", 404, "modgate: example.com/A@v1.1.0: file does not exist\n", map[string]string{"Cache-Control": errorCacheControl}},
 		{"POST", "/example.com/!a/@v/list", 405, "", map[string]string{"Allow": "GET, HEAD"}},
 	}

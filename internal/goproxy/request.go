@@ -3,14 +3,31 @@ package goproxy
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"golang.org/x/mod/module"
 )
 
-// ErrBadRequest reports a request path that is not a valid GOPROXY request.
-// The handler answers it with 400; it is never the server's fault.
+// ErrBadRequest reports a request path that is not a valid GOPROXY request:
+// not a module path, an unknown file, a version that is not escaped as the
+// go command escapes it. The handler answers it with 400; it is never the
+// server's fault.
 var ErrBadRequest = errors.New("malformed request")
+
+// A versionError reports a well-formed request for a version that cannot
+// exist for the module (v9.9.9 of a path without /v9, the .zip of a branch
+// name). It matches fs.ErrNotExist, so the client gets 404 and, like the
+// public proxies answer, may go on to its next GOPROXY entry: "not a
+// version of this module" is "not found", not a malformed request.
+type versionError struct{ msg string }
+
+func (e *versionError) Error() string        { return e.msg }
+func (e *versionError) Is(target error) bool { return target == fs.ErrNotExist }
+
+func notFound(p, format string, args ...any) error {
+	return &versionError{msg: fmt.Sprintf("/%s: not found: %s", p, fmt.Sprintf(format, args...))}
+}
 
 // A Kind is the sort of file a protocol request asks for.
 type Kind int
@@ -46,7 +63,8 @@ type Request struct {
 	Module  string // module path, unescaped ("example.com/Corp/lib")
 	Version string // unescaped version; empty for KindList and KindLatest
 	// Query is true for a .info request whose version is not canonical
-	// (a branch, a commit hash, a semver prefix): its answer is mutable.
+	// for the module (a branch, a commit hash, a semver prefix, a release
+	// the upstream may know as +incompatible): its answer is mutable.
 	Query bool
 	// Path is the escaped request path without the leading slash; for
 	// canonical files it is also the storage key.
@@ -55,8 +73,15 @@ type Request struct {
 
 // ParseRequest parses an escaped protocol path such as
 // "example.com/!corp/lib/@v/v1.2.0.zip" (without the leading slash).
-// It validates the module path and version with golang.org/x/mod and returns
-// an error matching ErrBadRequest for anything else.
+// It validates the module path and version with golang.org/x/mod. A request
+// that is not a module request at all gets an error matching ErrBadRequest.
+// A well-formed request for a version that cannot exist for the module (see
+// versionError) gets an error matching fs.ErrNotExist, with the Request
+// filled in as far as it was parsed, for logs.
+//
+// A .info request for a version that is not canonical for the path (a
+// branch, a commit, a semver prefix, or v28.5.2 of a module whose tags are
+// +incompatible) is a query (Request.Query).
 func ParseRequest(p string) (Request, error) {
 	r := Request{Path: p}
 	var escMod, file string
@@ -100,19 +125,31 @@ func ParseRequest(p string) (Request, error) {
 		return Request{}, badRequest(p, "invalid version: %v", err)
 	}
 	r.Version = v
-	if module.CanonicalVersion(v) != v {
-		if r.Kind != KindInfo {
-			return Request{}, badRequest(p, "version %q is not canonical: only .info accepts a query", v)
+	if module.CanonicalVersion(v) == v {
+		err := module.Check(mod, v)
+		if err == nil {
+			return r, nil
 		}
-		if !isQuery(v) {
-			return Request{}, badRequest(p, "invalid version query %q", v)
+		// A version that is canonical but not valid for this path names
+		// no file of it (v9.9.9 of a path without /v9, v2.0.0+incompatible
+		// of a /v2 path). As .info it is still a query the upstream can
+		// resolve: the go command asks for github.com/docker/docker's
+		// v28.5.2.info and expects v28.5.2+incompatible back.
+		if r.Kind == KindInfo {
+			r.Query = true
+			return r, nil
 		}
-		r.Query = true
-		return r, nil
+		return r, notFound(p, "%v", err)
 	}
-	if err := module.Check(mod, v); err != nil {
-		return Request{}, badRequest(p, "%v", err)
+	if r.Kind != KindInfo {
+		// The go command only asks for the .mod and .zip of the versions
+		// an .info answer named; a query here names no file.
+		return r, notFound(p, "%s@%s: invalid version: not a canonical version (only .info resolves a query)", mod, v)
 	}
+	if !isQuery(v) {
+		return r, notFound(p, "%s@%s: invalid version query", mod, v)
+	}
+	r.Query = true
 	return r, nil
 }
 

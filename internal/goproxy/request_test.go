@@ -2,6 +2,7 @@ package goproxy
 
 import (
 	"errors"
+	"io/fs"
 	"testing"
 
 	"golang.org/x/mod/module"
@@ -15,6 +16,9 @@ func TestParseRequest(t *testing.T) {
 		path string
 		want Request // Path is filled in from path
 		bad  bool
+		// notFound: a well-formed request for a version that cannot
+		// exist for the module; an error matching fs.ErrNotExist.
+		notFound bool
 	}{
 		{name: "list", path: "example.com/a/@v/list", want: Request{Kind: KindList, Module: "example.com/a"}},
 		{name: "latest", path: "example.com/a/@latest", want: Request{Kind: KindLatest, Module: "example.com/a"}},
@@ -30,6 +34,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "branch query", path: "example.com/a/@v/main.info", want: Request{Kind: KindInfo, Module: "example.com/a", Version: "main", Query: true}},
 		{name: "commit query", path: "example.com/a/@v/abc123def.info", want: Request{Kind: KindInfo, Module: "example.com/a", Version: "abc123def", Query: true}},
 		{name: "semver prefix query", path: "example.com/a/@v/v1.2.info", want: Request{Kind: KindInfo, Module: "example.com/a", Version: "v1.2", Query: true}},
+		{name: "major mismatch info is a query", path: "github.com/docker/docker/@v/v28.5.2.info", want: Request{Kind: KindInfo, Module: "github.com/docker/docker", Version: "v28.5.2", Query: true}},
 		{name: "toolchain module", path: "golang.org/toolchain/@v/v0.0.1-go1.22.0.linux-amd64.zip", want: Request{Kind: KindZip, Module: "golang.org/toolchain", Version: "v0.0.1-go1.22.0.linux-amd64"}},
 
 		{name: "empty", path: "", bad: true},
@@ -40,13 +45,15 @@ func TestParseRequest(t *testing.T) {
 		{name: "leading slash element", path: "/example.com/a/@v/list", bad: true},
 		{name: "unknown file", path: "example.com/a/@v/v1.0.0.tar", bad: true},
 		{name: "empty version", path: "example.com/a/@v/.zip", bad: true},
-		{name: "non-canonical zip", path: "example.com/a/@v/main.zip", bad: true},
-		{name: "non-canonical mod", path: "example.com/a/@v/v1.2.mod", bad: true},
-		{name: "major mismatch", path: "example.com/a/@v/v2.0.0.mod", bad: true},
-		{name: "v2 path with v1", path: "example.com/a/v2/@v/v1.0.0.mod", bad: true},
+		{name: "non-canonical zip", path: "example.com/a/@v/main.zip", notFound: true},
+		{name: "non-canonical mod", path: "example.com/a/@v/v1.2.mod", notFound: true},
+		{name: "major mismatch mod", path: "example.com/a/@v/v2.0.0.mod", notFound: true},
+		{name: "major mismatch zip", path: "github.com/docker/docker/@v/v28.5.2.zip", notFound: true},
+		{name: "v2 path with v1", path: "example.com/a/v2/@v/v1.0.0.mod", notFound: true},
 		{name: "slash in version", path: "example.com/a/@v/feature/x.info", bad: true},
-		{name: "query with space", path: "example.com/a/@v/a b.info", bad: true},
-		{name: "query latest", path: "example.com/a/@v/latest.info", bad: true},
+		{name: "bad version escape", path: "example.com/a/@v/V1.0.0.info", bad: true},
+		{name: "query with space", path: "example.com/a/@v/a b.info", notFound: true},
+		{name: "query latest", path: "example.com/a/@v/latest.info", notFound: true},
 		{name: "nul byte", path: "example.com/a\x00/@v/list", bad: true},
 		{name: "trailing slash", path: "example.com/a/@v/list/", bad: true},
 		{name: "latest with suffix", path: "example.com/a/@latest/x", bad: true},
@@ -54,6 +61,12 @@ func TestParseRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseRequest(tt.path)
+			if tt.notFound {
+				if err == nil || !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrBadRequest) {
+					t.Fatalf("ParseRequest(%q) = %+v, %v; want an error matching only fs.ErrNotExist", tt.path, got, err)
+				}
+				return
+			}
 			if tt.bad {
 				if err == nil {
 					t.Fatalf("ParseRequest(%q) = %+v, want error", tt.path, got)
@@ -89,7 +102,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p string) {
 		r, err := ParseRequest(p)
 		if err != nil {
-			if !errors.Is(err, ErrBadRequest) {
+			if !errors.Is(err, ErrBadRequest) && !errors.Is(err, fs.ErrNotExist) {
 				t.Fatalf("ParseRequest(%q) error %v does not match ErrBadRequest", p, err)
 			}
 			return

@@ -18,20 +18,33 @@
 //
 // Verification costs round trips the go command itself does not make when
 // its go.sum is complete: a checksum database lookup and the tiles proving
-// it. Two things hide that latency: the lookup starts when the fill starts,
-// overlapping the download (Checkers that can, Prefetch), and a go.mod
+// it. Two things hide that latency: the lookup starts as soon as the
+// upstream has answered, overlapping the download of the body (Checkers
+// that can, Prefetch; not before, or every package-path prefix the go
+// command probes would cost a lookup), and a go.mod
 // filled for a client queues the go.mod files of its requirements for
 // background workers (prefetch.go), because the go command, which loads the
 // module graph only GOMAXPROCS files at a time, asks for them next.
 //
 // Mutable answers (@v/list, @latest, .info of a non-canonical query) are kept
-// in memory with a TTL (lists and latest also in the store, so a restarted
-// server still has them offline). A fresh answer is served as is and
-// refreshed in the background when it nears the end of its TTL; an expired
-// one is refreshed in line; when every upstream fails the last answer is
-// served stale (Result Stale) instead of an error. Lists merge what the
-// upstream says with every version already stored, so an upstream that
-// forgets or hides a version does not hide it from our clients.
+// in memory with a TTL (Config.Now is the clock). A fresh answer is served
+// as is and refreshed in the background when it nears the end of its TTL;
+// an expired one is refreshed in line; when every upstream fails the last
+// answer is served stale (Result Stale) instead of an error. A refresh asks
+// the upstream for its state as of now (upstream.WithFreshSince), so a Git
+// source's cached refs do not add their age to ours: a new tag appears
+// within ListTTL. Lists merge what the upstream says with every version
+// already stored, so an upstream that forgets or hides a version does not
+// hide it from our clients.
+//
+// The last answer of every mutable request, "not found" included, is also
+// durable (answers.go): lists and @latest at their protocol paths, as a
+// file:// GOPROXY expects, and a record under "answers/{key}" for query
+// answers and misses, which have no place in the module tree. NegativeTTL
+// decides how long a "not found" is trusted without asking again, not
+// whether it is still known: with every upstream down, a restarted server
+// answers a package-path probe with the 404 it got online (a StaleMiss),
+// not a 502 that would fail `go get -u`.
 //
 // # Single flight
 //
@@ -42,9 +55,10 @@
 //
 // # Failure cases
 //
-//   - upstream says "not found" (404/410/403): remembered for NegativeTTL,
+//   - upstream says "not found" (404/410/403): trusted for NegativeTTL,
 //     answered as fs.ErrNotExist (404 to the client, which may fall through
-//     to its next GOPROXY entry);
+//     to its next GOPROXY entry); for mutable answers, kept as the last
+//     answer (above);
 //   - upstream down or slow: upstream.ErrUnavailable / ErrTimeout, never
 //     cached; mutable answers fall back to stale copies;
 //   - verification failure (hash differs from the checksum database, invalid

@@ -41,18 +41,22 @@ func (m *Mirror) fill(ctx context.Context, path, version, key string, prefetchRe
 		defer func() { o.FillDone(kind, err) }()
 	}
 	start := time.Now()
-	if p, ok := m.cfg.Checker.(prefetcher); ok {
-		// The checksum database lookup overlaps the download instead of
-		// following it. A .info fill starts it too: the go command asks
-		// for the .mod right after.
-		p.Prefetch(path, version)
-	}
 	src := m.source(path)
 	resp, err := src.Fetch(ctx, key)
 	if err != nil {
 		return fmt.Errorf("fetching %s@%s %s: %w", path, version, kind, err)
 	}
 	defer resp.Body.Close()
+	if p, ok := m.cfg.Checker.(prefetcher); ok {
+		// The checksum database lookup overlaps the download of the body
+		// instead of following it. A .info fill starts it too: the go
+		// command asks for the .mod right after. It starts only once the
+		// upstream has the version: the go command probes every prefix of
+		// a package path (example.com/m/sub/pkg@v1.0.0.info), and a lookup
+		// for each path that is not a module would only cost the database
+		// round trips.
+		p.Prefetch(path, version)
+	}
 
 	var size int64
 	switch kind {

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"testing"
+	"time"
 
 	"golang.org/x/mod/semver"
 )
@@ -18,7 +19,7 @@ func FuzzUpstreamAnswers(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	m := &Mirror{prefetchQ: make(chan prefetchJob, 16), prefetched: newTTLCache[bool](64)}
+	m := &Mirror{prefetchQ: make(chan prefetchJob, 16), prefetched: newTTLCache[bool](64, time.Now)}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		vs := parseList(data)
 		for _, v := range vs {

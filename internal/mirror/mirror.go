@@ -63,7 +63,10 @@ type Config struct {
 	// place rather than copied.
 	ScratchDir  string
 	ListTTL     time.Duration // freshness of list, latest and queries
-	NegativeTTL time.Duration // how long "not found" is remembered
+	NegativeTTL time.Duration // how long "not found" is trusted (kept longer: doc.go)
+	// Now is the clock the TTLs are measured with (default time.Now);
+	// tests move it instead of sleeping.
+	Now func() time.Time
 	// PrefetchWorkers is how many go.mod files of requirements are fetched
 	// in the background at once after a client's go.mod request (see
 	// prefetch.go); 0 disables prefetching.
@@ -148,6 +151,9 @@ func New(cfg Config) (*Mirror, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if err := os.RemoveAll(cfg.ScratchDir); err != nil {
 		return nil, fmt.Errorf("cleaning scratch directory: %w", err)
 	}
@@ -159,8 +165,8 @@ func New(cfg Config) (*Mirror, error) {
 		cfg:     cfg,
 		noProxy: strings.Join(cfg.NoProxy, ","),
 		log:     cfg.Logger.With("component", "mirror"),
-		mutable: newTTLCache[[]byte](cfg.MaxMutable),
-		misses:  newTTLCache[error](cfg.MaxMutable),
+		mutable: newTTLCache[[]byte](cfg.MaxMutable, cfg.Now),
+		misses:  newTTLCache[error](cfg.MaxMutable, cfg.Now),
 		baseCtx: ctx,
 		stop:    stop,
 	}

@@ -122,6 +122,7 @@ type fixture struct {
 	src   *fakeSource
 	store *storage.Memory
 	check *fakeChecker
+	clock *fakeClock
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -129,6 +130,7 @@ func newFixture(t *testing.T) *fixture {
 	src := newFakeSource()
 	store := storage.NewMemory()
 	check := &fakeChecker{}
+	clock := newFakeClock()
 	m, err := New(Config{
 		Store:       store,
 		Upstream:    src,
@@ -136,12 +138,13 @@ func newFixture(t *testing.T) *fixture {
 		ScratchDir:  t.TempDir() + "/scratch",
 		ListTTL:     time.Hour,
 		NegativeTTL: time.Hour,
+		Now:         clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	return &fixture{m: m, src: src, store: store, check: check}
+	return &fixture{m: m, src: src, store: store, check: check, clock: clock}
 }
 
 // addVersion puts a module version's three files on the fake upstream.
@@ -480,7 +483,7 @@ func TestListRefreshedInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.src.set(key, []byte("v1.0.0\nv1.1.0\n"))
-	time.Sleep(1600 * time.Millisecond) // past 3/4 of the TTL (1.5s), well before its end
+	f.clock.Advance(1600 * time.Millisecond) // past 3/4 of the TTL (1.5s), before its end
 
 	a, err := f.m.List(t.Context(), "example.com/a", "example.com/a", Options{})
 	if err != nil {

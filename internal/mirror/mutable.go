@@ -38,20 +38,47 @@ func (m *Mirror) Latest(ctx context.Context, path, escPath string, opts Options)
 }
 
 // Query returns the .info answer for a non-canonical version query (a
-// branch, a commit). key is the escaped request path. Query answers live in
-// memory only: they are cheap to ask again and may change at any time.
+// branch, a commit, a release known as +incompatible). key is the escaped
+// request path. Query answers are never stored at their protocol path (it
+// would read as a version's .info), only as the last answer (see record).
 func (m *Mirror) Query(ctx context.Context, path, key string, opts Options) (*Answer, error) {
 	return m.mutableAnswer(ctx, key, false, opts, func(ctx context.Context) ([]byte, error) {
-		return m.refreshInfo(ctx, path, key, false)
+		data, err := m.refreshInfo(ctx, path, key, false)
+		if err != nil {
+			return nil, err
+		}
+		return data, checkQueryAnswer(key, data)
 	})
 }
 
+// checkQueryAnswer refuses an upstream's answer to an exact-version query
+// that names another version. A query for a canonical version that is not
+// valid for the path (v28.5.2 of a module without a go.mod) may only
+// resolve to itself with "+incompatible"; anything else would let an
+// upstream hand out a version the client did not ask for. (The go command
+// checks this itself only for versions valid for the path.)
+func checkQueryAnswer(key string, data []byte) error {
+	esc, ok := strings.CutSuffix(key[strings.LastIndex(key, "/@v/")+len("/@v/"):], ".info")
+	if !ok {
+		return nil
+	}
+	query, err := module.UnescapeVersion(esc)
+	if err != nil || module.CanonicalVersion(query) != query {
+		return nil // a branch, a commit, a prefix: any version may answer
+	}
+	in, _ := parseInfo(data) // refreshInfo has parsed it already
+	if in.Version == query || (semver.Build(query) == "" && in.Version == query+"+incompatible") {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: the upstream resolved the exact version %s to %s", ErrVerification, key, query, in.Version)
+}
+
 // mutableAnswer implements the freshness rules of doc.go for one key.
-// persist says whether the answer is also kept in the store.
+// persist says whether the answer is also kept at its protocol path.
 func (m *Mirror) mutableAnswer(ctx context.Context, key string, persist bool, opts Options, refresh func(context.Context) ([]byte, error)) (*Answer, error) {
 	ttl := m.cfg.ListTTL
 	if data, stored, ok := m.mutable.lookup(key); ok {
-		age := time.Since(stored)
+		age := m.cfg.Now().Sub(stored)
 		if opts.NoFetch || age < ttl {
 			if !opts.NoFetch && age > ttl*3/4 {
 				m.refreshInBackground(key, refresh)
@@ -60,10 +87,11 @@ func (m *Mirror) mutableAnswer(ctx context.Context, key string, persist bool, op
 		}
 	}
 	if opts.NoFetch {
-		if persist {
-			if data, err := m.readStored(ctx, key); err == nil {
-				return &Answer{Data: data, Result: Hit}, nil
+		if data, miss, ok := m.lastAnswer(ctx, key, persist); ok {
+			if miss != nil {
+				return nil, miss
 			}
+			return &Answer{Data: data, Result: Hit}, nil
 		}
 		return nil, fmt.Errorf("%s is not cached and Disable-Module-Fetch is set: %w", key, fs.ErrNotExist)
 	}
@@ -79,31 +107,41 @@ func (m *Mirror) mutableAnswer(ctx context.Context, key string, persist bool, op
 		return &Answer{Data: data, Result: Miss, Fetched: stored}, nil
 	}
 	if isUpstreamFailure(err) {
-		if data, stored, ok := m.mutable.lookup(key); ok {
+		// The last answer, whatever it was, is better than a 502: the
+		// negative TTL decides when to ask again, not whether a "not
+		// found" is still known.
+		if data, miss, ok := m.lastAnswer(ctx, key, persist); ok {
+			if miss != nil {
+				return nil, &StaleMiss{Err: miss, Cause: err}
+			}
+			_, stored, _ := m.mutable.lookup(key)
 			return &Answer{Data: data, Result: Stale, Fetched: stored}, nil
 		}
-		if persist {
-			if data, rerr := m.readStored(ctx, key); rerr == nil {
-				return &Answer{Data: data, Result: Stale}, nil
-			}
-		}
-	}
-	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrVerification) {
-		m.misses.put(key, err)
-		m.mutable.remove(key)
 	}
 	return nil, err
 }
 
-// refreshFunc wraps refresh so that a successful answer is remembered.
+// refreshFunc wraps refresh so that its answer, a "not found" included, is
+// remembered in memory and in the store (see record).
 func (m *Mirror) refreshFunc(key string, refresh func(context.Context) ([]byte, error)) func(context.Context) (any, error) {
 	return func(ctx context.Context) (any, error) {
+		// The answer will be fresh for ListTTL from now, so the upstream
+		// must not build it from older state it cached itself (a Git
+		// source's refs): a new tag appears within ListTTL. Wall-clock
+		// time, as the sources date their caches with it.
+		ctx = upstream.WithFreshSince(ctx, time.Now())
 		data, err := refresh(ctx)
 		if err != nil {
+			if isMiss(err) {
+				m.misses.put(key, err)
+				m.mutable.remove(key)
+				m.remember(ctx, key, persistsAtPath(key), nil, err)
+			}
 			return nil, err
 		}
 		m.mutable.put(key, data)
 		m.misses.remove(key)
+		m.remember(ctx, key, persistsAtPath(key), data, nil)
 		return data, nil
 	}
 }
@@ -162,14 +200,16 @@ func (m *Mirror) refreshList(ctx context.Context, path, escPath, key string) ([]
 			m.cfg.OnList(path, upVersions)
 		}
 	}
-	prev, _ := m.readStored(ctx, key)
+	prev, prevErr := m.readStored(ctx, key)
 	known := append(parseList(prev), m.storedVersions(ctx, escPath)...)
 	merged := mergeVersions(upVersions, known)
 	if fetchErr != nil && len(merged) == 0 {
 		return nil, fmt.Errorf("listing %s: %w", path, fetchErr)
 	}
 	data := formatList(merged)
-	if !bytes.Equal(data, prev) {
+	// An empty list is an answer too (a module with only pseudo-versions),
+	// and must be there for an offline restart.
+	if prevErr != nil || !bytes.Equal(data, prev) {
 		if err := m.cfg.Store.Put(ctx, key, bytes.NewReader(data)); err != nil {
 			// Serving the fresh list matters more than persisting it.
 			m.log.Warn("storing version list failed", "module", path, "err", err)

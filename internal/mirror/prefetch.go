@@ -39,7 +39,7 @@ func (m *Mirror) startPrefetch(n int) {
 		return
 	}
 	m.prefetchQ = make(chan prefetchJob, prefetchQueue)
-	m.prefetched = newTTLCache[bool](prefetchQueue * 4)
+	m.prefetched = newTTLCache[bool](prefetchQueue*4, m.cfg.Now)
 	for range n {
 		m.bg.Go(m.prefetchLoop)
 	}

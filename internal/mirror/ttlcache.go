@@ -15,6 +15,7 @@ import (
 type ttlCache[V any] struct {
 	mu  sync.Mutex
 	max int
+	now func() time.Time
 	m   map[string]ttlEntry[V]
 }
 
@@ -23,14 +24,16 @@ type ttlEntry[V any] struct {
 	stored time.Time
 }
 
-func newTTLCache[V any](max int) *ttlCache[V] {
-	return &ttlCache[V]{max: max, m: make(map[string]ttlEntry[V])}
+// newTTLCache returns a cache of at most max entries whose ages are
+// measured with now.
+func newTTLCache[V any](max int, now func() time.Time) *ttlCache[V] {
+	return &ttlCache[V]{max: max, now: now, m: make(map[string]ttlEntry[V])}
 }
 
 // get returns the value for key if it was stored less than ttl ago.
 func (c *ttlCache[V]) get(key string, ttl time.Duration) (V, bool) {
 	v, stored, ok := c.lookup(key)
-	if !ok || time.Since(stored) >= ttl {
+	if !ok || c.now().Sub(stored) >= ttl {
 		var zero V
 		return zero, false
 	}
@@ -46,7 +49,7 @@ func (c *ttlCache[V]) lookup(key string) (V, time.Time, bool) {
 }
 
 func (c *ttlCache[V]) put(key string, v V) {
-	c.putAt(key, v, time.Now())
+	c.putAt(key, v, c.now())
 }
 
 func (c *ttlCache[V]) putAt(key string, v V, stored time.Time) {

@@ -40,6 +40,13 @@ type privateEnv struct {
 // wrong).
 func startPrivate(t *testing.T, password string) *privateEnv {
 	t.Helper()
+	return startPrivateWith(t, password, nil)
+}
+
+// startPrivateWith is startPrivate with edit applied to the configuration
+// last.
+func startPrivateWith(t *testing.T, password string, edit func(*config.Config)) *privateEnv {
+	t.Helper()
 	gs := testenv.NewGitServer(t, gitUser, gitPassword)
 	e := &privateEnv{git: gs, heads: map[string]string{}}
 
@@ -72,10 +79,12 @@ func startPrivate(t *testing.T, password string) *privateEnv {
 	lib.Commit("v2", map[string]string{"go.mod": "module corp.example.com/platform/lib/v2\n", "lib.go": "package lib\n\nconst Major = 2\n"})
 	lib.Tag("v2.0.0", "HEAD")
 
-	// corp.example.com/platform/legacy has no go.mod.
+	// corp.example.com/platform/legacy has no go.mod; its v2.0.0 is
+	// v2.0.0+incompatible.
 	legacy := gs.Repo(t, "platform/legacy")
 	legacy.Commit("old code", map[string]string{"legacy.go": "package legacy\n"})
 	legacy.Tag("v1.0.0", "HEAD")
+	legacy.Tag("v2.0.0", "HEAD")
 
 	e.up = testenv.NewUpstream(t, testenv.Fixtures(t))
 	pwFile := filepath.Join(t.TempDir(), "git-password")
@@ -97,6 +106,9 @@ func startPrivate(t *testing.T, password string) *privateEnv {
 			PasswordFile: pwFile,
 			CAFile:       gs.CAFile,
 		}}
+		if edit != nil {
+			edit(c)
+		}
 	})
 	return e
 }
@@ -141,10 +153,11 @@ func TestPrivateModulesMatchGoDirect(t *testing.T) {
 		h + "lib/v2@v2.0.0",
 		h + "lib@latest",
 		h + "legacy@v1.0.0",
+		h + "legacy@v2.0.0", // an exact tag the go command sends as a query
 	}
 	// The reference resolves each distinct version once; modgate is asked
 	// every query on its own and must land on the same version and hashes.
-	want := e.git.GoDirect(t, h+"auth@v1.0.0", h+"auth@v1.1.0", h+"auth@main", h+"auth/client@v0.1.0", h+"lib/v2@v2.0.0", h+"lib@latest", h+"legacy@v1.0.0")
+	want := e.git.GoDirect(t, h+"auth@v1.0.0", h+"auth@v1.1.0", h+"auth@main", h+"auth/client@v0.1.0", h+"lib/v2@v2.0.0", h+"lib@latest", h+"legacy@v1.0.0", h+"legacy@v2.0.0")
 	byVersion := map[string]testenv.GoDownload{}
 	for q, d := range want {
 		if d.Error != "" {
@@ -171,6 +184,7 @@ func TestPrivateModulesMatchGoDirect(t *testing.T) {
 		h + "auth@latest":                    "v1.1.0",
 		h + "auth@" + e.heads["v1.1.0"][:12]: "v1.1.0",
 		h + "auth@" + e.heads["main"]:        want[h+"auth@main"].Version,
+		h + "legacy@v2.0.0":                  "v2.0.0+incompatible",
 	} {
 		if got[q].Version != v {
 			t.Errorf("%s resolved to %s, want %s", q, got[q].Version, v)

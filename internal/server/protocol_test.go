@@ -82,8 +82,10 @@ func TestMalformedRequests(t *testing.T) {
 	}
 	after := listFiles(t, root)
 	for _, f := range after {
-		// The audit log records the refusals; nothing else may appear.
-		if !slices.Contains(before, f) && !strings.HasPrefix(f, "data/modules/sumdb/") && !strings.HasPrefix(f, "data/modules/example.com/") && !strings.HasPrefix(f, "data/audit/") {
+		// The audit log records the refusals, and the remembered "not
+		// found" answers (data/modules/answers/) are kept; nothing else may appear.
+		if !slices.Contains(before, f) && !strings.HasPrefix(f, "data/modules/sumdb/") && !strings.HasPrefix(f, "data/modules/example.com/") &&
+			!strings.HasPrefix(f, "data/modules/answers/") && !strings.HasPrefix(f, "data/audit/") {
 			t.Errorf("malformed requests created %s", f)
 		}
 	}
@@ -172,9 +174,12 @@ func TestProtocolHeaders(t *testing.T) {
 	if code != http.StatusNotFound || hdr.Get("Content-Type") != "text/plain; charset=utf-8" || strings.Count(string(body), "\n") != 1 || !strings.Contains(string(body), "example.com/nosuch") {
 		t.Errorf("unknown module: %d %q %q; want 404 with one text line naming the module", code, hdr.Get("Content-Type"), body)
 	}
-	// Malformed: 400.
-	if code, body, _ := in.get(t, "/example.com/hello/@v/main.zip"); code != http.StatusBadRequest {
-		t.Errorf("non-canonical zip: %d %q, want 400", code, body)
+	// A version that names no file: 404 with the reason. Malformed: 400.
+	if code, body, _ := in.get(t, "/example.com/hello/@v/main.zip"); code != http.StatusNotFound || !strings.Contains(string(body), "not a canonical version") {
+		t.Errorf("non-canonical zip: %d %q, want 404 with the reason", code, body)
+	}
+	if code, body, _ := in.get(t, "/example.com/hello/@v/v1.0.0.tar"); code != http.StatusBadRequest {
+		t.Errorf("unknown file: %d %q, want 400", code, body)
 	}
 	// Disable-Module-Fetch answers from the cache only.
 	up.ResetLog()

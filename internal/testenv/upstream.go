@@ -386,6 +386,11 @@ func (u *Upstream) serveModule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := versions[version]
+	if m == nil && ext == ".info" && semver.Build(version) == "" {
+		// Like the public proxies, resolve an exact tag of a module without
+		// a go.mod as a query: v2.0.0.info answers v2.0.0+incompatible.
+		m = versions[version+"+incompatible"]
+	}
 	if m == nil {
 		textError(w, http.StatusNotFound, fmt.Sprintf("%s@%s: unknown version", modPath, version))
 		return

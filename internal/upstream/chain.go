@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
+	"time"
 )
 
 // A ChainEntry is one Source of a Chain and how to leave it on failure.
@@ -22,6 +24,11 @@ type ChainEntry struct {
 type Chain struct {
 	entries  []ChainEntry
 	excluded []string
+
+	// supports remembers which entries proxy which checksum databases
+	// (see sumdbSupported), keyed by entry index and database name.
+	mu       sync.Mutex
+	supports map[supportKey]supportAnswer
 }
 
 // NewChain returns a Chain over entries, tried in order.
@@ -31,7 +38,9 @@ func NewChain(entries []ChainEntry) *Chain {
 
 // Fetch asks each entry in turn. The first success is returned. After an
 // error, the next entry is tried if the error matches fs.ErrNotExist or
-// the entry falls through on any error; otherwise the chain stops. The
+// the entry falls through on any error; otherwise the chain stops. For
+// checksum database paths ("sumdb/{name}/..."), a "not found" from an entry
+// that proxies the database is final (see sumdbSupported). The
 // caller's context ending stops the chain at once, with the context's error.
 //
 // When only one entry was asked, its error is returned as it is. When more
@@ -42,7 +51,7 @@ func (c *Chain) Fetch(ctx context.Context, path string) (*Response, error) {
 		return nil, classify(ErrUnavailable, fmt.Errorf("fetching %s: %w", path, errNoUpstream))
 	}
 	var failures []Failure
-	for _, e := range c.entries {
+	for i, e := range c.entries {
 		if ctx.Err() != nil {
 			return nil, chainCtxError(ctx, path, failures)
 		}
@@ -57,11 +66,81 @@ func (c *Chain) Fetch(ctx context.Context, path string) (*Response, error) {
 		if !e.FallThroughOnAnyError && !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
+		if db, ok := sumdbName(path); ok && errors.Is(err, fs.ErrNotExist) {
+			// An entry that proxies the database speaks for it: its
+			// "not found" is the database's (see sumdbSupported).
+			if serr := c.sumdbSupported(ctx, i, db); serr == nil {
+				break
+			} else if !errors.Is(serr, fs.ErrNotExist) && !e.FallThroughOnAnyError {
+				failures = append(failures, Failure{Upstream: e.Source.String(), Err: serr})
+				break
+			}
+		}
 	}
 	if len(failures) == 1 {
 		return nil, failures[0].Err
 	}
 	return nil, &ChainError{Path: path, Failures: failures, Err: decisive(failures)}
+}
+
+// supportTTL is how long a Chain remembers whether an entry proxies a
+// checksum database.
+const supportTTL = 10 * time.Minute
+
+type supportKey struct {
+	entry int
+	db    string
+}
+
+type supportAnswer struct {
+	err  error // nil: supported; matches fs.ErrNotExist: not proxied
+	when time.Time
+}
+
+// sumdbName returns the database name of a checksum database path
+// ("sumdb/{name}/...") other than "sumdb/{name}/supported".
+func sumdbName(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, "sumdb/")
+	if !ok {
+		return "", false
+	}
+	name, file, ok := strings.Cut(rest, "/")
+	return name, ok && name != "" && file != "supported"
+}
+
+// sumdbSupported reports whether entry i proxies checksum database db: nil
+// when its "sumdb/{db}/supported" answers, an error matching fs.ErrNotExist
+// when it says "not found", another error when it could not tell.
+//
+// This is the go command's rule for GOPROXY and checksum databases (see
+// `go help goproxy`): the first proxy whose /sumdb/{db}/supported answers
+// 200 is used for every request to that database and never left for the
+// next entry; only a proxy that does not support the database is skipped.
+// So when such a proxy says a lookup or tile is "not found", the chain
+// stops there instead of asking the database host through "direct" (which
+// may be unreachable, and would be asked about every path that is not a
+// module). Definite answers are remembered for supportTTL.
+func (c *Chain) sumdbSupported(ctx context.Context, i int, db string) error {
+	key := supportKey{i, db}
+	c.mu.Lock()
+	a, ok := c.supports[key]
+	c.mu.Unlock()
+	if ok && time.Since(a.when) < supportTTL {
+		return a.err
+	}
+	resp, err := c.entries[i].Source.Fetch(ctx, "sumdb/"+db+"/supported")
+	if err == nil {
+		resp.Body.Close()
+	}
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		c.mu.Lock()
+		if c.supports == nil {
+			c.supports = make(map[supportKey]supportAnswer)
+		}
+		c.supports[key] = supportAnswer{err: err, when: time.Now()}
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // chainCtxError reports that the caller's context ended during a Chain

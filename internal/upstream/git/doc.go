@@ -41,8 +41,10 @@
 // path). Its refs are read from the smart-HTTP advertisement
 // (GET info/refs), which gives clean status codes: 401/403 are
 // "authentication rejected", 404 "no such repository"; other URL schemes
-// use "git ls-remote". Ref lists are kept for Config.RefsTTL; Forget drops
-// them when a webhook says the repository changed.
+// use "git ls-remote". Ref lists are kept for Config.RefsTTL, but never
+// used for a fetch whose context asks for newer state
+// (upstream.WithFreshSince: the mirror refreshing a list, @latest or a
+// query); Forget drops them when a webhook says the repository changed.
 //
 // Objects live in one bare mirror per repository under Config.Dir, reused
 // across requests and restarts. It is fetched (all branches and tags,

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/modgate/modgate/internal/upstream"
 )
 
 // A repo is one Git repository: its ref list (cached for RefsTTL) and its
@@ -115,12 +117,14 @@ func (r *repo) git(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // loadRefs returns the repository's refs, from the cache when younger than
-// RefsTTL. Concurrent callers share one listing, which runs detached from
-// any one caller (bounded by the refs timeout) so that a caller giving up
-// does not fail the others.
+// RefsTTL and not older than upstream.FreshSince(ctx) (a refresh of a list
+// or @latest wants the refs as they are now). Concurrent callers share one
+// listing, which runs detached from any one caller (bounded by the refs
+// timeout) so that a caller giving up does not fail the others.
 func (r *repo) loadRefs(ctx context.Context) (refMap, error) {
+	since := upstream.FreshSince(ctx)
 	r.mu.Lock()
-	if r.refs != nil && time.Since(r.refsAt) < r.src.cfg.RefsTTL {
+	if r.refs != nil && time.Since(r.refsAt) < r.src.cfg.RefsTTL && !r.refsAt.Before(since) {
 		refs := r.refs
 		r.mu.Unlock()
 		return refs, nil
@@ -136,7 +140,8 @@ func (r *repo) loadRefs(ctx context.Context) (refMap, error) {
 		}
 		r.src.log.Debug("listed refs", "repo", r.shown(), "refs", len(refs), "duration", time.Since(start))
 		r.mu.Lock()
-		r.refs, r.refsAt = refs, time.Now()
+		// Dated when the listing started: the refs are at least that new.
+		r.refs, r.refsAt = refs, start
 		r.mu.Unlock()
 		return refs, nil
 	})

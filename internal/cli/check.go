@@ -219,6 +219,7 @@ func runCheck(ctx context.Context, target, policyFile, vulnDir string, deps chec
 			}
 			return os.Open(name)
 		})
+		pdeps.Tags = policy.NewTagIndex(cacheInfos(cache))
 	}
 	engine, err := policy.New(pcfg, pdeps)
 	if err != nil {
@@ -375,6 +376,40 @@ func cacheFile(cache string, mod module.Version, suffix string) (string, error) 
 		return "", err
 	}
 	return filepath.Join(cache, "cache", "download", filepath.FromSlash(p), "@v", v+suffix), nil
+}
+
+// cacheInfos gives the policy's TagIndex the .info files of the module
+// cache: a pseudo-version is mapped to a tag when the tag's .info (with its
+// Origin) is in the cache, as it is after 'go mod download' of the tag.
+type cacheInfos string
+
+// Versions returns the versions whose .info files are in the cache.
+func (c cacheInfos) Versions(path string) ([]string, error) {
+	name, err := cacheFile(string(c), module.Version{Path: path, Version: "v0.0.0"}, ".info")
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Dir(name))
+	if err != nil {
+		return nil, err
+	}
+	var versions []string
+	for _, e := range entries {
+		if esc, ok := strings.CutSuffix(e.Name(), ".info"); ok {
+			if v, err := module.UnescapeVersion(esc); err == nil {
+				versions = append(versions, v)
+			}
+		}
+	}
+	return versions, nil
+}
+
+func (c cacheInfos) Info(path, version string) ([]byte, error) {
+	name, err := cacheFile(string(c), module.Version{Path: path, Version: version}, ".info")
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(name)
 }
 
 // infoTime returns the Time in mod's .info file in the module cache, or

@@ -67,7 +67,7 @@ func TestPolicyLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Engine() = %v", err)
 	}
-	want := policy.Config{DryRun: true, Rules: []policy.Rule{
+	want := policy.Config{DryRun: true, UnmappedPseudoVersions: policy.ActionBlock, Rules: []policy.Rule{
 		{Name: "no-evil", Kind: policy.KindDeny, Action: policy.ActionBlock, Reason: "use example.com/good instead", Contact: "security@corp.example",
 			Modules: []string{"example.com/evil", "*.bad.example"}},
 		{Name: "old-yaml", Kind: policy.KindDeny, Action: policy.ActionWarn, DryRun: true,

@@ -13,11 +13,12 @@ import (
 // An Engine decides what may be served. Its rules are fixed at New: a new
 // policy (hot reload) is a new Engine. It is safe for concurrent use.
 type Engine struct {
-	rules   []compiled
-	dryRun  bool
-	deps    Deps
-	now     func() time.Time
-	lookups *lookupCache
+	rules    []compiled
+	dryRun   bool
+	unmapped Action // Config.UnmappedPseudoVersions
+	deps     Deps
+	now      func() time.Time
+	lookups  *lookupCache
 }
 
 // New checks and compiles cfg: module patterns and version ranges are
@@ -29,6 +30,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		e.now = time.Now
 	}
 	var errs []error
+	var err error
+	if e.unmapped, err = ParseAction(string(cfg.UnmappedPseudoVersions), true); err != nil {
+		errs = append(errs, fmt.Errorf("%w: unmapped pseudo-versions: %v", ErrInvalidRule, err))
+	}
 	seen := make(map[string]bool)
 	for _, r := range cfg.Rules {
 		c, err := compile(r)
@@ -52,7 +57,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 // evaluate applies one rule to s. On OutcomeMatch the Match has Detail,
 // Fix, ModuleWide and (for licence rules) Action filled in; otherwise only
 // Detail is meaningful.
-func (e *Engine) evaluate(r *compiled, s Subject, now time.Time) (Outcome, Match) {
+//
+// ct is what is known about the commit of a pseudo-version subject; the
+// Match's Pattern is the module pattern that made the rule apply.
+func (e *Engine) evaluate(r *compiled, s Subject, ct *commitTags, now time.Time) (Outcome, Match) {
 	zip := s.File == Zip && s.Version != ""
 	switch r.Kind {
 	case KindDeny:
@@ -61,15 +69,19 @@ func (e *Engine) evaluate(r *compiled, s Subject, now time.Time) (Outcome, Match
 			return OutcomeNoMatch, Match{}
 		}
 		if len(r.versions) == 0 {
-			return OutcomeMatch, Match{Detail: "module is denied" + viaPattern(p, s.Module), ModuleWide: true}
+			return OutcomeMatch, Match{Detail: "module is denied" + viaPattern(p, s.Module), ModuleWide: true, Pattern: p}
 		}
 		if !zip {
-			return OutcomeNotApplicable, Match{Detail: "denies versions, which refuses only a version's .zip"}
+			return OutcomeNotApplicable, Match{Detail: "denies versions, which refuses only a version's .zip", Pattern: p}
 		}
-		if r.inVersions(s.Version) {
-			return OutcomeMatch, Match{Detail: fmt.Sprintf("version is in the denied range %s", r.versionList())}
-		}
-		return OutcomeNoMatch, Match{Detail: fmt.Sprintf("version is not in the denied range %s", r.versionList())}
+		o, m := e.judgeVersion(r, s, ct, func(v string) (bool, string) {
+			if r.inVersions(v) {
+				return true, fmt.Sprintf("version is in the denied range %s", r.versionList())
+			}
+			return false, fmt.Sprintf("version is not in the denied range %s", r.versionList())
+		})
+		m.Pattern = p
+		return o, m
 
 	case KindAllow:
 		p := r.modules.match(s.Module)
@@ -77,31 +89,40 @@ func (e *Engine) evaluate(r *compiled, s Subject, now time.Time) (Outcome, Match
 			return OutcomeMatch, Match{Detail: "module is not on the allow list", ModuleWide: true}
 		}
 		if len(r.versions) == 0 {
-			return OutcomeNoMatch, Match{Detail: "module is on the allow list" + viaPattern(p, s.Module)}
+			return OutcomeNoMatch, Match{Detail: "module is on the allow list" + viaPattern(p, s.Module), Pattern: p}
 		}
 		if !zip {
-			return OutcomeNotApplicable, Match{Detail: "allows versions, which refuses only a version's .zip"}
+			return OutcomeNotApplicable, Match{Detail: "allows versions, which refuses only a version's .zip", Pattern: p}
 		}
-		if r.inVersions(s.Version) {
-			return OutcomeNoMatch, Match{Detail: fmt.Sprintf("version is in the allowed range %s", r.versionList())}
-		}
-		return OutcomeMatch, Match{Detail: fmt.Sprintf("version is not in the allowed range %s", r.versionList())}
+		o, m := e.judgeVersion(r, s, ct, func(v string) (bool, string) {
+			if r.inVersions(v) {
+				return false, fmt.Sprintf("version is in the allowed range %s", r.versionList())
+			}
+			return true, fmt.Sprintf("version is not in the allowed range %s", r.versionList())
+		})
+		m.Pattern = p
+		return o, m
 
 	case KindPin:
-		if r.modules.match(s.Module) == "" {
+		p := r.modules.match(s.Module)
+		if p == "" {
 			return OutcomeNoMatch, Match{}
 		}
 		if !zip {
-			return OutcomeNotApplicable, Match{Detail: "pins versions, which refuses only a version's .zip"}
+			return OutcomeNotApplicable, Match{Detail: "pins versions, which refuses only a version's .zip", Pattern: p}
 		}
-		if r.inVersions(s.Version) {
-			return OutcomeNoMatch, Match{Detail: "version is approved"}
-		}
-		return OutcomeMatch, Match{Detail: fmt.Sprintf("version is not approved (approved: %s)", r.versionList())}
+		o, m := e.judgeVersion(r, s, ct, func(v string) (bool, string) {
+			if r.inVersions(v) {
+				return false, "version is approved"
+			}
+			return true, fmt.Sprintf("version is not approved (approved: %s)", r.versionList())
+		})
+		m.Pattern = p
+		return o, m
 
 	case KindCooldown:
 		if p := r.exempt.match(s.Module); p != "" {
-			return OutcomeNoMatch, Match{Detail: "module is exempt" + viaPattern(p, s.Module)}
+			return OutcomeNoMatch, Match{Detail: "module is exempt" + viaPattern(p, s.Module), Pattern: p}
 		}
 		if !zip {
 			return OutcomeNotApplicable, Match{Detail: "refuses only a version's .zip"}
@@ -115,11 +136,11 @@ func (e *Engine) evaluate(r *compiled, s Subject, now time.Time) (Outcome, Match
 		if e.deps.Vulns == nil {
 			return OutcomeNotChecked, Match{Detail: "no vulnerability database"}
 		}
-		return e.vulnerabilities(r, s, now)
+		return e.vulnerabilities(r, s, ct, now)
 
 	case KindLicenses:
 		if p := r.exempt.match(s.Module); p != "" {
-			return OutcomeNoMatch, Match{Detail: "module is exempt" + viaPattern(p, s.Module)}
+			return OutcomeNoMatch, Match{Detail: "module is exempt" + viaPattern(p, s.Module), Pattern: p}
 		}
 		if !zip {
 			return OutcomeNotApplicable, Match{Detail: "refuses only a version's .zip"}
@@ -175,8 +196,15 @@ func roundAge(d time.Duration) string {
 	return s
 }
 
-func (e *Engine) vulnerabilities(r *compiled, s Subject, now time.Time) (Outcome, Match) {
-	vulns := e.lookups.get(s.Module, s.Version, now, e.deps.Vulns.Affecting)
+func (e *Engine) vulnerabilities(r *compiled, s Subject, ct *commitTags, now time.Time) (Outcome, Match) {
+	var vulns []Vuln
+	for _, v := range vulnVersions(s, ct) {
+		for _, vu := range e.lookups.get(s.Module, v, now, e.deps.Vulns.Affecting) {
+			if !slices.ContainsFunc(vulns, func(x Vuln) bool { return x.ID == vu.ID }) {
+				vulns = append(vulns, vu)
+			}
+		}
+	}
 	var ids, accepted []string
 	fix, allFixed := "", true
 	for _, v := range vulns {
@@ -207,7 +235,7 @@ func (e *Engine) vulnerabilities(r *compiled, s Subject, now time.Time) (Outcome
 // accepted returns the acceptance that covers v (by ID or alias) at now.
 func (r *compiled) accepted(v Vuln, now time.Time) (Acceptance, bool) {
 	for _, a := range r.Accept {
-		if (a.ID == v.ID || slices.Contains(v.Aliases, a.ID)) && a.active(now) {
+		if (strings.EqualFold(a.ID, v.ID) || slices.ContainsFunc(v.Aliases, func(al string) bool { return strings.EqualFold(al, a.ID) })) && a.active(now) {
 			return a, true
 		}
 	}

@@ -298,3 +298,21 @@ func TestTagIndex(t *testing.T) {
 		t.Errorf("Tags with an unreadable .info and a match = %q, %v; want [v1.0.0]", got, err)
 	}
 }
+
+func TestRefusedModuleIsNotLookedUp(t *testing.T) {
+	tags := &fakeTags{}
+	e := newEngine(t, Config{Rules: []Rule{
+		{Name: "no-evil", Kind: KindDeny, Modules: []string{"example.com/evil"}},
+		{Name: "pin", Kind: KindPin, Modules: []string{"example.com/*"}, Versions: []string{"v1.0.0"}},
+	}}, Deps{Tags: tags})
+	if d := e.Decide(zipOf("example.com/Evil", pseudo("", revUnknown))); d.Verdict != Block {
+		t.Errorf("verdict %v, want block", d.Verdict)
+	}
+	if n := tags.calls.Load(); n != 0 {
+		t.Errorf("tags of a module refused as a whole were looked up %d times, want 0", n)
+	}
+	e.Decide(zipOf("example.com/good", pseudo("", revUnknown)))
+	if n := tags.calls.Load(); n != 1 {
+		t.Errorf("tags of an allowed module were looked up %d times, want 1", n)
+	}
+}

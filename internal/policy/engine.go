@@ -229,7 +229,11 @@ func (e *Engine) vulnerabilities(r *compiled, s Subject, ct *commitTags, now tim
 	if !allFixed {
 		fix = "" // no single version fixes them all
 	}
-	return OutcomeMatch, Match{Detail: strings.Join(ids, ", "), Fix: fix}
+	detail := strings.Join(ids, ", ")
+	if tags, _ := ct.get(); len(tags) > 0 {
+		detail += fmt.Sprintf(" (pseudo-version of commit %s, which is tagged %s)", ct.rev, strings.Join(tags, ", "))
+	}
+	return OutcomeMatch, Match{Detail: detail, Fix: fix}
 }
 
 // accepted returns the acceptance that covers v (by ID or alias) at now.

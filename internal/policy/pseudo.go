@@ -66,6 +66,26 @@ func (c *commitTags) get() ([]string, error) {
 	return c.tags, c.err
 }
 
+// refusesModule reports whether an effective module rule (deny without
+// versions, allow for a module it does not list) blocks every file of mod.
+func (e *Engine) refusesModule(mod string) bool {
+	if e.dryRun {
+		return false
+	}
+	for i := range e.rules {
+		r := &e.rules[i]
+		if r.DryRun || r.Action != ActionBlock {
+			continue
+		}
+		switch {
+		case r.Kind == KindDeny && len(r.versions) == 0 && r.modules.match(mod) != "",
+			r.Kind == KindAllow && r.modules.match(mod) == "":
+			return true
+		}
+	}
+	return false
+}
+
 // versionVerdict is how a version rule (deny, allow or pin with versions)
 // judges one version: refused, and the phrase saying why or why not.
 type versionVerdict func(version string) (refused bool, why string)

@@ -306,10 +306,44 @@ func TestPolicyPseudoVersionAliasesGit(t *testing.T) {
 	stderr := refused("base-less pseudo-version of v1.1.0", "mod", "download", mod+"@"+baseless)
 	outputHas(t, "base-less pseudo-version of v1.1.0", stderr, "which is tagged v1.1.0")
 	refused("go get of v1.1.0's commit hash", "get", mod+"@"+c2)
+	// A branch resolves to a pseudo-version based on v1.1.0: in the range.
+	refused("go get of the branch", "get", mod+"@main")
 	stderr = refused("untagged commit", "mod", "download", mod+"@"+untagged)
 	outputHas(t, "untagged commit", stderr, "matches no known tag")
 	if key := mod + "/@v/" + baseless + ".zip"; in.stored(key) {
 		t.Errorf("refused zip %s was stored", key)
 	}
 	goDownload(t, env, mod+"@"+allowed)
+}
+
+// TestPrivateCaseVariantStaysPrivate: a case variant of a private module
+// path is private too: modgate neither asks the public upstream for it nor
+// looks it up in the public checksum database (either would leak the
+// name), for the go command or a direct /sumdb/ request.
+func TestPrivateCaseVariantStaysPrivate(t *testing.T) {
+	t.Parallel()
+	up := testenv.NewUpstream(t, policyFixtures(t,
+		// The public upstream would answer for the variant.
+		simpleModule(t, "corp.example.com/Secret", "v1.0.0", "2024-01-01T00:00:00Z", ""),
+	))
+	in := startModgate(t, up, func(c *config.Config) {
+		c.Upstream.NoProxy = []string{"corp.example.com/secret"}
+		c.SumDB.NoSumDB = []string{"corp.example.com/secret"}
+	})
+	env := goEnv(t, in, up)
+
+	stderr := failGo(t, t.TempDir(), env, "mod", "download", "corp.example.com/Secret@v1.0.0")
+	outputHas(t, "go mod download corp.example.com/Secret@v1.0.0", stderr, "404 Not Found")
+	code, body, _ := in.get(t, "/sumdb/"+up.SumDBName()+"/lookup/corp.example.com/!secret@v1.0.0")
+	if code == http.StatusOK {
+		t.Errorf("GET /sumdb/.../lookup of the private variant: %d %s, want a refusal", code, body)
+	}
+	for _, p := range up.Requests() {
+		if strings.Contains(strings.ToLower(p), "secret") {
+			t.Errorf("modgate asked the public upstream about a private module's case variant: %s", p)
+		}
+	}
+	if in.stored("corp.example.com/!secret/@v/v1.0.0.zip") {
+		t.Error("the private variant's zip was fetched and stored")
+	}
 }

@@ -41,7 +41,9 @@ Vulnerabilities come from the local copy of the database (--vulndb, else
 policy.vulndb.dir). Licences are read from the zips in the module cache
 (go env GOMODCACHE) and versions are dated by the .info files there; a
 module not in the cache is reported as "not checked" for those rules (run
-'go mod download' first to check them).
+'go mod download' first to check them). A pseudo-version is mapped to the
+tags at its commit through the .info files of those tags in the cache; one
+that cannot be mapped is judged as policy.unmapped_pseudo_versions says.
 
 Exit status: 0 nothing blocked (warnings allowed), 1 something blocked,
 2 bad arguments or an invalid policy.

@@ -338,3 +338,35 @@ func TestCheckVulnDB(t *testing.T) {
 		t.Errorf("empty database directory: exit %d, stderr %q; want 2 and the reason", code, stderr.String())
 	}
 }
+
+// TestCheckMapsPseudoVersionsFromCache: check maps a pseudo-version to the
+// tag at its commit through the .info files in the module cache, as the
+// proxy does through its stored ones.
+func TestCheckMapsPseudoVersionsFromCache(t *testing.T) {
+	cache := t.TempDir()
+	write := func(path, version, hash string) {
+		name, err := cacheFile(cache, module.Version{Path: path, Version: version}, ".info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		info := fmt.Sprintf(`{"Version":%q,"Time":"2024-01-01T00:00:00Z","Origin":{"VCS":"git","Hash":%q}}`, version, hash)
+		if err := os.WriteFile(name, []byte(info), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("github.com/Acme/lib", "v1.1.0", "a110a110a110a110a110a110a110a110a110a110")
+	write("github.com/Acme/lib", "v1.0.0", "1000000000000000000000000000000000000000")
+	write("github.com/Acme/lib", "v0.0.0-20240101000000-a110a110a110", "a110a110a110a110a110a110a110a110a110a110")
+
+	x := policy.NewTagIndex(cacheInfos(cache))
+	got, err := x.Tags("github.com/Acme/lib", "a110a110a110")
+	if err != nil || len(got) != 1 || got[0] != "v1.1.0" {
+		t.Errorf("Tags(github.com/Acme/lib, a110a110a110) = %q, %v; want [v1.1.0]", got, err)
+	}
+	if _, err := x.Tags("example.com/absent", "a110a110a110"); err == nil {
+		t.Error("Tags of a module not in the cache: no error")
+	}
+}

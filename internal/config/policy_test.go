@@ -238,6 +238,11 @@ func TestPolicyValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "unmapped pseudo-versions",
+			yaml: "policy:\n  unmapped_pseudo_versions: ignore\n  rules:\n    - name: r\n      pin: {modules: [a.example], versions: [v1.0.0]}\n",
+			errs: [][]string{{`policy.unmapped_pseudo_versions: unknown action "ignore" (want "block", "warn" or "allow")`}},
+		},
+		{
 			name: "vulndb file url",
 			yaml: "policy:\n  vulndb:\n    url: file:///srv/vulndb\n",
 		},

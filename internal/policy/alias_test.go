@@ -316,3 +316,28 @@ func TestRefusedModuleIsNotLookedUp(t *testing.T) {
 		t.Errorf("tags of an allowed module were looked up %d times, want 1", n)
 	}
 }
+
+func TestCooldownJudgesMappedPseudoVersionByItsTag(t *testing.T) {
+	c := &clock{t: t0}
+	ages := openAges(t, t.TempDir(), PublishInfo, c)
+	const m = "example.com/lib"
+	if err := ages.ObserveList(m, []string{"v1.0.0"}, t0.Add(-30*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ages.ObserveList(m, []string{"v1.0.0", "v1.1.0"}, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	tags := &fakeTags{tags: map[string][]string{m + "@" + revDenied: {"v1.1.0"}, m + "@" + revAllowed: {"v1.0.0"}}}
+	e := newEngine(t, Config{Rules: []Rule{{Name: "cooldown", Kind: KindCooldown, MinAge: 72 * time.Hour}}},
+		Deps{Ages: ages, Tags: tags, Now: c.now})
+	longAgo := t0.Add(-365 * 24 * time.Hour)
+	ages.Age(m, "v1.0.0", longAgo) // as its zip request records it
+	fresh := Subject{Module: m, Version: pseudo("", revDenied), File: Zip, InfoTime: longAgo}
+	if d := e.Decide(fresh); d.Verdict != Block || !strings.Contains(d.Message(), "tagged v1.1.0: version is 1h old") {
+		t.Errorf("back-dated pseudo-version of a fresh tag: %v %q, want block naming the tag's age", d.Verdict, d.Message())
+	}
+	old := Subject{Module: m, Version: pseudo("", revAllowed), File: Zip, InfoTime: t0.Add(-time.Hour)}
+	if d := e.Decide(old); d.Verdict != Allow {
+		t.Errorf("pseudo-version of an old tag: %v %q, want allow", d.Verdict, d.Message())
+	}
+}

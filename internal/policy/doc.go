@@ -104,8 +104,11 @@
 //     pseudo-version itself, else Config.UnmappedPseudoVersions decides:
 //     block (default), warn, or allow (judge the spelling alone).
 //
-// Vulnerability rules look up the pseudo-version itself and, when mapped,
-// its tags: OSV compares a pseudo-version by its spelling, which is right
+// Cooldown rules date a mapped pseudo-version by the oldest of its tags
+// whose age is known (its own .info time is the commit's, which anyone can
+// back-date), so a fresh tag's code cannot be had early under another
+// name. Vulnerability rules look up the pseudo-version itself and, when
+// mapped, its tags: OSV compares a pseudo-version by its spelling, which is right
 // for an unmapped one and too weak for a base-less alias of a vulnerable
 // tag. Queries (a branch, a commit hash) resolve to a tag or a
 // pseudo-version whose .zip is decided like any other, and Filter and

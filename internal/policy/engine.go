@@ -127,7 +127,7 @@ func (e *Engine) evaluate(r *compiled, s Subject, ct *commitTags, now time.Time)
 		if !zip {
 			return OutcomeNotApplicable, Match{Detail: "refuses only a version's .zip"}
 		}
-		return e.cooldown(r, s, now)
+		return e.cooldown(r, s, ct, now)
 
 	case KindVulnerabilities:
 		if !zip {
@@ -159,24 +159,41 @@ func viaPattern(p, module string) string {
 	return fmt.Sprintf(" (pattern %q)", p)
 }
 
-func (e *Engine) cooldown(r *compiled, s Subject, now time.Time) (Outcome, Match) {
+// cooldown judges s by its age. A pseudo-version whose commit is tagged is
+// as old as the oldest of those tags whose age is known: its own .info time
+// is whatever the commit says, and a fresh tag's code must not be had
+// early under a back-dated pseudo-version.
+func (e *Engine) cooldown(r *compiled, s Subject, ct *commitTags, now time.Time) (Outcome, Match) {
 	var (
-		age time.Duration
-		src AgeSource
+		age    time.Duration
+		src    AgeSource
+		prefix string
 	)
+	var tags []string
 	if e.deps.Ages != nil {
+		tags, _ = ct.get()
+	}
+	for _, t := range tags {
+		if a, asrc := e.deps.Ages.Age(s.Module, t, time.Time{}); asrc != SourceUnknown && (src == SourceUnknown || a > age) {
+			age, src = a, asrc
+			prefix = fmt.Sprintf("pseudo-version of commit %s, which is tagged %s: ", ct.rev, t)
+		}
+	}
+	switch {
+	case src != SourceUnknown:
+	case e.deps.Ages != nil:
 		age, src = e.deps.Ages.Age(s.Module, s.Version, s.InfoTime)
-	} else if !s.InfoTime.IsZero() {
+	case !s.InfoTime.IsZero():
 		age, src = now.Sub(s.InfoTime), SourceInfo
 	}
 	if src == SourceUnknown {
 		return OutcomeNotChecked, Match{Detail: "age unknown: never seen in a list and no .info time"}
 	}
 	if age >= r.MinAge {
-		return OutcomeNoMatch, Match{Detail: fmt.Sprintf("%s old (%s), minimum %s", roundAge(age), src.describe(), roundAge(r.MinAge))}
+		return OutcomeNoMatch, Match{Detail: fmt.Sprintf("%s%s old (%s), minimum %s", prefix, roundAge(age), src.describe(), roundAge(r.MinAge))}
 	}
-	return OutcomeMatch, Match{Detail: fmt.Sprintf("version is %s old (%s), younger than the minimum age %s; allowed from %s",
-		roundAge(age), src.describe(), roundAge(r.MinAge), now.Add(r.MinAge-age).UTC().Format(time.RFC3339))}
+	return OutcomeMatch, Match{Detail: fmt.Sprintf("%sversion is %s old (%s), younger than the minimum age %s; allowed from %s",
+		prefix, roundAge(age), src.describe(), roundAge(r.MinAge), now.Add(r.MinAge-age).UTC().Format(time.RFC3339))}
 }
 
 // roundAge formats a duration for people: to the minute, or to the second

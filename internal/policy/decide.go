@@ -276,7 +276,7 @@ func (e *Engine) Decide(s Subject) Decision {
 	d := Decision{Module: s.Module, Version: s.Version, File: s.File, Rules: make([]Evaluation, len(e.rules))}
 	now := e.now()
 	ct := newCommitTags(e.deps.Tags, s)
-	if e.refusesModule(s.Module) {
+	if ct.pseudo && e.refusesModule(s.Module) {
 		// Tags are looked up through the upstream; a module refused as a
 		// whole is never fetched, and its verdict is Block anyway.
 		ct.src = nil

@@ -297,7 +297,9 @@ func (s *Server) serveExplain(w http.ResponseWriter, r *http.Request) {
 		subj := policy.Subject{Module: mod, Version: version, File: kind}
 		if version != "" {
 			// The .info time, when stored, as a zip request would use it
-			// (explain never fetches anything).
+			// (explain fetches nothing for it; only mapping a
+			// pseudo-version to its tags may read tags' .info files
+			// through the mirror, as the zip request would).
 			esc, _ := module.EscapePath(mod)
 			escVer, _ := module.EscapeVersion(version)
 			subj.InfoTime = s.gate.infoTime(r.Context(), mod, version, esc+"/@v/"+escVer+".zip", mirror.Options{NoFetch: true})

@@ -451,6 +451,10 @@ func (r *checkReport) writeTable(w io.Writer) {
 				verdict = "dry run: " + verdict
 			}
 			reason := m.Detail
+			if m.Pattern != "" && m.Pattern != d.Module && !strings.Contains(reason, m.Pattern) {
+				// Patterns match in any case: say which one did.
+				reason += fmt.Sprintf(" (pattern %q)", m.Pattern)
+			}
 			if m.Reason != "" {
 				reason += "; " + m.Reason
 			}

@@ -294,7 +294,7 @@ func (e *explainer) policy() {
 		}
 		ev := evals[i]
 		line := fmt.Sprintf("  - %s (%s): %s", r.Name, ev.Kind, ev.Outcome)
-		if ev.Pattern != "" {
+		if ev.Pattern != "" && !strings.Contains(ev.Detail, fmt.Sprintf("%q", ev.Pattern)) {
 			line += fmt.Sprintf(", pattern %q", ev.Pattern)
 		}
 		if ev.Detail != "" {

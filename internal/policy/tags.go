@@ -21,11 +21,12 @@ type InfoFiles interface {
 	Info(module, version string) ([]byte, error)
 }
 
-// Bounds of a TagIndex: how many .info files one lookup reads, and how
-// many version-to-commit facts it keeps in memory.
+// Bounds of a TagIndex: how many .info files one lookup reads, how many
+// at once, and how many version-to-commit facts it keeps in memory.
 const (
-	maxInfoReads  = 1000
-	maxTagEntries = 1 << 17
+	maxInfoReads      = 1000
+	parallelInfoReads = 8
+	maxTagEntries     = 1 << 17
 )
 
 // A TagIndex is a TagSource that derives the commit of every tagged
@@ -70,36 +71,28 @@ func (x *TagIndex) Tags(mod, rev string) ([]string, error) {
 	// Newest first: a pseudo-version's commit is usually a recent one, and
 	// the read bound then drops the oldest tags.
 	semver.Sort(versions)
-	var (
-		found    []string
-		firstErr error
-		reads    int
-	)
+	var tags, unread []string
 	for i := len(versions) - 1; i >= 0; i-- {
 		v := versions[i]
 		if !semver.IsValid(v) || module.IsPseudoVersion(v) {
 			continue
 		}
-		hash, ok := x.cached(mod, v)
-		if !ok {
-			if reads >= maxInfoReads {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("%s has more than %d tags; only the newest were read", mod, maxInfoReads)
-				}
-				break
-			}
-			reads++
-			data, err := x.src.Info(mod, v)
-			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("reading %s@%s .info: %w", mod, v, err)
-				}
-				continue
-			}
-			hash = originHash(data)
-			x.remember(mod, v, hash)
+		tags = append(tags, v)
+		if _, ok := x.cached(mod, v); !ok {
+			unread = append(unread, v)
 		}
-		if hash != "" && strings.HasPrefix(hash, rev) {
+	}
+	var firstErr error
+	if len(unread) > maxInfoReads {
+		firstErr = fmt.Errorf("%s has more than %d tags not read yet; only the newest were read", mod, maxInfoReads)
+		unread = unread[:maxInfoReads]
+	}
+	if err := x.read(mod, unread); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	var found []string
+	for _, v := range tags {
+		if hash, ok := x.cached(mod, v); ok && hash != "" && strings.HasPrefix(hash, rev) {
 			found = append(found, v)
 		}
 	}
@@ -107,6 +100,39 @@ func (x *TagIndex) Tags(mod, rev string) ([]string, error) {
 		return nil, firstErr
 	}
 	return found, nil
+}
+
+// read reads the .info files of versions, a few at a time (the first
+// lookup for a module with many tags would otherwise wait for each in
+// turn), and remembers their commits. It returns the first error; the
+// versions it could not read are not remembered and are tried again next
+// time.
+func (x *TagIndex) read(mod string, versions []string) error {
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, parallelInfoReads)
+		errMu    sync.Mutex
+		firstErr error
+	)
+	for _, v := range versions {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			data, err := x.src.Info(mod, v)
+			if err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("reading %s@%s .info: %w", mod, v, err)
+				}
+				errMu.Unlock()
+				return
+			}
+			x.remember(mod, v, originHash(data))
+		}()
+	}
+	wg.Wait()
+	return firstErr
 }
 
 func (x *TagIndex) cached(mod, version string) (string, bool) {

@@ -283,7 +283,7 @@ func (e *Engine) Decide(s Subject) Decision {
 	}
 	for i := range e.rules {
 		r := &e.rules[i]
-		o, m := e.evaluate(r, s, ct, now)
+		o, m := e.evaluate(r, s, &ct, now)
 		d.Rules[i] = Evaluation{Rule: r.Name, Kind: r.Kind, Outcome: o, Detail: m.Detail, Pattern: m.Pattern}
 		if o != OutcomeMatch {
 			continue

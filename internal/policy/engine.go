@@ -214,11 +214,14 @@ func roundAge(d time.Duration) string {
 }
 
 func (e *Engine) vulnerabilities(r *compiled, s Subject, ct *commitTags, now time.Time) (Outcome, Match) {
-	var vulns []Vuln
-	for _, v := range vulnVersions(s, ct) {
-		for _, vu := range e.lookups.get(s.Module, v, now, e.deps.Vulns.Affecting) {
-			if !slices.ContainsFunc(vulns, func(x Vuln) bool { return x.ID == vu.ID }) {
-				vulns = append(vulns, vu)
+	vulns := e.lookups.get(s.Module, s.Version, now, e.deps.Vulns.Affecting)
+	if more := vulnVersions(s, ct); len(more) > 0 {
+		vulns = slices.Clone(vulns) // the cache's slice is shared
+		for _, v := range more[1:] {
+			for _, vu := range e.lookups.get(s.Module, v, now, e.deps.Vulns.Affecting) {
+				if !slices.ContainsFunc(vulns, func(x Vuln) bool { return x.ID == vu.ID }) {
+					vulns = append(vulns, vu)
+				}
 			}
 		}
 	}

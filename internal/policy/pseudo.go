@@ -36,8 +36,8 @@ type commitTags struct {
 	err  error
 }
 
-func newCommitTags(src TagSource, s Subject) *commitTags {
-	c := &commitTags{src: src, module: s.Module}
+func newCommitTags(src TagSource, s Subject) commitTags {
+	c := commitTags{src: src, module: s.Module}
 	if s.File == Zip && module.IsPseudoVersion(s.Version) {
 		if rev, err := module.PseudoVersionRev(s.Version); err == nil {
 			c.pseudo, c.rev = true, strings.ToLower(rev)
@@ -146,10 +146,14 @@ func (e *Engine) judgeVersion(r *compiled, s Subject, ct *commitTags, judge vers
 }
 
 // vulnVersions returns the versions a vulnerabilities rule looks up for
-// s: the version itself and, for a pseudo-version, the tags at its commit
-// (OSV ranges compare a pseudo-version by its spelling, which says nothing
-// about the code when its base is v0.0.0; its tags do).
+// s when s is a mapped pseudo-version: the version itself and the tags at
+// its commit (OSV ranges compare a pseudo-version by its spelling, which
+// says nothing about the code when its base is v0.0.0; its tags do). It
+// returns nil otherwise: only the version itself is looked up.
 func vulnVersions(s Subject, ct *commitTags) []string {
 	tags, _ := ct.get()
+	if len(tags) == 0 {
+		return nil
+	}
 	return append([]string{s.Version}, tags...)
 }

@@ -347,3 +347,27 @@ func TestPrivateCaseVariantStaysPrivate(t *testing.T) {
 		t.Error("the private variant's zip was fetched and stored")
 	}
 }
+
+// TestAuthScopeDoesNotStretchToCaseVariants: a scope grants only the
+// spelling it names (see auth.Scope.Allows): a token that reads
+// example.com/greet is refused example.com/Greet, exactly as any module
+// outside its scope, while policy rules refuse every spelling.
+func TestAuthScopeDoesNotStretchToCaseVariants(t *testing.T) {
+	t.Parallel()
+	up := testenv.NewUpstream(t, policyFixtures(t, simpleModule(t, "example.com/Greet", "v1.0.0", "2024-01-01T00:00:00Z", "")))
+	in := startModgate(t, up, func(c *config.Config) { c.Auth.Anonymous.Scopes = []string{publicScope} })
+	reader := createToken(t, in, "greet-reader", time.Time{}, "read:example.com/greet")
+	c := http.DefaultClient
+	if r := call(t, c, "GET", in.URL+"/example.com/greet/@v/v1.0.0.info", "", bearer(reader)...); r.status != http.StatusOK {
+		t.Fatalf("token in scope: %d %q, want 200", r.status, r.body)
+	}
+	r := call(t, c, "GET", in.URL+"/example.com/!greet/@v/v1.0.0.info", "", bearer(reader)...)
+	if r.status != http.StatusNotFound || r.body != "modgate: example.com/Greet: not found\n" {
+		t.Errorf("token on a case variant of its scope: %d %q; want 404 as out of scope", r.status, r.body)
+	}
+	for _, p := range up.Requests() {
+		if strings.Contains(p, "!greet") {
+			t.Errorf("modgate fetched the variant for a client not allowed to read it: %s", p)
+		}
+	}
+}

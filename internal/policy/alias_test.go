@@ -341,3 +341,44 @@ func TestCooldownJudgesMappedPseudoVersionByItsTag(t *testing.T) {
 		t.Errorf("pseudo-version of an old tag: %v %q, want allow", d.Verdict, d.Message())
 	}
 }
+
+// slowInfos is an InfoFiles whose .info reads take a while, counting how
+// many run at once.
+type slowInfos struct {
+	n                 int
+	inFlight, maxSeen atomic.Int64
+}
+
+func (s *slowInfos) Versions(string) ([]string, error) {
+	var vs []string
+	for i := range s.n {
+		vs = append(vs, fmt.Sprintf("v1.%d.0", i))
+	}
+	return vs, nil
+}
+
+func (s *slowInfos) Info(_, version string) ([]byte, error) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		m := s.maxSeen.Load()
+		if n <= m || s.maxSeen.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(time.Millisecond)
+	return []byte(fmt.Sprintf(`{"Version":%q,"Origin":{"Hash":"%040d"}}`, version, 0)), nil
+}
+
+func TestTagIndexReadsAFewAtOnce(t *testing.T) {
+	src := &slowInfos{n: 200}
+	start := time.Now()
+	got, err := NewTagIndex(src).Tags("example.com/many", "000000000000")
+	if err != nil || len(got) != 200 {
+		t.Fatalf("Tags = %d tags, %v; want 200", len(got), err)
+	}
+	if m := src.maxSeen.Load(); m > parallelInfoReads {
+		t.Errorf("%d .info reads ran at once, want at most %d", m, parallelInfoReads)
+	}
+	t.Logf("200 tags read in %v, at most %d at once", time.Since(start), src.maxSeen.Load())
+}

@@ -54,7 +54,8 @@
 // evaluates every module of the build list (from go.sum, else go.mod)
 // against the policy in FILE (a modgate configuration file), offline:
 // vulnerabilities from the local database copy DIR, licences from the zips in
-// the module cache. It prints a table (module, version, verdict, rule,
+// the module cache, pseudo-versions mapped to the tags at their commit through
+// the tags' .info files in the module cache. It prints a table (module, version, verdict, rule,
 // reason, fix) or JSON and exits 1 when anything is blocked: a CI gate.
 //
 //	modgate check --policy /etc/modgate.yaml --vulndb /var/lib/modgate/vulndb .

@@ -129,6 +129,14 @@ func (s *Scope) UnmarshalText(b []byte) error {
 // Allows reports whether the scope grants p on mod. An empty mod means a
 // request that is about no one module (an admin endpoint, the list of
 // tokens): only scopes on every module grant it.
+//
+// Patterns match case-sensitively, unlike policy rules, which refuse
+// every spelling of a module path. A scope only ever grants, so exact
+// matching fails closed: "read:corp.example.com/team-a/*" does not grant
+// "Corp.example.com/team-a/lib" (the client must use the module's own
+// spelling), while folding case would let the grant reach paths the
+// operator never named, such as "corp.example.com/Team-A/x", a different
+// repository on a case-sensitive host.
 func (s Scope) Allows(p Permission, mod string) bool {
 	if s.Permission < p {
 		return false

@@ -70,6 +70,10 @@ func TestScopeAllows(t *testing.T) {
 		{"star matches all", Scope{Read, "*"}, Read, "a.example/b/c", true},
 		{"star no module", Scope{Read, "*"}, Read, "", true},
 		{"pattern no module", teamA, Read, "", false},
+		// A grant does not stretch to other spellings (see Allows).
+		{"case variant of host not granted", teamA, Read, "Corp.example.com/team-a/lib", false},
+		{"case variant of team not granted", teamA, Read, "corp.example.com/Team-A/lib", false},
+		{"case variant of literal not granted", Scope{Read, "corp.example.com/team-a"}, Read, "corp.example.com/TEAM-A", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

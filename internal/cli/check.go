@@ -41,7 +41,9 @@ Vulnerabilities come from the local copy of the database (--vulndb, else
 policy.vulndb.dir). Licences are read from the zips in the module cache
 (go env GOMODCACHE) and versions are dated by the .info files there; a
 module not in the cache is reported as "not checked" for those rules (run
-'go mod download' first to check them).
+'go mod download' first to check them). A pseudo-version is mapped to the
+tags at its commit through the .info files of those tags in the cache; one
+that cannot be mapped is judged as policy.unmapped_pseudo_versions says.
 
 Exit status: 0 nothing blocked (warnings allowed), 1 something blocked,
 2 bad arguments or an invalid policy.
@@ -219,6 +221,7 @@ func runCheck(ctx context.Context, target, policyFile, vulnDir string, deps chec
 			}
 			return os.Open(name)
 		})
+		pdeps.Tags = policy.NewTagIndex(cacheInfos(cache))
 	}
 	engine, err := policy.New(pcfg, pdeps)
 	if err != nil {
@@ -377,6 +380,40 @@ func cacheFile(cache string, mod module.Version, suffix string) (string, error) 
 	return filepath.Join(cache, "cache", "download", filepath.FromSlash(p), "@v", v+suffix), nil
 }
 
+// cacheInfos gives the policy's TagIndex the .info files of the module
+// cache: a pseudo-version is mapped to a tag when the tag's .info (with its
+// Origin) is in the cache, as it is after 'go mod download' of the tag.
+type cacheInfos string
+
+// Versions returns the versions whose .info files are in the cache.
+func (c cacheInfos) Versions(path string) ([]string, error) {
+	name, err := cacheFile(string(c), module.Version{Path: path, Version: "v0.0.0"}, ".info")
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Dir(name))
+	if err != nil {
+		return nil, err
+	}
+	var versions []string
+	for _, e := range entries {
+		if esc, ok := strings.CutSuffix(e.Name(), ".info"); ok {
+			if v, err := module.UnescapeVersion(esc); err == nil {
+				versions = append(versions, v)
+			}
+		}
+	}
+	return versions, nil
+}
+
+func (c cacheInfos) Info(path, version string) ([]byte, error) {
+	name, err := cacheFile(string(c), module.Version{Path: path, Version: version}, ".info")
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(name)
+}
+
 // infoTime returns the Time in mod's .info file in the module cache, or
 // zero when it is not there.
 func infoTime(cache string, mod module.Version) time.Time {
@@ -414,6 +451,10 @@ func (r *checkReport) writeTable(w io.Writer) {
 				verdict = "dry run: " + verdict
 			}
 			reason := m.Detail
+			if m.Pattern != "" && m.Pattern != d.Module && !strings.Contains(reason, m.Pattern) {
+				// Patterns match in any case: say which one did.
+				reason += fmt.Sprintf(" (pattern %q)", m.Pattern)
+			}
 			if m.Reason != "" {
 				reason += "; " + m.Reason
 			}

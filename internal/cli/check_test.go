@@ -338,3 +338,84 @@ func TestCheckVulnDB(t *testing.T) {
 		t.Errorf("empty database directory: exit %d, stderr %q; want 2 and the reason", code, stderr.String())
 	}
 }
+
+// TestCheckMapsPseudoVersionsFromCache: check maps a pseudo-version to the
+// tag at its commit through the .info files in the module cache, as the
+// proxy does through its stored ones.
+func TestCheckMapsPseudoVersionsFromCache(t *testing.T) {
+	cache := t.TempDir()
+	write := func(path, version, hash string) {
+		name, err := cacheFile(cache, module.Version{Path: path, Version: version}, ".info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		info := fmt.Sprintf(`{"Version":%q,"Time":"2024-01-01T00:00:00Z","Origin":{"VCS":"git","Hash":%q}}`, version, hash)
+		if err := os.WriteFile(name, []byte(info), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("github.com/Acme/lib", "v1.1.0", "a110a110a110a110a110a110a110a110a110a110")
+	write("github.com/Acme/lib", "v1.0.0", "1000000000000000000000000000000000000000")
+	write("github.com/Acme/lib", "v0.0.0-20240101000000-a110a110a110", "a110a110a110a110a110a110a110a110a110a110")
+
+	x := policy.NewTagIndex(cacheInfos(cache))
+	got, err := x.Tags("github.com/Acme/lib", "a110a110a110")
+	if err != nil || len(got) != 1 || got[0] != "v1.1.0" {
+		t.Errorf("Tags(github.com/Acme/lib, a110a110a110) = %q, %v; want [v1.1.0]", got, err)
+	}
+	if _, err := x.Tags("example.com/absent", "a110a110a110"); err == nil {
+		t.Error("Tags of a module not in the cache: no error")
+	}
+}
+
+// TestCheckOtherSpellings: check refuses a denied module in another case,
+// naming the pattern, and judges a pseudo-version by the tag at its commit.
+func TestCheckOtherSpellings(t *testing.T) {
+	cache := t.TempDir()
+	for v, hash := range map[string]string{
+		"v9.0.0":                             "a110a110a110a110a110a110a110a110a110a110",
+		"v1.0.0":                             "1000000000000000000000000000000000000000",
+		"v0.0.0-20240101000000-a110a110a110": "a110a110a110a110a110a110a110a110a110a110",
+		"v0.0.0-20240101000000-c0ffee00c0ff": "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00",
+	} {
+		name, _ := cacheFile(cache, module.Version{Path: "example.com/good", Version: v}, ".info")
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		info := fmt.Sprintf(`{"Version":%q,"Time":"2024-01-01T00:00:00Z","Origin":{"VCS":"git","Hash":%q}}`, v, hash)
+		if err := os.WriteFile(name, []byte(info), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	const h = " h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+	sum := "example.com/Evil v1.0.0" + h +
+		"example.com/good v0.0.0-20240101000000-a110a110a110" + h +
+		"example.com/good v0.0.0-20240101000000-c0ffee00c0ff" + h
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), []byte(sum), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCheckCmd(t, cache, nil, "--policy", fixturePolicy, "--vulndb", "/srv/vulndb", dir)
+	if code != 1 {
+		t.Fatalf("exit status %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if row := tableRow(t, out, "example.com/Evil", "no-evil"); row != nil && !strings.HasPrefix(row[4], `module is denied (pattern "example.com/evil")`) {
+		t.Errorf("row for example.com/Evil: %q, want the pattern named", row)
+	}
+	// The pin approves v9.0.0: its commit's pseudo-version is allowed, an
+	// untagged commit's is not (the rule is a dry run).
+	if !strings.Contains(out, "a110a110a110") || !strings.Contains(out, "c0ffee00c0ff") {
+		t.Fatalf("report lacks the pseudo-versions:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.Contains(line, "a110a110a110") && strings.Contains(line, "trial"):
+			t.Errorf("pseudo-version of the pinned tag's commit was refused: %q", line)
+		case strings.Contains(line, "c0ffee00c0ff") && !strings.Contains(line, "matches no known tag"):
+			t.Errorf("pseudo-version of an untagged commit: %q, want refused as unmapped", line)
+		}
+	}
+}

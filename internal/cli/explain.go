@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/upstream"
 )
@@ -166,7 +167,7 @@ func (e *explainer) module() {
 func (e *explainer) upstreams() {
 	c := e.cfg
 	for i, src := range c.Private.Sources {
-		if p, ok := explainMatch(src.Patterns, e.path); ok {
+		if p, ok := explainMatchExact(src.Patterns, e.path); ok {
 			e.printf("\nUpstream: private source %q (private.sources[%d])\n", src.Name, i)
 			e.printf("  %s matches its pattern %q, so it is fetched from that Git server and never\n", e.path, p)
 			e.printf("  from a proxy in upstream.goproxy (the name does not leak to them).\n")
@@ -178,6 +179,13 @@ func (e *explainer) upstreams() {
 			e.printf("  check it with: modgate source test %s %s\n", src.Name, e.path)
 			return
 		}
+	}
+	if p, ok := explainMatch(c.Private.Patterns(), e.path); ok {
+		e.printf("\nUpstream: none\n")
+		e.printf("  %s matches private pattern %q only in another case: it is never fetched from a\n", e.path, p)
+		e.printf("  proxy (the name would leak), and no private source serves this spelling, so requests\n")
+		e.printf("  answer \"not found\". Use the module path as the repository's go.mod spells it.\n")
+		return
 	}
 	e.printf("\nUpstreams (upstream.goproxy %q, from %s)\n", c.Upstream.GOPROXY, c.Where("upstream.goproxy"))
 	if p, ok := explainMatch(c.Upstream.NoProxy, e.path); ok {
@@ -271,16 +279,49 @@ func (e *explainer) policy() {
 	if e.cfg.Policy.DryRun {
 		e.printf("  policy.dry_run is on: rules are evaluated and recorded, never enforced\n")
 	}
-	for _, r := range rules {
-		e.printf("  - %s\n", r.Name)
+	// What each rule says about the module as a whole, and which of its
+	// patterns matched (patterns match without regard to case).
+	var evals []policy.Evaluation
+	if pc, err := e.cfg.Policy.Engine(); err == nil {
+		if eng, err := policy.New(pc, policy.Deps{}); err == nil {
+			evals = eng.Decide(policy.Subject{Module: e.path, File: policy.List}).Rules
+		}
+	}
+	for i, r := range rules {
+		if i >= len(evals) {
+			e.printf("  - %s\n", r.Name)
+			continue
+		}
+		ev := evals[i]
+		line := fmt.Sprintf("  - %s (%s): %s", r.Name, ev.Kind, ev.Outcome)
+		if ev.Pattern != "" && !strings.Contains(ev.Detail, fmt.Sprintf("%q", ev.Pattern)) {
+			line += fmt.Sprintf(", pattern %q", ev.Pattern)
+		}
+		if ev.Detail != "" {
+			line += ": " + ev.Detail
+		}
+		e.printf("%s\n", line)
 	}
 	e.printf("  Decisions depend on the version, its age, vulnerabilities and licence: ask a running\n")
 	e.printf("  server with GET /policy/explain?module=%s&version=VERSION, or run modgate check.\n", e.path)
 }
 
 // explainMatch returns the first pattern in pats that matches modPath by
-// the go command's GOPRIVATE rules (module.MatchPrefixPatterns).
+// the go command's GOPRIVATE rules (module.MatchPrefixPatterns) without
+// regard to case, as the server matches upstream.noproxy, sumdb.nosumdb
+// and private patterns (a case variant of a private path is private too).
 func explainMatch(pats []string, modPath string) (string, bool) {
+	for _, p := range pats {
+		if module.MatchPrefixPatterns(strings.ToLower(p), strings.ToLower(modPath)) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// explainMatchExact is explainMatch with case: which Git source serves a
+// module path, as the Git sources match.
+func explainMatchExact(pats []string, modPath string) (string, bool) {
 	for _, p := range pats {
 		if module.MatchPrefixPatterns(p, modPath) {
 			return p, true

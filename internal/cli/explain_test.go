@@ -51,6 +51,8 @@ func TestExplain(t *testing.T) {
 		GONOSUMDB: "corp.example",
 	}
 	file := explainConfig(t, "upstream:\n  retries: 1\n  noproxy: [corp.example, git.example/team]\n")
+	policyFile := explainConfig(t, "policy:\n  rules:\n    - name: no-acme\n      deny: {modules: [github.com/acme/lib]}\n"+
+		"    - name: old-yaml\n      deny: {modules: [example.com/*], versions: [\"<v3.0.0\"]}\n")
 
 	tests := []struct {
 		name   string
@@ -125,6 +127,34 @@ func TestExplain(t *testing.T) {
 				`git.example/team/svc/v2 matches upstream.noproxy pattern "git.example/team" (from config file ` + file + `:3)`,
 				"verified: every file is checked against checksum database sum.test",
 			},
+		},
+		{
+			// The server keeps every spelling of a private path away from
+			// the proxies and the checksum database.
+			name:  "case variant of a noproxy pattern",
+			args:  []string{"--config", file, "git.example/Team/svc"},
+			goenv: goenv,
+			want: []string{
+				`git.example/Team/svc matches upstream.noproxy pattern "git.example/team"`,
+				"no private.sources entry serves it",
+			},
+			absent: []string{"modgate asks, in this order"},
+		},
+		{
+			name:  "policy rules name the pattern",
+			args:  []string{"--config", policyFile, "github.com/Acme/lib"},
+			goenv: goenv,
+			want: []string{
+				"Policy (2 rules",
+				`- no-acme (deny): match: module is denied (pattern "github.com/acme/lib")`,
+				"- old-yaml (deny): no-match",
+			},
+		},
+		{
+			name:  "version rule pattern in another case",
+			args:  []string{"--config", policyFile, "example.com/YAML"},
+			goenv: goenv,
+			want:  []string{`- old-yaml (deny): not-applicable, pattern "example.com/*": denies versions`},
 		},
 		{
 			name:  "flags after the module",

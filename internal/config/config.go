@@ -248,6 +248,9 @@ func Default() Config {
 		Policy: Policy{
 			VulnDB: PolicyVulnDB{SyncInterval: Duration{time.Hour}},
 			Ages:   PolicyAges{PublishTimeSource: "info"},
+			// A rule that names versions refuses pseudo-versions it
+			// cannot trace to a tag.
+			UnmappedPseudoVersions: "block",
 		},
 		Audit: Audit{
 			Enabled:            true,

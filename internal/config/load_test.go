@@ -483,7 +483,7 @@ func TestKeys(t *testing.T) {
 		"private.git_dir", "private.git_timeout", "private.max_concurrent_git",
 		"private.webhook.secret_env", "private.webhook.secret_file", "private.sources",
 		"policy.dry_run", "policy.rules", "policy.vulndb.url", "policy.vulndb.dir", "policy.vulndb.sync_interval",
-		"policy.ages.publish_time_source",
+		"policy.ages.publish_time_source", "policy.unmapped_pseudo_versions",
 		"auth.anonymous.enabled", "auth.anonymous.scopes", "auth.tokens.enabled",
 		"auth.trusted_header.name", "auth.trusted_header.proxies", "auth.trusted_header.default_scopes", "auth.trusted_header.identities",
 		"auth.mtls.default_scopes", "auth.mtls.identities", "auth.client_ips.allow", "auth.client_ips.deny",

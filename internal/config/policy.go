@@ -31,6 +31,13 @@ type Policy struct {
 
 	// Ages says how versions are dated for cooldown rules.
 	Ages PolicyAges `yaml:"ages"`
+
+	// UnmappedPseudoVersions is what a deny, allow or pin rule that names
+	// versions does with a pseudo-version of its module whose commit no
+	// known tag points at (the tag's .info Origin names the commit):
+	// "block" (default), "warn", or "allow" (judge the pseudo-version by
+	// its own version string, which any commit can be given).
+	UnmappedPseudoVersions string `yaml:"unmapped_pseudo_versions"`
 }
 
 // PolicyRule is one element of policy.rules. Exactly one of the kind keys
@@ -240,6 +247,9 @@ func (r PolicyRule) kinds() []struct {
 // suffix after "policy.rules" ("[2].deny.versions[0]").
 func (p Policy) convert(report func(suffix, msg string)) policy.Config {
 	cfg := policy.Config{DryRun: p.DryRun}
+	// Checked by the validator (policy.unmapped_pseudo_versions); an
+	// invalid value makes policy.New fail.
+	cfg.UnmappedPseudoVersions = policy.Action(p.UnmappedPseudoVersions)
 	names := make(map[string]int)
 	for i, r := range p.Rules {
 		at := fmt.Sprintf("[%d]", i)
@@ -369,6 +379,9 @@ func (v *validator) policy() {
 	p := v.c.Policy
 	problems := len(v.problems)
 	cfg := p.convert(func(suffix, msg string) { v.add("policy.rules", suffix, "%s", msg) })
+	if _, err := policy.ParseAction(p.UnmappedPseudoVersions, true); err != nil {
+		cfg.UnmappedPseudoVersions = "" // reported below, once
+	}
 	if len(v.problems) == problems {
 		// The engine's own checks, in case they ever go beyond convert's.
 		if _, err := policy.New(cfg, policy.Deps{}); err != nil {
@@ -393,5 +406,8 @@ func (v *validator) policy() {
 	v.positive("policy.vulndb.sync_interval", p.VulnDB.SyncInterval)
 	if _, err := policy.ParsePublishTimeSource(p.Ages.PublishTimeSource); err != nil {
 		v.add("policy.ages.publish_time_source", "", "%v", err)
+	}
+	if _, err := policy.ParseAction(p.UnmappedPseudoVersions, true); err != nil {
+		v.add("policy.unmapped_pseudo_versions", "", "%v", err)
 	}
 }

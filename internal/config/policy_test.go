@@ -67,7 +67,7 @@ func TestPolicyLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Engine() = %v", err)
 	}
-	want := policy.Config{DryRun: true, Rules: []policy.Rule{
+	want := policy.Config{DryRun: true, UnmappedPseudoVersions: policy.ActionBlock, Rules: []policy.Rule{
 		{Name: "no-evil", Kind: policy.KindDeny, Action: policy.ActionBlock, Reason: "use example.com/good instead", Contact: "security@corp.example",
 			Modules: []string{"example.com/evil", "*.bad.example"}},
 		{Name: "old-yaml", Kind: policy.KindDeny, Action: policy.ActionWarn, DryRun: true,
@@ -236,6 +236,11 @@ func TestPolicyValidate(t *testing.T) {
 				{`policy.vulndb.sync_interval: must be positive`},
 				{`policy.ages.publish_time_source: unknown publish time source "commit" (want "info" or "first-request")`},
 			},
+		},
+		{
+			name: "unmapped pseudo-versions",
+			yaml: "policy:\n  unmapped_pseudo_versions: ignore\n  rules:\n    - name: r\n      pin: {modules: [a.example], versions: [v1.0.0]}\n",
+			errs: [][]string{{`policy.unmapped_pseudo_versions: unknown action "ignore" (want "block", "warn" or "allow")`}},
 		},
 		{
 			name: "vulndb file url",

@@ -113,9 +113,11 @@ func (l *Ledger) Close() error {
 }
 
 // Covers reports whether path is a private module the ledger records: whether
-// it matches one of the configured patterns.
+// it matches one of the configured patterns, in any case (the mirror sends
+// case variants of private paths to the private sources, and the checksum
+// database does not cover them either).
 func (l *Ledger) Covers(path string) bool {
-	return l.patterns != "" && module.MatchPrefixPatterns(l.patterns, path)
+	return l.patterns != "" && module.MatchPrefixPatterns(strings.ToLower(l.patterns), strings.ToLower(path))
 }
 
 // CheckMod checks data, the go.mod of path@version. The first check of a

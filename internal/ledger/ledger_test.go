@@ -409,6 +409,10 @@ func TestCovers(t *testing.T) {
 		{"glob", "git.internal.example/team/lib", true},
 		{"glob other team", "git.internal.example/other/lib", false},
 		{"public", "example.org/lib", false},
+		// A case variant of a private path goes to the private sources
+		// and skips the checksum database, so the ledger holds it too.
+		{"case variant", "corp.example.com/Platform/Auth", true},
+		{"case variant of a glob", "git.internal.example/Team/lib", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

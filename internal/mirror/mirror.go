@@ -224,9 +224,12 @@ func (m *Mirror) file(ctx context.Context, path, version, key string, opts Optio
 	return &File{Body: body, Result: Miss}, nil
 }
 
-// source returns the upstream for a module path.
+// source returns the upstream for a module path. NoProxy patterns match
+// without regard to case: "Corp.example.com/lib" is the private
+// "corp.example.com/lib" to a code host, and asking a public proxy for it
+// would leak the private name.
 func (m *Mirror) source(path string) upstream.Source {
-	if m.noProxy != "" && module.MatchPrefixPatterns(m.noProxy, path) {
+	if m.noProxy != "" && module.MatchPrefixPatterns(strings.ToLower(m.noProxy), strings.ToLower(path)) {
 		return m.cfg.Direct
 	}
 	return m.cfg.Upstream

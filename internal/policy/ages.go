@@ -202,6 +202,7 @@ func (a *Ages) apply(line string) error {
 		return fmt.Errorf("record %q: bad time", line)
 	}
 	t := time.Unix(0, ns)
+	f[1] = strings.ToLower(f[1]) // records written before modules were folded
 	if f[0] == "W" && len(f) == 3 {
 		a.watched[f[1]] = true
 		return nil
@@ -279,6 +280,7 @@ func (a *Ages) ObserveList(module string, versions []string, now time.Time) erro
 	if !usable(module) {
 		return nil
 	}
+	module = strings.ToLower(module) // see Age
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t := time.Unix(0, now.UnixNano()) // as it reads back from the file
@@ -329,7 +331,8 @@ func (a *Ages) ObserveList(module string, versions []string, now time.Time) erro
 	return nil
 }
 
-// Age returns how old module@version is and where that came from:
+// Age returns how old module@version is and where that came from (module
+// paths are compared without regard to case):
 //
 //  1. the time it first appeared in the list of a module modgate was
 //     already watching (SourceFirstSeen), when known;
@@ -343,6 +346,11 @@ func (a *Ages) ObserveList(module string, versions []string, now time.Time) erro
 // failure to persist is not reported here and the write is retried on the
 // next call.
 func (a *Ages) Age(module, version string, infoTime time.Time) (time.Duration, AgeSource) {
+	// Spellings of a module path that differ only in case are one module
+	// (code hosts serve both): a tag that appeared in the list of
+	// "github.com/acme/lib" is as young under "github.com/Acme/lib",
+	// whose first list would otherwise date it by its .info time.
+	module = strings.ToLower(module)
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()

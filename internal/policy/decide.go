@@ -107,6 +107,10 @@ type Evaluation struct {
 	// Detail says why, in a phrase: "module is not on the allow list",
 	// "GO-2024-1234 accepted until 2026-07-01".
 	Detail string `json:"detail,omitempty"`
+	// Pattern is the rule's module pattern (or exempt pattern) that
+	// matched the module, as written in the rule; patterns match without
+	// regard to case, so it may differ from the module path in case.
+	Pattern string `json:"pattern,omitempty"`
 }
 
 // A Match is a rule that objected to a subject.
@@ -122,6 +126,9 @@ type Match struct {
 	// Detail says what matched: "GO-2024-1234", "module is denied",
 	// "licence AGPL-3.0 is not allowed (allowed: MIT, Apache-2.0)".
 	Detail string `json:"detail"`
+	// Pattern is the module pattern that made the rule apply, as in
+	// Evaluation.
+	Pattern string `json:"pattern,omitempty"`
 	// Fix is a version without the problem, when the rule knows one (the
 	// fixed version of a vulnerability).
 	Fix string `json:"fix,omitempty"`
@@ -268,10 +275,16 @@ func oneLine(s string) string {
 func (e *Engine) Decide(s Subject) Decision {
 	d := Decision{Module: s.Module, Version: s.Version, File: s.File, Rules: make([]Evaluation, len(e.rules))}
 	now := e.now()
+	ct := newCommitTags(e.deps.Tags, s)
+	if ct.pseudo && e.refusesModule(s.Module) {
+		// Tags are looked up through the upstream; a module refused as a
+		// whole is never fetched, and its verdict is Block anyway.
+		ct.src = nil
+	}
 	for i := range e.rules {
 		r := &e.rules[i]
-		o, m := e.evaluate(r, s, now)
-		d.Rules[i] = Evaluation{Rule: r.Name, Kind: r.Kind, Outcome: o, Detail: m.Detail}
+		o, m := e.evaluate(r, s, &ct, now)
+		d.Rules[i] = Evaluation{Rule: r.Name, Kind: r.Kind, Outcome: o, Detail: m.Detail, Pattern: m.Pattern}
 		if o != OutcomeMatch {
 			continue
 		}

@@ -17,7 +17,7 @@
 // contact text shown to the developer, and a dry-run switch. Module
 // patterns use the GOPRIVATE syntax (a path.Match glob matched against as
 // many leading path elements as it has, as module.MatchPrefixPatterns
-// does). Version ranges are space-separated comparisons that must all hold
+// does), without regard to case (see "Other spellings" below). Version ranges are space-separated comparisons that must all hold
 // (">=v1.2.0 <v1.4.0", "<v2.0.0", "v1.2.3"), compared with semver.Compare;
 // a rule's list of ranges matches a version in any of them.
 //
@@ -71,6 +71,59 @@
 //     (Latest picks the highest allowed version, a release before any
 //     pre-release), so `go get -u` and `go get mod@latest` choose an
 //     allowed version instead of failing.
+//
+// # Other spellings of a refused module or version
+//
+// A rule must hold for every request that yields the code it refuses, not
+// only for the spelling it was written in.
+//
+// Module paths: code hosts treat "github.com/Acme/lib" (escaped "!acme")
+// and "github.com/acme/lib" as one repository, and upstream proxies serve
+// both. So module and exempt patterns match in lower case, Ages keys
+// modules in lower case (a tag young under one spelling is young under
+// all), vulnerability sources are asked in any case (package vulndb
+// folds), and acceptance IDs compare without case. Decision rules carry
+// the Pattern that matched, as written, for the explain endpoint. (Access
+// scopes in package auth deliberately do not fold: a scope grants.)
+//
+// Pseudo-versions: the go command accepts a pseudo-version with any base
+// for any commit, so "v0.0.0-20240201000000-a110a110a110" may name the
+// very code of a denied tag v1.1.0, and its spelling says nothing about
+// that. A rule that names versions (deny or allow with versions, pin)
+// therefore judges the .zip of a pseudo-version by its commit: the
+// TagSource (Deps.Tags) maps the pseudo-version's 12-hex revision to the
+// tags whose .info Origin.Hash starts with it (TagIndex reads them through
+// InfoFiles: the server's mirror, or the module cache for `modgate
+// check`).
+//
+//   - mapped: refused when the rule refuses any tag at the commit (a deny
+//     rule also when the pseudo-version itself is in its range); allowed
+//     when it allows them all, whatever the base says;
+//   - unmapped (an untagged commit, an upstream that omits Origin, a
+//     lookup that failed): refused when the rule refuses the
+//     pseudo-version itself, else Config.UnmappedPseudoVersions decides:
+//     block (default), warn, or allow (judge the spelling alone).
+//
+// Cooldown rules date a mapped pseudo-version by the oldest of its tags
+// whose age is known (its own .info time is the commit's, which anyone can
+// back-date), so a fresh tag's code cannot be had early under another
+// name. Vulnerability rules look up the pseudo-version itself and, when
+// mapped, its tags: OSV compares a pseudo-version by its spelling, which is right
+// for an unmapped one and too weak for a base-less alias of a vulnerable
+// tag. Queries (a branch, a commit hash) resolve to a tag or a
+// pseudo-version whose .zip is decided like any other, and Filter and
+// Latest use Decide, so list and latest answers never offer a refused
+// pseudo-version. Tags are looked up only for the .zip of a
+// pseudo-version of a module that some version or vulnerabilities rule
+// applies to and no module rule refuses, at most once per decision.
+//
+// The mapping is as good as the .info files: nothing authenticates
+// Origin, so a hostile upstream can omit it (the pseudo-version is then
+// unmapped, refused by default) or name another commit; what it cannot
+// do is hide an honest tag at the commit, since every tag is checked and
+// any refused one refuses the alias. TagIndex keeps no file of its own:
+// stored .info files are immutable, so after a restart it derives the same
+// facts from storage (offline too), caching them in memory.
 //
 // # How a version's age is computed
 //

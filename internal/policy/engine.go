@@ -13,11 +13,12 @@ import (
 // An Engine decides what may be served. Its rules are fixed at New: a new
 // policy (hot reload) is a new Engine. It is safe for concurrent use.
 type Engine struct {
-	rules   []compiled
-	dryRun  bool
-	deps    Deps
-	now     func() time.Time
-	lookups *lookupCache
+	rules    []compiled
+	dryRun   bool
+	unmapped Action // Config.UnmappedPseudoVersions
+	deps     Deps
+	now      func() time.Time
+	lookups  *lookupCache
 }
 
 // New checks and compiles cfg: module patterns and version ranges are
@@ -29,6 +30,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		e.now = time.Now
 	}
 	var errs []error
+	var err error
+	if e.unmapped, err = ParseAction(string(cfg.UnmappedPseudoVersions), true); err != nil {
+		errs = append(errs, fmt.Errorf("%w: unmapped pseudo-versions: %v", ErrInvalidRule, err))
+	}
 	seen := make(map[string]bool)
 	for _, r := range cfg.Rules {
 		c, err := compile(r)
@@ -52,7 +57,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 // evaluate applies one rule to s. On OutcomeMatch the Match has Detail,
 // Fix, ModuleWide and (for licence rules) Action filled in; otherwise only
 // Detail is meaningful.
-func (e *Engine) evaluate(r *compiled, s Subject, now time.Time) (Outcome, Match) {
+//
+// ct is what is known about the commit of a pseudo-version subject; the
+// Match's Pattern is the module pattern that made the rule apply.
+func (e *Engine) evaluate(r *compiled, s Subject, ct *commitTags, now time.Time) (Outcome, Match) {
 	zip := s.File == Zip && s.Version != ""
 	switch r.Kind {
 	case KindDeny:
@@ -61,15 +69,19 @@ func (e *Engine) evaluate(r *compiled, s Subject, now time.Time) (Outcome, Match
 			return OutcomeNoMatch, Match{}
 		}
 		if len(r.versions) == 0 {
-			return OutcomeMatch, Match{Detail: "module is denied" + viaPattern(p, s.Module), ModuleWide: true}
+			return OutcomeMatch, Match{Detail: "module is denied" + viaPattern(p, s.Module), ModuleWide: true, Pattern: p}
 		}
 		if !zip {
-			return OutcomeNotApplicable, Match{Detail: "denies versions, which refuses only a version's .zip"}
+			return OutcomeNotApplicable, Match{Detail: "denies versions, which refuses only a version's .zip", Pattern: p}
 		}
-		if r.inVersions(s.Version) {
-			return OutcomeMatch, Match{Detail: fmt.Sprintf("version is in the denied range %s", r.versionList())}
-		}
-		return OutcomeNoMatch, Match{Detail: fmt.Sprintf("version is not in the denied range %s", r.versionList())}
+		o, m := e.judgeVersion(r, s, ct, func(v string) (bool, string) {
+			if r.inVersions(v) {
+				return true, fmt.Sprintf("version is in the denied range %s", r.versionList())
+			}
+			return false, fmt.Sprintf("version is not in the denied range %s", r.versionList())
+		})
+		m.Pattern = p
+		return o, m
 
 	case KindAllow:
 		p := r.modules.match(s.Module)
@@ -77,36 +89,45 @@ func (e *Engine) evaluate(r *compiled, s Subject, now time.Time) (Outcome, Match
 			return OutcomeMatch, Match{Detail: "module is not on the allow list", ModuleWide: true}
 		}
 		if len(r.versions) == 0 {
-			return OutcomeNoMatch, Match{Detail: "module is on the allow list" + viaPattern(p, s.Module)}
+			return OutcomeNoMatch, Match{Detail: "module is on the allow list" + viaPattern(p, s.Module), Pattern: p}
 		}
 		if !zip {
-			return OutcomeNotApplicable, Match{Detail: "allows versions, which refuses only a version's .zip"}
+			return OutcomeNotApplicable, Match{Detail: "allows versions, which refuses only a version's .zip", Pattern: p}
 		}
-		if r.inVersions(s.Version) {
-			return OutcomeNoMatch, Match{Detail: fmt.Sprintf("version is in the allowed range %s", r.versionList())}
-		}
-		return OutcomeMatch, Match{Detail: fmt.Sprintf("version is not in the allowed range %s", r.versionList())}
+		o, m := e.judgeVersion(r, s, ct, func(v string) (bool, string) {
+			if r.inVersions(v) {
+				return false, fmt.Sprintf("version is in the allowed range %s", r.versionList())
+			}
+			return true, fmt.Sprintf("version is not in the allowed range %s", r.versionList())
+		})
+		m.Pattern = p
+		return o, m
 
 	case KindPin:
-		if r.modules.match(s.Module) == "" {
+		p := r.modules.match(s.Module)
+		if p == "" {
 			return OutcomeNoMatch, Match{}
 		}
 		if !zip {
-			return OutcomeNotApplicable, Match{Detail: "pins versions, which refuses only a version's .zip"}
+			return OutcomeNotApplicable, Match{Detail: "pins versions, which refuses only a version's .zip", Pattern: p}
 		}
-		if r.inVersions(s.Version) {
-			return OutcomeNoMatch, Match{Detail: "version is approved"}
-		}
-		return OutcomeMatch, Match{Detail: fmt.Sprintf("version is not approved (approved: %s)", r.versionList())}
+		o, m := e.judgeVersion(r, s, ct, func(v string) (bool, string) {
+			if r.inVersions(v) {
+				return false, "version is approved"
+			}
+			return true, fmt.Sprintf("version is not approved (approved: %s)", r.versionList())
+		})
+		m.Pattern = p
+		return o, m
 
 	case KindCooldown:
 		if p := r.exempt.match(s.Module); p != "" {
-			return OutcomeNoMatch, Match{Detail: "module is exempt" + viaPattern(p, s.Module)}
+			return OutcomeNoMatch, Match{Detail: "module is exempt" + viaPattern(p, s.Module), Pattern: p}
 		}
 		if !zip {
 			return OutcomeNotApplicable, Match{Detail: "refuses only a version's .zip"}
 		}
-		return e.cooldown(r, s, now)
+		return e.cooldown(r, s, ct, now)
 
 	case KindVulnerabilities:
 		if !zip {
@@ -115,11 +136,11 @@ func (e *Engine) evaluate(r *compiled, s Subject, now time.Time) (Outcome, Match
 		if e.deps.Vulns == nil {
 			return OutcomeNotChecked, Match{Detail: "no vulnerability database"}
 		}
-		return e.vulnerabilities(r, s, now)
+		return e.vulnerabilities(r, s, ct, now)
 
 	case KindLicenses:
 		if p := r.exempt.match(s.Module); p != "" {
-			return OutcomeNoMatch, Match{Detail: "module is exempt" + viaPattern(p, s.Module)}
+			return OutcomeNoMatch, Match{Detail: "module is exempt" + viaPattern(p, s.Module), Pattern: p}
 		}
 		if !zip {
 			return OutcomeNotApplicable, Match{Detail: "refuses only a version's .zip"}
@@ -138,24 +159,41 @@ func viaPattern(p, module string) string {
 	return fmt.Sprintf(" (pattern %q)", p)
 }
 
-func (e *Engine) cooldown(r *compiled, s Subject, now time.Time) (Outcome, Match) {
+// cooldown judges s by its age. A pseudo-version whose commit is tagged is
+// as old as the oldest of those tags whose age is known: its own .info time
+// is whatever the commit says, and a fresh tag's code must not be had
+// early under a back-dated pseudo-version.
+func (e *Engine) cooldown(r *compiled, s Subject, ct *commitTags, now time.Time) (Outcome, Match) {
 	var (
-		age time.Duration
-		src AgeSource
+		age    time.Duration
+		src    AgeSource
+		prefix string
 	)
+	var tags []string
 	if e.deps.Ages != nil {
+		tags, _ = ct.get()
+	}
+	for _, t := range tags {
+		if a, asrc := e.deps.Ages.Age(s.Module, t, time.Time{}); asrc != SourceUnknown && (src == SourceUnknown || a > age) {
+			age, src = a, asrc
+			prefix = fmt.Sprintf("pseudo-version of commit %s, which is tagged %s: ", ct.rev, t)
+		}
+	}
+	switch {
+	case src != SourceUnknown:
+	case e.deps.Ages != nil:
 		age, src = e.deps.Ages.Age(s.Module, s.Version, s.InfoTime)
-	} else if !s.InfoTime.IsZero() {
+	case !s.InfoTime.IsZero():
 		age, src = now.Sub(s.InfoTime), SourceInfo
 	}
 	if src == SourceUnknown {
 		return OutcomeNotChecked, Match{Detail: "age unknown: never seen in a list and no .info time"}
 	}
 	if age >= r.MinAge {
-		return OutcomeNoMatch, Match{Detail: fmt.Sprintf("%s old (%s), minimum %s", roundAge(age), src.describe(), roundAge(r.MinAge))}
+		return OutcomeNoMatch, Match{Detail: fmt.Sprintf("%s%s old (%s), minimum %s", prefix, roundAge(age), src.describe(), roundAge(r.MinAge))}
 	}
-	return OutcomeMatch, Match{Detail: fmt.Sprintf("version is %s old (%s), younger than the minimum age %s; allowed from %s",
-		roundAge(age), src.describe(), roundAge(r.MinAge), now.Add(r.MinAge-age).UTC().Format(time.RFC3339))}
+	return OutcomeMatch, Match{Detail: fmt.Sprintf("%sversion is %s old (%s), younger than the minimum age %s; allowed from %s",
+		prefix, roundAge(age), src.describe(), roundAge(r.MinAge), now.Add(r.MinAge-age).UTC().Format(time.RFC3339))}
 }
 
 // roundAge formats a duration for people: to the minute, or to the second
@@ -175,8 +213,18 @@ func roundAge(d time.Duration) string {
 	return s
 }
 
-func (e *Engine) vulnerabilities(r *compiled, s Subject, now time.Time) (Outcome, Match) {
+func (e *Engine) vulnerabilities(r *compiled, s Subject, ct *commitTags, now time.Time) (Outcome, Match) {
 	vulns := e.lookups.get(s.Module, s.Version, now, e.deps.Vulns.Affecting)
+	if more := vulnVersions(s, ct); len(more) > 0 {
+		vulns = slices.Clone(vulns) // the cache's slice is shared
+		for _, v := range more[1:] {
+			for _, vu := range e.lookups.get(s.Module, v, now, e.deps.Vulns.Affecting) {
+				if !slices.ContainsFunc(vulns, func(x Vuln) bool { return x.ID == vu.ID }) {
+					vulns = append(vulns, vu)
+				}
+			}
+		}
+	}
 	var ids, accepted []string
 	fix, allFixed := "", true
 	for _, v := range vulns {
@@ -201,13 +249,17 @@ func (e *Engine) vulnerabilities(r *compiled, s Subject, now time.Time) (Outcome
 	if !allFixed {
 		fix = "" // no single version fixes them all
 	}
-	return OutcomeMatch, Match{Detail: strings.Join(ids, ", "), Fix: fix}
+	detail := strings.Join(ids, ", ")
+	if tags, _ := ct.get(); len(tags) > 0 {
+		detail += fmt.Sprintf(" (pseudo-version of commit %s, which is tagged %s)", ct.rev, strings.Join(tags, ", "))
+	}
+	return OutcomeMatch, Match{Detail: detail, Fix: fix}
 }
 
 // accepted returns the acceptance that covers v (by ID or alias) at now.
 func (r *compiled) accepted(v Vuln, now time.Time) (Acceptance, bool) {
 	for _, a := range r.Accept {
-		if (a.ID == v.ID || slices.Contains(v.Aliases, a.ID)) && a.active(now) {
+		if (strings.EqualFold(a.ID, v.ID) || slices.ContainsFunc(v.Aliases, func(al string) bool { return strings.EqualFold(al, a.ID) })) && a.active(now) {
 			return a, true
 		}
 	}

@@ -15,6 +15,8 @@ import (
 // elements of a module path as the pattern has ("corp.example/*" matches
 // "corp.example/lib" and "corp.example/lib/v2"; "example.com/x" matches
 // "example.com/x" and "example.com/x/sub" but not "example.com/xy").
+// Policy patterns match without regard to case: "github.com/acme/lib"
+// also matches "github.com/Acme/lib" (see the package documentation).
 func CheckPattern(p string) error {
 	switch {
 	case p == "":
@@ -36,8 +38,9 @@ type patterns []pattern
 
 type pattern struct {
 	text    string // as written, without a trailing slash
+	fold    string // text in lower case: what is matched
 	literal bool   // no glob characters
-	prefix  string // the literal text before the first glob character
+	prefix  string // the literal text of fold before the first glob character
 }
 
 func compilePatterns(ps []string) (patterns, error) {
@@ -48,18 +51,25 @@ func compilePatterns(ps []string) (patterns, error) {
 		}
 		// As in MatchPrefixPatterns, a trailing slash means nothing.
 		p = strings.TrimSuffix(p, "/")
-		i := strings.IndexAny(p, `*?[\`)
+		// Module paths are matched in lower case: code hosts and
+		// upstream proxies serve "github.com/Acme/lib" (escaped
+		// "!acme") as well as "github.com/acme/lib", so a rule written
+		// for one spelling must hold for every other.
+		fold := strings.ToLower(p)
+		i := strings.IndexAny(fold, `*?[\`)
 		if i < 0 {
-			out = append(out, pattern{text: p, literal: true, prefix: p})
+			out = append(out, pattern{text: p, fold: fold, literal: true, prefix: fold})
 		} else {
-			out = append(out, pattern{text: p, prefix: p[:i]})
+			out = append(out, pattern{text: p, fold: fold, prefix: fold[:i]})
 		}
 	}
 	return out, nil
 }
 
-// match returns the first pattern matching module, or "" if none does.
+// match returns the first pattern matching module, in any case, or "" if
+// none does.
 func (ps patterns) match(module string) string {
+	module = strings.ToLower(module) // no allocation when already lower case
 	for i := range ps {
 		if ps[i].matches(module) {
 			return ps[i].text
@@ -68,7 +78,7 @@ func (ps patterns) match(module string) string {
 	return ""
 }
 
-// matches reports whether module is matched by p: x/mod's
+// matches reports whether mod, in lower case, is matched by p: x/mod's
 // MatchPrefixPatterns, the go command's own GOPRIVATE logic, behind two
 // shortcuts that give the same answers without its per-call parsing: a
 // literal pattern matches itself and the paths below it, and a module not
@@ -78,9 +88,9 @@ func (p *pattern) matches(mod string) bool {
 		return false
 	}
 	if p.literal {
-		return len(mod) == len(p.text) || mod[len(p.text)] == '/'
+		return len(mod) == len(p.fold) || mod[len(p.fold)] == '/'
 	}
-	return module.MatchPrefixPatterns(p.text, mod)
+	return module.MatchPrefixPatterns(p.fold, mod)
 }
 
 // A Range is a set of versions: a conjunction of comparisons such as

@@ -17,6 +17,12 @@ type Config struct {
 	// Rules are evaluated in order; every rule is evaluated for every
 	// decision (a decision reports all matches, not just the first).
 	Rules []Rule
+	// UnmappedPseudoVersions is what a deny, allow or pin rule that names
+	// versions does with a pseudo-version of its module whose commit no
+	// known tag points at: ActionBlock (the default when empty),
+	// ActionWarn or ActionAllow (judge the pseudo-version by its own
+	// spelling, as a tagged version).
+	UnmappedPseudoVersions Action
 }
 
 // A RuleKind says what a rule checks.
@@ -146,7 +152,10 @@ type Deps struct {
 	Vulns    VulnSource
 	Ages     *Ages
 	Licenses LicenseSource
-	Now      func() time.Time
+	// Tags maps pseudo-versions to the tags at their commit; without it
+	// every pseudo-version is unmapped.
+	Tags TagSource
+	Now  func() time.Time
 }
 
 // ErrInvalidRule matches every error New returns for a rule that cannot be

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,7 +36,11 @@ import (
 //     {data_dir}/vulndb (or policy.vulndb.dir) and served again at /vulndb/
 //     for govulncheck -db;
 //   - licences are detected from stored zips, once per version, cached in
-//     {data_dir}/policy/licenses.
+//     {data_dir}/policy/licenses;
+//   - pseudo-versions are mapped to the tags at their commit by a
+//     policy.TagIndex that reads the tags' .info files through the mirror
+//     (stored ones, else fetched and stored as a client's request would),
+//     so the mapping is rebuilt from storage after a restart.
 
 // policyPollInterval is how often the config file is checked for changes.
 const policyPollInterval = 2 * time.Second
@@ -46,6 +51,7 @@ type policyState struct {
 	ages     *policy.Ages
 	vulns    *vulndb.Syncer // nil without a vulnerability database
 	licenses *policy.LicenseDetector
+	tags     *policy.TagIndex
 	file     string // the config file to reload from; "" when none
 	modTime  time.Time
 }
@@ -65,6 +71,7 @@ func (s *Server) buildPolicy() error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	p.licenses = policy.NewLicenseDetector(filepath.Join(dir, "licenses"), s.openZip)
+	p.tags = policy.NewTagIndex(mirrorInfos{s})
 	if vc := s.cfg.Policy.VulnDB; vc.URL != "" || vc.Dir != "" {
 		sc := vulndb.SyncConfig{
 			URL:      vc.URL,
@@ -101,7 +108,7 @@ func (s *Server) compilePolicy(pc config.Policy) (*policy.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	deps := policy.Deps{Ages: s.policy.ages, Licenses: s.policy.licenses}
+	deps := policy.Deps{Ages: s.policy.ages, Licenses: s.policy.licenses, Tags: s.policy.tags}
 	if s.policy.vulns != nil {
 		deps.Vulns = syncerVulns{s.policy.vulns}
 	}
@@ -125,6 +132,48 @@ func (v syncerVulns) Affecting(module, version string) []policy.Vuln {
 		out[i] = policy.Vuln(f)
 	}
 	return out
+}
+
+// tagLookupTimeout bounds one list or .info read of a tag lookup (the
+// policy engine decides without a request context).
+const tagLookupTimeout = 30 * time.Second
+
+// mirrorInfos gives the policy's TagIndex the mirror's version lists and
+// .info files. It asks the mirror itself, not the gate: the tags it reads
+// are looked at, not served.
+type mirrorInfos struct{ s *Server }
+
+func (m mirrorInfos) Versions(path string) ([]string, error) {
+	esc, err := module.EscapePath(path)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), tagLookupTimeout)
+	defer cancel()
+	a, err := m.s.mirror.List(ctx, path, esc, mirror.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(a.Data)), nil
+}
+
+func (m mirrorInfos) Info(path, version string) ([]byte, error) {
+	esc, err := module.EscapePath(path)
+	if err != nil {
+		return nil, err
+	}
+	escVer, err := module.EscapeVersion(version)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), tagLookupTimeout)
+	defer cancel()
+	f, err := m.s.mirror.File(ctx, path, version, esc+"/@v/"+escVer+".info", mirror.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer f.Body.Close()
+	return io.ReadAll(io.LimitReader(f.Body, 1<<20))
 }
 
 // openZip opens a stored zip for licence detection; fs.ErrNotExist when it
@@ -248,7 +297,9 @@ func (s *Server) serveExplain(w http.ResponseWriter, r *http.Request) {
 		subj := policy.Subject{Module: mod, Version: version, File: kind}
 		if version != "" {
 			// The .info time, when stored, as a zip request would use it
-			// (explain never fetches anything).
+			// (explain fetches nothing for it; only mapping a
+			// pseudo-version to its tags may read tags' .info files
+			// through the mirror, as the zip request would).
 			esc, _ := module.EscapePath(mod)
 			escVer, _ := module.EscapeVersion(version)
 			subj.InfoTime = s.gate.infoTime(r.Context(), mod, version, esc+"/@v/"+escVer+".zip", mirror.Options{NoFetch: true})

@@ -281,7 +281,8 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, name, rest
 	if e2, _ := module.EscapeVersion(version); e2 != escVers {
 		return badRequest("malformed lookup path %q: version is not canonically escaped", rest)
 	}
-	if h.private != "" && module.MatchPrefixPatterns(h.private, modPath) {
+	// In any case: a case variant of a private path leaks the name too.
+	if h.private != "" && module.MatchPrefixPatterns(strings.ToLower(h.private), strings.ToLower(modPath)) {
 		return &httpError{http.StatusNotFound, fmt.Sprintf(
 			"%s is a private module: it is not in the public checksum database, and modgate does not ask it (the name would leak). Set GONOSUMDB=%s on clients", modPath, h.private)}
 	}

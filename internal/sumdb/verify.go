@@ -145,9 +145,11 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 func (v *Verifier) DB() DB { return v.db }
 
 // Covers reports whether files of modulePath are checked: false when the
-// database is off or the path matches a NoSumDB pattern.
+// database is off or the path matches a NoSumDB pattern, in any case (a
+// case variant of a private path is private too: looking it up would leak
+// the name).
 func (v *Verifier) Covers(modulePath string) bool {
-	return !v.db.Off() && !module.MatchPrefixPatterns(v.noSumDB, modulePath)
+	return !v.db.Off() && !module.MatchPrefixPatterns(strings.ToLower(v.noSumDB), strings.ToLower(modulePath))
 }
 
 // CheckMod checks data, the go.mod file of path@version, against the

@@ -199,6 +199,9 @@ func TestVerifierCovers(t *testing.T) {
 		{name: "private sub", v: e.v, path: "example.com/private/sub", want: false},
 		{name: "not an element prefix", v: e.v, path: "example.com/privatex", want: true},
 		{name: "glob", v: e.v, path: "git.corp.example/team/lib", want: false},
+		// Looking a case variant up would leak the private name.
+		{name: "private in another case", v: e.v, path: "example.com/Private/sub", want: false},
+		{name: "glob in another case", v: e.v, path: "git.corp.example/TEAM/lib", want: false},
 		{name: "off", v: off, path: "example.com/m", want: false},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -40,7 +41,11 @@ const DefaultSumDBName = "sum.test"
 //	/sumdb/{name}/lookup/..., /latest, /tile/...
 //
 // Unknown modules and versions, and anything else, answer 404 with a one-line
-// text body. Non-canonical queries (branches, commits) are not understood.
+// text body. Of non-canonical queries only commit hashes are understood: a
+// .info request for a hex prefix (7 digits or more) of the Origin.Hash in a
+// module's .info file answers that .info, a tagged version's before a
+// pseudo-version's (as the go command resolves a commit that has a tag).
+// Branch names are not.
 type Upstream struct {
 	srv      *httptest.Server
 	sumdb    string // checksum database name, "" without one
@@ -391,6 +396,9 @@ func (u *Upstream) serveModule(w http.ResponseWriter, r *http.Request) {
 		// a go.mod as a query: v2.0.0.info answers v2.0.0+incompatible.
 		m = versions[version+"+incompatible"]
 	}
+	if m == nil && ext == ".info" {
+		m = resolveCommit(versions, version)
+	}
 	if m == nil {
 		textError(w, http.StatusNotFound, fmt.Sprintf("%s@%s: unknown version", modPath, version))
 		return
@@ -404,6 +412,29 @@ func (u *Upstream) serveModule(w http.ResponseWriter, r *http.Request) {
 	case ".zip":
 		writeBody(w, "application/zip", u.choose(u.tamper, mv, m.Zip, m.TamperedZip()))
 	}
+}
+
+// resolveCommit returns the module version whose .info Origin.Hash starts
+// with the commit hash prefix q: the highest tagged version, else the
+// highest pseudo-version; nil when q is no hash prefix or none matches.
+func resolveCommit(versions map[string]*Module, q string) *Module {
+	if len(q) < 7 || strings.Trim(q, "0123456789abcdef") != "" {
+		return nil
+	}
+	var best *Module
+	for _, m := range versions {
+		var in struct{ Origin *struct{ Hash string } }
+		if json.Unmarshal(m.Info, &in) != nil || in.Origin == nil || !strings.HasPrefix(in.Origin.Hash, q) {
+			continue
+		}
+		switch {
+		case best == nil,
+			module.IsPseudoVersion(best.Version) && !module.IsPseudoVersion(m.Version),
+			module.IsPseudoVersion(best.Version) == module.IsPseudoVersion(m.Version) && semver.Compare(m.Version, best.Version) > 0:
+			best = m
+		}
+	}
+	return best
 }
 
 // choose returns tampered if mv is switched on in set, else genuine.

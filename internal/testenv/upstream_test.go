@@ -292,3 +292,38 @@ func TestUpstreamConcurrent(t *testing.T) {
 		t.Errorf("Count = %d, want %d", got, 8*20)
 	}
 }
+
+func TestUpstreamCommitQuery(t *testing.T) {
+	mod := func(version, hash string) *testenv.Module {
+		m, err := testenv.ParseModule([]byte("module example.com/c\nversion " + version + "\ntime 2024-01-01T00:00:00Z\n" +
+			"-- .info --\n{\"Version\":\"" + version + "\",\"Time\":\"2024-01-01T00:00:00Z\",\"Origin\":{\"VCS\":\"git\",\"Hash\":\"" + hash + "\"}}\n" +
+			"-- go.mod --\nmodule example.com/c\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	const tagged, untagged = "aaaaaaaaaaaa0000000000000000000000000000", "bbbbbbbbbbbb0000000000000000000000000000"
+	up := testenv.NewUpstream(t, []*testenv.Module{
+		mod("v0.0.0-20240101000000-aaaaaaaaaaaa", tagged),
+		mod("v1.0.0", tagged),
+		mod("v0.0.0-20240101000000-bbbbbbbbbbbb", untagged),
+	})
+	for _, tt := range []struct{ query, want string }{
+		{"aaaaaaa", `"Version":"v1.0.0"`}, // a tag before a pseudo-version
+		{"bbbbbbbbbbbb", `"Version":"v0.0.0-20240101000000-bbbbbbbbbbbb"`},
+	} {
+		code, body, _ := get(t, up, http.MethodGet, "/example.com/c/@v/"+tt.query+".info")
+		if code != http.StatusOK || !strings.Contains(body, tt.want) {
+			t.Errorf("GET %s.info: %d %s, want 200 with %s", tt.query, code, body, tt.want)
+		}
+	}
+	for _, q := range []string{"aaaaaa", "cccccccc", "main", "aaaaaaa.zip"} {
+		if code, body, _ := get(t, up, http.MethodGet, "/example.com/c/@v/"+q+".info"); code != http.StatusNotFound {
+			t.Errorf("GET %s.info: %d %s, want 404", q, code, body)
+		}
+	}
+	if code, _, _ := get(t, up, http.MethodGet, "/example.com/c/@v/aaaaaaa.zip"); code != http.StatusNotFound {
+		t.Errorf("GET aaaaaaa.zip: %d, want 404 (only .info answers a query)", code)
+	}
+}

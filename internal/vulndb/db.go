@@ -26,8 +26,8 @@ type DB struct {
 	modified time.Time
 	entries  []*entry // sorted by id, withdrawn ones included
 	byID     map[string]*entry
-	// modules maps a module path to the entries affecting it; withdrawn
-	// entries are left out.
+	// modules maps a module path, in lower case, to the entries affecting
+	// it; withdrawn entries are left out.
 	modules map[string]*moduleVulns
 }
 
@@ -61,10 +61,11 @@ func newDB(modified time.Time, entries []*entry) *DB {
 			continue
 		}
 		for _, m := range e.modules {
-			mv := db.modules[m.path]
+			key := strings.ToLower(m.path)
+			mv := db.modules[key]
 			if mv == nil {
 				mv = &moduleVulns{hull: m.hull()}
-				db.modules[m.path] = mv
+				db.modules[key] = mv
 			} else {
 				mv.hull = mv.hull.union(m.hull())
 			}
@@ -85,19 +86,28 @@ func newDB(modified time.Time, entries []*entry) *DB {
 // ranges, because a module proxy serves whole modules and cannot tell which
 // packages a build imports.
 //
+// Module paths are compared without regard to case: an entry for
+// "github.com/acme/lib" affects "github.com/Acme/lib", the same
+// repository to a code host and another spelling to a module proxy.
+//
 // A nil DB affects nothing. Affecting does not allocate when nothing is
-// affected.
+// affected (and module is in lower case).
 func (db *DB) Affecting(module, version string) []Vuln {
 	if db == nil {
 		return nil
 	}
-	mvs := db.modules[module]
+	mvs := db.modules[strings.ToLower(module)]
 	if mvs == nil || !semver.IsValid(version) || !mvs.hull.contains(version) {
 		return nil
 	}
 	var out []Vuln
 	for _, mv := range mvs.vulns {
 		if !mv.m.affects(version) {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].ID == mv.e.id {
+			// One entry naming two spellings of the module (vulns are
+			// sorted by entry id, so repeats are adjacent).
 			continue
 		}
 		out = append(out, Vuln{

@@ -3,6 +3,7 @@ package vulndb
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -252,4 +253,31 @@ func copyFixture(t *testing.T, id, dir string) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, id+".json"), string(data))
+}
+
+func TestAffectingIgnoresCase(t *testing.T) {
+	// GO-2099-0200 names the module in two spellings (as real entries do
+	// for renamed owners); GO-2099-0201 only in lower case.
+	data := []string{
+		`{"id":"GO-2099-0200","affected":[
+		{"package":{"name":"github.com/Acme/lib","ecosystem":"Go"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.2.0"}]}]},
+		{"package":{"name":"github.com/acme/lib","ecosystem":"Go"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.2.0"}]}]}]}`,
+		`{"id":"GO-2099-0201","affected":[
+		{"package":{"name":"github.com/acme/lib","ecosystem":"Go"},"ranges":[{"type":"SEMVER","events":[{"introduced":"1.0.0"},{"fixed":"1.1.0"}]}]}]}`,
+	}
+	var entries []*entry
+	for i, d := range data {
+		e, err := parseEntry([]byte(d), fmt.Sprintf("GO-2099-%04d", 200+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	db := newDB(time.Time{}, entries)
+	want := []string{"GO-2099-0200@v1.2.0", "GO-2099-0201@v1.1.0"}
+	for _, mod := range []string{"github.com/acme/lib", "github.com/Acme/lib", "GITHUB.COM/ACME/LIB"} {
+		if got := ids(db.Affecting(mod, "v1.0.0")); !cmp.Equal(got, want) {
+			t.Errorf("Affecting(%s, v1.0.0) = %v, want %v", mod, got, want)
+		}
+	}
 }

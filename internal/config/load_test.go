@@ -140,6 +140,11 @@ upstream:
   idle_timeout: 2m30s
   retries: 0
   prefetch_workers: 3
+  redirect_hosts: [storage.example.com, "*.s3.example.com", "blobs.example.com:9000"]
+  max_concurrent_fills: 16
+  fill_queue_timeout: 5s
+  request_budget: 15s
+  refresh_wait: 500ms
 sumdb:
   gosumdb: "off"
   nosumdb: [corp.example]
@@ -165,6 +170,12 @@ server:
 					IdleTimeout:     Duration{150 * time.Second},
 					Retries:         0,
 					PrefetchWorkers: 3,
+					RedirectHosts:   []string{"storage.example.com", "*.s3.example.com", "blobs.example.com:9000"},
+
+					MaxConcurrentFills: 16,
+					FillQueueTimeout:   Duration{5 * time.Second},
+					RequestBudget:      Duration{15 * time.Second},
+					RefreshWait:        Duration{500 * time.Millisecond},
 				}
 				c.SumDB = SumDB{GOSUMDB: "off", NoSumDB: []string{"corp.example"}}
 				c.Cache = Cache{ListTTL: Duration{5 * time.Minute}, NegativeTTL: Duration{10 * time.Second}, SumDBLatestTTL: Duration{time.Hour}, MemoryMB: 8}
@@ -471,7 +482,9 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"listen", "public_url", "data_dir", "log.level", "log.format",
 		"upstream.goproxy", "upstream.noproxy", "upstream.dial_timeout", "upstream.response_timeout",
-		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "sumdb.gosumdb", "sumdb.nosumdb",
+		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "upstream.redirect_hosts",
+		"upstream.max_concurrent_fills", "upstream.fill_queue_timeout", "upstream.request_budget", "upstream.refresh_wait",
+		"sumdb.gosumdb", "sumdb.nosumdb",
 		"cache.list_ttl", "cache.negative_ttl", "cache.sumdb_latest_ttl", "cache.memory_mb",
 		"server.shutdown_timeout", "server.read_header_timeout",
 		"tls.cert_file", "tls.key_file", "tls.client_ca_file", "tls.min_version",

@@ -107,6 +107,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		DialTimeout:           cfg.Upstream.DialTimeout.Duration,
 		ResponseHeaderTimeout: cfg.Upstream.ResponseTimeout.Duration,
 		IdleTimeout:           cfg.Upstream.IdleTimeout.Duration,
+		RedirectHosts:         cfg.Upstream.RedirectHosts,
 	})
 	retries := cfg.Upstream.Retries
 	if retries == 0 {

@@ -64,6 +64,12 @@ type Config struct {
 	ScratchDir  string
 	ListTTL     time.Duration // freshness of list, latest and queries
 	NegativeTTL time.Duration // how long "not found" is remembered
+	// MaxFills bounds the fetches from Upstream running at once for
+	// clients; more wait up to FillQueueTimeout (default 10s) for a slot
+	// and then fail with ErrBusy. Background work has a separate budget of
+	// a quarter of it. 0 means no limit. See limit.go.
+	MaxFills         int
+	FillQueueTimeout time.Duration
 	// PrefetchWorkers is how many go.mod files of requirements are fetched
 	// in the background at once after a client's go.mod request (see
 	// prefetch.go); 0 disables prefetching.
@@ -72,7 +78,7 @@ type Config struct {
 	// kept in memory (default 100000).
 	MaxMutable int
 	Logger     *slog.Logger
-	Observer   Observer // may be nil
+	Observer   Observer // may be nil; told about the fill queue if it is a LimitObserver
 	// OnList, when set, is told every version list an upstream answered
 	// (before merging with stored versions), for the policy's record of
 	// when each version first appeared. It must be cheap or hand off.
@@ -113,9 +119,11 @@ type Mirror struct {
 	cfg     Config
 	noProxy string // cfg.NoProxy joined for module.MatchPrefixPatterns
 	log     *slog.Logger
-	flights flightGroup
-	mutable *ttlCache[[]byte]
-	misses  *ttlCache[error]
+	// upstream is cfg.Upstream behind the fill limit.
+	upstream upstream.Source
+	flights  flightGroup
+	mutable  *ttlCache[[]byte]
+	misses   *ttlCache[error]
 
 	refreshing sync.Map         // keys with a background refresh running
 	prefetchQ  chan prefetchJob // nil when prefetching is off
@@ -164,6 +172,8 @@ func New(cfg Config) (*Mirror, error) {
 		baseCtx: ctx,
 		stop:    stop,
 	}
+	lobs, _ := cfg.Observer.(LimitObserver)
+	m.upstream = limit(cfg.Upstream, newLimiter(cfg.MaxFills, cfg.FillQueueTimeout, lobs))
 	m.startPrefetch(cfg.PrefetchWorkers)
 	return m, nil
 }
@@ -223,7 +233,7 @@ func (m *Mirror) source(path string) upstream.Source {
 	if m.noProxy != "" && module.MatchPrefixPatterns(m.noProxy, path) {
 		return m.cfg.Direct
 	}
-	return m.cfg.Upstream
+	return m.upstream
 }
 
 // artifact returns the metrics name of a key's file kind.

@@ -123,7 +123,7 @@ func (m *Mirror) refreshInBackground(key string, refresh func(context.Context) (
 	go func() {
 		defer m.bg.Done()
 		defer m.refreshing.Delete(key)
-		ctx, cancel := context.WithTimeout(m.baseCtx, backgroundRefreshTimeout)
+		ctx, cancel := context.WithTimeout(asBackground(m.baseCtx), backgroundRefreshTimeout)
 		defer cancel()
 		if _, err, _ := m.flights.do(ctx, key, m.refreshFunc(key, refresh)); err != nil {
 			m.log.Warn("background refresh failed", "key", key, "err", err)

@@ -108,6 +108,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		ResponseHeaderTimeout: cfg.Upstream.ResponseTimeout.Duration,
 		IdleTimeout:           cfg.Upstream.IdleTimeout.Duration,
 		RedirectHosts:         cfg.Upstream.RedirectHosts,
+		MaxConnsPerHost:       mirror.UpstreamConns(cfg.Upstream.MaxConcurrentFills),
 	})
 	retries := cfg.Upstream.Retries
 	if retries == 0 {
@@ -196,6 +197,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Logger:          log,
 		Observer:        s.metrics,
 		OnList:          s.observeList,
+
+		MaxFills:         cfg.Upstream.MaxConcurrentFills,
+		FillQueueTimeout: cfg.Upstream.FillQueueTimeout.Duration,
 	})
 	if err != nil {
 		return nil, err

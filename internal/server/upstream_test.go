@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/testenv"
@@ -71,4 +72,134 @@ func TestUpstreamRedirectRefused(t *testing.T) {
 		c.Upstream.RedirectHosts = []string{strings.TrimPrefix(up.URL(), "http://")}
 	})
 	goDownload(t, goEnv(t, in2, up), "example.com/hello@v1.0.0")
+}
+
+// blockingFront passes requests to up, holding every module request
+// (not the checksum database's) until release is closed, and counts how
+// many it holds at once.
+type blockingFront struct {
+	*httptest.Server
+	release       chan struct{}
+	running, peak atomic.Int32
+}
+
+func newBlockingFront(t *testing.T, up *testenv.Upstream) *blockingFront {
+	t.Helper()
+	u, err := url.Parse(up.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	f := &blockingFront{release: make(chan struct{})}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/sumdb/") {
+			n := f.running.Add(1)
+			defer f.running.Add(-1)
+			for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
+			}
+			select {
+			case <-f.release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// TestFillLimitBusy: more distinct cold requests than
+// upstream.max_concurrent_fills never put more fetches on the upstream;
+// the rest wait fill_queue_timeout and get 503 with Retry-After and a
+// one-line "server busy" body, which the go command shows. The metrics
+// count the refusals, and once the upstream answers everything works.
+func TestFillLimitBusy(t *testing.T) {
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	front := newBlockingFront(t, up)
+	in := startModgate(t, up, func(c *config.Config) {
+		c.Upstream.GOPROXY = front.URL
+		c.Upstream.MaxConcurrentFills = 2
+		c.Upstream.FillQueueTimeout = config.Duration{Duration: 300 * time.Millisecond}
+		c.Upstream.PrefetchWorkers = 0
+	})
+	if body := upMetrics(t, in); !strings.Contains(body, "modgate_fill_refusals_total 0") || !strings.Contains(body, "modgate_fill_queue_depth 0") {
+		t.Errorf("fill metrics are not initialised at zero:\n%s", upMetricLines(body, "modgate_fill_"))
+	}
+	paths := []string{
+		"/example.com/hello/@v/v1.0.0.info",
+		"/example.com/hello/@v/v1.1.0.info",
+		"/example.com/hello/v2/@v/v2.0.0.info",
+		"/example.com/greet/@v/v1.0.0.info",
+		"/example.com/legacy/@v/v2.0.0+incompatible.info",
+		"/example.com/hello/@v/v1.0.0.mod",
+	}
+	type answer struct {
+		code       int
+		body       string
+		retryAfter string
+	}
+	answers := make(chan answer, len(paths))
+	for _, p := range paths {
+		go func() {
+			code, body, hdr := in.get(t, p)
+			answers <- answer{code, string(body), hdr.Get("Retry-After")}
+		}()
+	}
+	busy := 0
+	for range len(paths) - 2 {
+		select {
+		case a := <-answers:
+			if a.code != http.StatusServiceUnavailable || a.retryAfter != "1" || !strings.Contains(a.body, "server busy") || strings.Count(a.body, "\n") != 1 {
+				t.Errorf("request beyond the limit: %d, Retry-After %q, body %q; want 503, Retry-After 1 and one line saying the server is busy", a.code, a.retryAfter, a.body)
+			}
+			busy++
+		case <-time.After(20 * time.Second):
+			t.Fatalf("only %d requests beyond the limit were answered", busy)
+		}
+	}
+	if n := front.running.Load(); n != 2 {
+		t.Errorf("%d fetches on the upstream, want the 2 of the limit", n)
+	}
+	// The go command shows the reason.
+	stderr := failGo(t, t.TempDir(), goEnv(t, in, up), "mod", "download", "example.com/Upper@v1.0.0")
+	if !strings.Contains(stderr, "503 Service Unavailable") || !strings.Contains(stderr, "server busy") {
+		t.Errorf("go mod download while busy: want the 503 and its reason:\n%s", stderr)
+	}
+	body := upMetrics(t, in)
+	if !strings.Contains(body, "modgate_fill_refusals_total 5") || !strings.Contains(body, "modgate_fill_queue_depth 0") {
+		t.Errorf("metrics after 5 refusals:\n%s", upMetricLines(body, "modgate_fill_"))
+	}
+
+	close(front.release)
+	for range 2 {
+		if a := <-answers; a.code != http.StatusOK {
+			t.Errorf("request within the limit: %d %q, want 200", a.code, a.body)
+		}
+	}
+	if p := front.peak.Load(); p != 2 {
+		t.Errorf("peak concurrent upstream fetches = %d, want 2", p)
+	}
+	goDownload(t, goEnv(t, in, up), "example.com/Upper@v1.0.0")
+}
+
+// upMetrics returns the instance's /metrics.
+func upMetrics(t *testing.T, in *instance) string {
+	t.Helper()
+	code, body, _ := in.get(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	return string(body)
+}
+
+// upMetricLines returns the lines of s containing substr.
+func upMetricLines(s, substr string) string {
+	var out []string
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -125,6 +125,15 @@ func TestFillLimit(t *testing.T) {
 			errs[distinct+j] = err
 		})
 	}
+	waitFor(t, "sharers to join", func() bool {
+		m.flights.mu.Lock()
+		defer m.flights.mu.Unlock()
+		n := 0
+		for _, f := range m.flights.m {
+			n += f.waiters
+		}
+		return n == distinct+sharers
+	})
 	// Background work is not stuck behind the clients.
 	bgRelease, err := l.acquire(asBackground(t.Context()))
 	if err != nil {

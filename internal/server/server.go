@@ -119,6 +119,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Client:    client,
 		Proxy:     upstream.ProxyOptions{Retries: retries, Logger: log.With("component", "upstream"), Observe: s.metrics.ObserveUpstream},
 		SumdbURLs: sumdbURLs,
+		Health: &upstream.HealthOptions{
+			Budget:   cfg.Upstream.RequestBudget.Duration,
+			OnChange: s.metrics.UpstreamHealth,
+			Logger:   log,
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upstream.goproxy: %w", err)

@@ -314,7 +314,7 @@ func (g *getter) once(ctx context.Context, t target, rawURL, path string) (*Resp
 	resp, err := g.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(context.Cause(ctx), errBudget) {
 				g.observe(ResultTimeout, start) // the upstream was too slow for the caller
 			} else {
 				g.observe(ResultCanceled, start)

@@ -64,6 +64,10 @@ type Config struct {
 	ScratchDir  string
 	ListTTL     time.Duration // freshness of list, latest and queries
 	NegativeTTL time.Duration // how long "not found" is remembered
+	// RefreshWait bounds a request's wait for an expired mutable answer
+	// to be refreshed when an older copy exists (see stale.go); 0 waits
+	// for the refresh however long it takes.
+	RefreshWait time.Duration
 	// MaxFills bounds the fetches from Upstream running at once for
 	// clients; more wait up to FillQueueTimeout (default 10s) for a slot
 	// and then fail with ErrBusy. Background work has a separate budget of

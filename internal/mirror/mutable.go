@@ -70,7 +70,7 @@ func (m *Mirror) mutableAnswer(ctx context.Context, key string, persist bool, op
 	if err, ok := m.misses.get(key, m.cfg.NegativeTTL); ok {
 		return nil, err
 	}
-	v, err, _ := m.flights.do(ctx, key, m.refreshFunc(key, refresh))
+	v, err := m.awaitRefresh(ctx, key, persist, refresh) // stale.go
 	if err == nil {
 		data, stored, _ := m.mutable.lookup(key)
 		if data == nil {

@@ -205,6 +205,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 
 		MaxFills:         cfg.Upstream.MaxConcurrentFills,
 		FillQueueTimeout: cfg.Upstream.FillQueueTimeout.Duration,
+		RefreshWait:      cfg.Upstream.RefreshWait.Duration,
 	})
 	if err != nil {
 		return nil, err
@@ -221,6 +222,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		LatestTTL: cfg.Cache.SumDBLatestTTL.Duration,
 		Logger:    log,
 		Private:   append(noProxy, cfg.SumDB.NoSumDB...),
+
+		RefreshWait: cfg.Upstream.RefreshWait.Duration,
 	})
 	if err := s.buildWebhook(); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -202,4 +203,130 @@ func upMetricLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// hangingFront passes requests to up, or, while hang is set, accepts them
+// and never answers (until the client gives up or the test ends).
+type hangingFront struct {
+	*httptest.Server
+	hang     atomic.Bool
+	requests atomic.Int32 // received while hanging
+}
+
+func newHangingFront(t *testing.T, up *testenv.Upstream) *hangingFront {
+	t.Helper()
+	u, err := url.Parse(up.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	testDone := t.Context().Done()
+	f := &hangingFront{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.hang.Load() {
+			f.requests.Add(1)
+			select {
+			case <-r.Context().Done():
+			case <-testDone:
+			}
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// timedGo runs the go command and returns how long it took.
+func timedGo(t *testing.T, env []string, args ...string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	mustGo(t, t.TempDir(), env, args...)
+	d := time.Since(start)
+	t.Logf("go %s: %v", strings.Join(args, " "), d.Round(time.Millisecond))
+	return d
+}
+
+// TestHangingUpstream: an upstream that accepts connections and never
+// answers does not hold up what modgate has stored. After warming, the
+// go command downloads a stored module and lists its versions within
+// seconds, the first time (the stale copy after refresh_wait, each wait
+// bounded by request_budget) and at once after the upstream is marked
+// down; modgate_upstream_up shows it; and when the upstream answers again,
+// fresh answers come back.
+func TestHangingUpstream(t *testing.T) {
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	front := newHangingFront(t, up)
+	in := startModgate(t, up, func(c *config.Config) {
+		c.Upstream.GOPROXY = front.URL
+		c.Upstream.Retries = 2
+		c.Upstream.RequestBudget = config.Duration{Duration: time.Second}
+		c.Upstream.RefreshWait = config.Duration{Duration: 300 * time.Millisecond}
+		c.Cache.ListTTL = config.Duration{Duration: time.Millisecond} // every list is refreshed
+		c.Cache.SumDBLatestTTL = config.Duration{Duration: time.Millisecond}
+	})
+	upLine := `modgate_upstream_up{upstream="` + front.URL + `"} `
+	if m := upMetrics(t, in); !strings.Contains(m, upLine+"1") {
+		t.Errorf("upstream health not exported as up at start:\n%s", upMetricLines(m, "modgate_upstream_up"))
+	}
+	goDownload(t, goEnv(t, in, up), "example.com/hello@v1.0.0")
+	mustGo(t, t.TempDir(), goEnv(t, in, up), "list", "-m", "-versions", "example.com/hello")
+
+	front.hang.Store(true)
+	const bound = 5 * time.Second
+	if d := timedGo(t, goEnv(t, in, up), "mod", "download", "example.com/hello@v1.0.0"); d > bound {
+		t.Errorf("first go mod download of a stored module with a hanging upstream took %v, want < %v", d, bound)
+	}
+	if d := timedGo(t, goEnv(t, in, up), "list", "-m", "-versions", "example.com/hello"); d > bound {
+		t.Errorf("first go list -m -versions with a hanging upstream took %v, want < %v", d, bound)
+	}
+	// Requests keep failing on the upstream until it is marked down.
+	pollUntil(t, 30*time.Second, func() string {
+		code, _, _ := in.get(t, "/example.com/hello/@v/list")
+		if code != http.StatusOK {
+			return fmt.Sprintf("list answered %d with the upstream hanging", code)
+		}
+		if m := upMetrics(t, in); !strings.Contains(m, upLine+"0") {
+			return "upstream not marked down: " + upMetricLines(m, "modgate_upstream_up")
+		}
+		return ""
+	})
+	if d := timedGo(t, goEnv(t, in, up), "mod", "download", "example.com/hello@v1.0.0"); d > bound {
+		t.Errorf("go mod download of a stored module with the upstream down took %v, want < %v", d, bound)
+	}
+	if d := timedGo(t, goEnv(t, in, up), "list", "-m", "-versions", "example.com/hello"); d > bound {
+		t.Errorf("go list -m -versions with the upstream down took %v, want < %v", d, bound)
+	}
+	start := time.Now()
+	code, body, hdr := in.get(t, "/example.com/hello/@v/list")
+	if d := time.Since(start); d > time.Second || code != http.StatusOK || hdr.Get("X-Modgate-Cache") != "stale" {
+		t.Errorf("list with the upstream down: %d %q (cache %q) after %v, want the stale list at once", code, body, hdr.Get("X-Modgate-Cache"), d)
+	}
+	// A file never stored fails fast instead of waiting for the upstream.
+	start = time.Now()
+	if code, body, _ := in.get(t, "/example.com/greet/@v/v1.0.0.info"); code < 500 || time.Since(start) > bound {
+		t.Errorf("uncached file with the upstream down: %d %q after %v, want a 5xx within %v", code, body, time.Since(start), bound)
+	}
+
+	// The upstream answers again, with a new version: it comes back.
+	newer, err := testenv.ParseModule([]byte("module example.com/hello\nversion v1.3.0\n-- go.mod --\nmodule example.com/hello\n-- hello.go --\npackage hello\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.AddModule(newer)
+	front.hang.Store(false)
+	pollUntil(t, 60*time.Second, func() string {
+		code, body, hdr := in.get(t, "/example.com/hello/@v/list")
+		if code != http.StatusOK || !strings.Contains(string(body), "v1.3.0") || hdr.Get("X-Modgate-Cache") == "stale" {
+			return fmt.Sprintf("list after recovery: %d %q (cache %q)", code, body, hdr.Get("X-Modgate-Cache"))
+		}
+		return ""
+	})
+	if m := upMetrics(t, in); !strings.Contains(m, upLine+"1") {
+		t.Errorf("upstream not up again after answering:\n%s", upMetricLines(m, "modgate_upstream_up"))
+	}
+	out := mustGo(t, t.TempDir(), goEnv(t, in, up), "list", "-m", "-versions", "example.com/hello")
+	if !strings.Contains(out, "v1.3.0") {
+		t.Errorf("go list -m -versions after recovery = %q, want v1.3.0", out)
+	}
 }

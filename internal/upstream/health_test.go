@@ -217,3 +217,33 @@ func TestGuardBudget(t *testing.T) {
 		t.Errorf("reading a body past the budget = %q, %v; want it whole", body, err)
 	}
 }
+
+// TestGuardInChain: a down upstream is skipped at once with "|", and
+// ends the chain at once with "," (the go command's rules), without being
+// asked.
+func TestGuardInChain(t *testing.T) {
+	down := &scriptedSource{err: classify(ErrUnavailable, errors.New("connection refused for test"))}
+	g := NewGuard(down, HealthOptions{FailuresToDown: 1, RetryMin: time.Hour})
+	g.Fetch(t.Context(), "m/@v/list") // marks it down
+	asked := down.count()
+	next := &scriptedSource{}
+	for _, tt := range []struct {
+		sep  string
+		pipe bool
+		ok   bool
+	}{{"|", true, true}, {",", false, false}} {
+		c := NewChain([]ChainEntry{{Source: g, FallThroughOnAnyError: tt.pipe}, {Source: next}})
+		resp, err := c.Fetch(t.Context(), "m/@v/list")
+		if (err == nil) != tt.ok {
+			t.Errorf("down%snext: Fetch = %v, want success %v", tt.sep, err, tt.ok)
+		}
+		if err == nil {
+			resp.Body.Close()
+		} else if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("down%snext: Fetch = %v, want ErrUnavailable (502)", tt.sep, err)
+		}
+	}
+	if down.count() != asked {
+		t.Error("the down upstream was asked")
+	}
+}

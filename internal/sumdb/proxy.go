@@ -88,7 +88,8 @@ type Handler struct {
 	log    *slog.Logger
 	now    func() time.Time
 	// private is HandlerConfig.Private joined for module.MatchPrefixPatterns.
-	private     string
+	private string
+	// refreshWait is HandlerConfig.RefreshWait (see do).
 	refreshWait time.Duration
 
 	flight singleflight.Group
@@ -119,9 +120,9 @@ func NewHandler(cfg HandlerConfig) *Handler {
 		now:     time.Now,
 		private: strings.Join(cfg.Private, ","),
 		latest:  make(map[string]cachedBody),
+		partial: make(map[string]cachedBody),
 
 		refreshWait: cfg.RefreshWait,
-		partial: make(map[string]cachedBody),
 	}
 	if h.ttl <= 0 {
 		h.ttl = defaultLatestTTL

@@ -151,9 +151,10 @@ type Upstream struct {
 	// MaxConcurrentFills bounds the upstream fetches running at once for
 	// clients (files, lists, queries; concurrent requests for one file
 	// share one fetch). Requests beyond it wait in a queue. From 1 to 4096;
-	// 0 (the default) means max(8, 4 × GOMAXPROCS), filled in by Resolve. Background work (requirement
-	// prefetch, list refreshes) has its own budget of a quarter of it,
-	// so it never takes a client's place.
+	// 0 (the default) means max(8, 4 × GOMAXPROCS), filled in by Resolve.
+	// Background work (requirement prefetch, list refreshes) has a budget
+	// of its own, so it never takes a client's place: PrefetchWorkers
+	// slots, at least a quarter of MaxConcurrentFills, at most all of it.
 	MaxConcurrentFills int `yaml:"max_concurrent_fills"`
 
 	// FillQueueTimeout is how long a request waits for a fill slot before

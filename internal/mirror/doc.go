@@ -45,7 +45,7 @@
 // Each upstream fetch costs a connection, a file descriptor and goroutines,
 // so fetches from the proxy upstreams take one of a bounded number of slots
 // (limit.go), below single flight: one slot per file however many clients
-// wait for it. Background work has a separate, smaller budget and never
+// wait for it. Background work has a budget of its own and never
 // takes a client's slot.
 //
 // # Failure cases

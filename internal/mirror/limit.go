@@ -26,8 +26,9 @@ import (
 // file, they share one fetch and one slot.
 //
 // Background work (requirement prefetch, refreshes no client waits for)
-// takes its slots from a separate, smaller budget (a quarter of MaxFills,
-// at least one), so it can never make a client wait. A client that joins a
+// takes its slots from a separate budget, so it can never make a client
+// wait: as many slots as prefetch workers (so they never queue), at least
+// a quarter of MaxFills (for refreshes) and at most MaxFills. A client that joins a
 // flight background work started shares that flight's slot.
 //
 // Private modules fetched from Git are not limited here: package git has
@@ -71,9 +72,10 @@ type limiter struct {
 	newTimer func(time.Duration) (<-chan time.Time, func() bool)
 }
 
-// newLimiter returns a limiter with slots client slots; slots <= 0 means
-// no limit (nil).
-func newLimiter(slots int, timeout time.Duration, obs LimitObserver) *limiter {
+// newLimiter returns a limiter with slots client slots and the background
+// budget that goes with it (see backgroundSlots); slots <= 0 means no
+// limit (nil).
+func newLimiter(slots, prefetchWorkers int, timeout time.Duration, obs LimitObserver) *limiter {
 	if slots <= 0 {
 		return nil
 	}
@@ -82,7 +84,7 @@ func newLimiter(slots int, timeout time.Duration, obs LimitObserver) *limiter {
 	}
 	l := &limiter{
 		client:     make(chan struct{}, slots),
-		background: make(chan struct{}, max(1, slots/4)),
+		background: make(chan struct{}, backgroundSlots(slots, prefetchWorkers)),
 		timeout:    timeout,
 		obs:        obs,
 		newTimer: func(d time.Duration) (<-chan time.Time, func() bool) {
@@ -98,15 +100,21 @@ func newLimiter(slots int, timeout time.Duration, obs LimitObserver) *limiter {
 
 const defaultFillQueueTimeout = 10 * time.Second
 
+// backgroundSlots is the size of the background budget.
+func backgroundSlots(maxFills, prefetchWorkers int) int {
+	return min(maxFills, max(1, maxFills/4, prefetchWorkers))
+}
+
 // UpstreamConns returns how many connections to one upstream host suit
-// maxFills (for http.Transport.MaxConnsPerHost): each slot, for clients or
-// background work, holds one connection for the module file and may run one
-// checksum database request beside it, often to the same host.
-func UpstreamConns(maxFills int) int {
+// Config.MaxFills and PrefetchWorkers (for http.Transport.MaxConnsPerHost):
+// each slot, for clients or background work, holds one connection for the
+// module file and may run one checksum database request beside it, often
+// to the same host. 0 (no limit) when maxFills is.
+func UpstreamConns(maxFills, prefetchWorkers int) int {
 	if maxFills <= 0 {
 		return 0
 	}
-	return 2 * (maxFills + max(1, maxFills/4))
+	return 2 * (maxFills + backgroundSlots(maxFills, prefetchWorkers))
 }
 
 // backgroundKey marks a context whose work no client is waiting for.

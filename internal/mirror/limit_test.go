@@ -187,3 +187,22 @@ func TestFillLimit(t *testing.T) {
 	}
 	f.Body.Close()
 }
+
+func TestBackgroundSlots(t *testing.T) {
+	for _, tt := range []struct{ fills, workers, want, conns int }{
+		{8, 8, 8, 32},    // defaults on a small machine: prefetch never queues
+		{64, 8, 16, 160}, // a quarter of a large limit, for refreshes
+		{4, 0, 1, 10},
+		{2, 64, 2, 8}, // never more than the client limit
+		{0, 8, 0, 0},  // no limit
+	} {
+		if tt.fills > 0 {
+			if got := backgroundSlots(tt.fills, tt.workers); got != tt.want {
+				t.Errorf("backgroundSlots(%d, %d) = %d, want %d", tt.fills, tt.workers, got, tt.want)
+			}
+		}
+		if got := UpstreamConns(tt.fills, tt.workers); got != tt.conns {
+			t.Errorf("UpstreamConns(%d, %d) = %d, want %d", tt.fills, tt.workers, got, tt.conns)
+		}
+	}
+}

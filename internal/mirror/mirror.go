@@ -70,8 +70,8 @@ type Config struct {
 	RefreshWait time.Duration
 	// MaxFills bounds the fetches from Upstream running at once for
 	// clients; more wait up to FillQueueTimeout (default 10s) for a slot
-	// and then fail with ErrBusy. Background work has a separate budget of
-	// a quarter of it. 0 means no limit. See limit.go.
+	// and then fail with ErrBusy. Background work has a separate budget
+	// (see limit.go). 0 means no limit.
 	MaxFills         int
 	FillQueueTimeout time.Duration
 	// PrefetchWorkers is how many go.mod files of requirements are fetched
@@ -177,7 +177,7 @@ func New(cfg Config) (*Mirror, error) {
 		stop:    stop,
 	}
 	lobs, _ := cfg.Observer.(LimitObserver)
-	m.upstream = limit(cfg.Upstream, newLimiter(cfg.MaxFills, cfg.FillQueueTimeout, lobs))
+	m.upstream = limit(cfg.Upstream, newLimiter(cfg.MaxFills, cfg.PrefetchWorkers, cfg.FillQueueTimeout, lobs))
 	m.startPrefetch(cfg.PrefetchWorkers)
 	return m, nil
 }

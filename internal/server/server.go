@@ -108,7 +108,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		ResponseHeaderTimeout: cfg.Upstream.ResponseTimeout.Duration,
 		IdleTimeout:           cfg.Upstream.IdleTimeout.Duration,
 		RedirectHosts:         cfg.Upstream.RedirectHosts,
-		MaxConnsPerHost:       mirror.UpstreamConns(cfg.Upstream.MaxConcurrentFills),
+		MaxConnsPerHost:       mirror.UpstreamConns(cfg.Upstream.MaxConcurrentFills, cfg.Upstream.PrefetchWorkers),
 	})
 	retries := cfg.Upstream.Retries
 	if retries == 0 {

@@ -3,6 +3,7 @@ package config
 import (
 	"maps"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -138,6 +139,41 @@ type Upstream struct {
 	// (disabled) to 64. Default 8.
 	PrefetchWorkers int `yaml:"prefetch_workers"`
 
+	// RedirectHosts lists the hosts an upstream may redirect requests to,
+	// besides the upstream's own host and port: "host", "host:port" or
+	// "*.domain" (every subdomain), for object stores that proxies send
+	// zips to. Redirects anywhere else, more than 3 in a row, or changing
+	// the scheme are refused (502). Applies to every HTTP request modgate
+	// makes to upstreams, the checksum database and the vulnerability
+	// database. Default: none.
+	RedirectHosts []string `yaml:"redirect_hosts"`
+
+	// MaxConcurrentFills bounds the upstream fetches running at once for
+	// clients (files, lists, queries; concurrent requests for one file
+	// share one fetch). Requests beyond it wait in a queue. From 1 to 4096;
+	// 0 (the default) means max(8, 4 × GOMAXPROCS), filled in by Resolve.
+	// Background work (requirement prefetch, list refreshes) has a budget
+	// of its own, so it never takes a client's place: PrefetchWorkers
+	// slots, at least a quarter of MaxConcurrentFills, at most all of it.
+	MaxConcurrentFills int `yaml:"max_concurrent_fills"`
+
+	// FillQueueTimeout is how long a request waits for a fill slot before
+	// it is answered 503 with Retry-After. Default 10s.
+	FillQueueTimeout Duration `yaml:"fill_queue_timeout"`
+
+	// RequestBudget bounds the time one request spends waiting for one
+	// upstream's answer, across retries (connecting, response headers,
+	// backoff); a body that keeps arriving is not cut off (see
+	// IdleTimeout). Default 20s.
+	RequestBudget Duration `yaml:"request_budget"`
+
+	// RefreshWait is how long a request waits for an expired list, latest
+	// or query answer, or a checksum database tree head or partial tile,
+	// to be refreshed when an older copy exists; after it the older copy
+	// is served (marked stale) and the refresh goes on in the background.
+	// Default 2s.
+	RefreshWait Duration `yaml:"refresh_wait"`
+
 	// Direct tunes the "direct" entry of GOPROXY: public modules fetched
 	// from their version-control origin.
 	Direct UpstreamDirect `yaml:"direct"`
@@ -207,6 +243,12 @@ type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 }
 
+// DefaultMaxConcurrentFills is the default of upstream.max_concurrent_fills:
+// max(8, 4 × GOMAXPROCS). A fill mostly waits on the network, so a few per
+// core keep the machine busy without letting a burst of cold requests open
+// hundreds of upstream connections and file descriptors.
+func DefaultMaxConcurrentFills() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
+
 // Source values recorded in Config.Sources.
 const (
 	SourceDefault = "default"
@@ -222,11 +264,14 @@ func Default() Config {
 		Listen: "127.0.0.1:3000",
 		Log:    Log{Level: LogLevelInfo, Format: LogFormatText},
 		Upstream: Upstream{
-			DialTimeout:     Duration{10 * time.Second},
-			ResponseTimeout: Duration{30 * time.Second},
-			IdleTimeout:     Duration{60 * time.Second},
-			Retries:         2,
-			PrefetchWorkers: 8,
+			DialTimeout:      Duration{10 * time.Second},
+			ResponseTimeout:  Duration{30 * time.Second},
+			IdleTimeout:      Duration{60 * time.Second},
+			Retries:          2,
+			PrefetchWorkers:  8,
+			FillQueueTimeout: Duration{10 * time.Second},
+			RequestBudget:    Duration{20 * time.Second},
+			RefreshWait:      Duration{2 * time.Second},
 		},
 		Cache: Cache{
 			ListTTL:        Duration{time.Minute},

@@ -126,6 +126,9 @@ func (c *Config) Resolve(goenv GoEnv) error {
 	if len(c.SumDB.NoSumDB) == 0 {
 		c.resolvePatterns("sumdb.nosumdb", &c.SumDB.NoSumDB, "GONOSUMDB", goenv.GONOSUMDB, goenv.GOPRIVATE)
 	}
+	if c.Upstream.MaxConcurrentFills == 0 {
+		c.Upstream.MaxConcurrentFills = DefaultMaxConcurrentFills()
+	}
 	if c.DataDir == "" {
 		getenv := c.env
 		if getenv == nil {

@@ -143,6 +143,11 @@ upstream:
   direct:
     proxy: http://proxy.corp.example:3128
     ca_file: /etc/modgate/egress-ca.pem
+  redirect_hosts: [storage.example.com, "*.s3.example.com", "blobs.example.com:9000"]
+  max_concurrent_fills: 16
+  fill_queue_timeout: 5s
+  request_budget: 15s
+  refresh_wait: 500ms
 sumdb:
   gosumdb: "off"
   nosumdb: [corp.example]
@@ -169,6 +174,12 @@ server:
 					Retries:         0,
 					PrefetchWorkers: 3,
 					Direct:          UpstreamDirect{Proxy: "http://proxy.corp.example:3128", CAFile: "/etc/modgate/egress-ca.pem"},
+					RedirectHosts:   []string{"storage.example.com", "*.s3.example.com", "blobs.example.com:9000"},
+
+					MaxConcurrentFills: 16,
+					FillQueueTimeout:   Duration{5 * time.Second},
+					RequestBudget:      Duration{15 * time.Second},
+					RefreshWait:        Duration{500 * time.Millisecond},
 				}
 				c.SumDB = SumDB{GOSUMDB: "off", NoSumDB: []string{"corp.example"}}
 				c.Cache = Cache{ListTTL: Duration{5 * time.Minute}, NegativeTTL: Duration{10 * time.Second}, SumDBLatestTTL: Duration{time.Hour}, MemoryMB: 8}
@@ -475,7 +486,8 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"listen", "public_url", "data_dir", "log.level", "log.format",
 		"upstream.goproxy", "upstream.noproxy", "upstream.dial_timeout", "upstream.response_timeout",
-		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "upstream.direct.proxy", "upstream.direct.ca_file",
+		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "upstream.direct.proxy", "upstream.direct.ca_file", "upstream.redirect_hosts",
+		"upstream.max_concurrent_fills", "upstream.fill_queue_timeout", "upstream.request_budget", "upstream.refresh_wait",
 		"sumdb.gosumdb", "sumdb.nosumdb",
 		"cache.list_ttl", "cache.negative_ttl", "cache.sumdb_latest_ttl", "cache.memory_mb",
 		"server.shutdown_timeout", "server.read_header_timeout",

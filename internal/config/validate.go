@@ -88,6 +88,17 @@ func (c Config) Validate() error {
 	if n := c.Upstream.PrefetchWorkers; n < 0 || n > 64 {
 		v.add("upstream.prefetch_workers", "", "must be between 0 (off) and 64, got %d", n)
 	}
+	for i, h := range c.Upstream.RedirectHosts {
+		if err := upstream.CheckRedirectHost(h); err != nil {
+			v.add("upstream.redirect_hosts", fmt.Sprintf("[%d]", i), "%v", err)
+		}
+	}
+	if n := c.Upstream.MaxConcurrentFills; n < 1 || n > 4096 {
+		v.add("upstream.max_concurrent_fills", "", "must be between 1 and 4096, got %d", n)
+	}
+	v.positive("upstream.fill_queue_timeout", c.Upstream.FillQueueTimeout)
+	v.positive("upstream.request_budget", c.Upstream.RequestBudget)
+	v.positive("upstream.refresh_wait", c.Upstream.RefreshWait)
 
 	v.direct(c.Upstream.Direct)
 

@@ -71,6 +71,24 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{name: "gosumdb off", modify: func(c *Config) { c.SumDB.GOSUMDB = "off" }},
+		{
+			name: "upstream limits and redirects",
+			modify: func(c *Config) {
+				c.Upstream.RedirectHosts = []string{"https://storage.example.com/bucket", "*.s3.example.com", "a*.example.com"}
+				c.Upstream.MaxConcurrentFills = 5000
+				c.Upstream.FillQueueTimeout = Duration{}
+				c.Upstream.RequestBudget = Duration{-time.Second}
+				c.Upstream.RefreshWait = Duration{}
+			},
+			errs: [][]string{
+				{`upstream.redirect_hosts[0]: "https://storage.example.com/bucket" is not a host`},
+				{`upstream.redirect_hosts[2]: "a*.example.com": a wildcard may only start the host`},
+				{"upstream.max_concurrent_fills: must be between 1 and 4096, got 5000"},
+				{"upstream.fill_queue_timeout: must be positive"},
+				{"upstream.request_budget: must be positive"},
+				{"upstream.refresh_wait: must be positive"},
+			},
+		},
 		{name: "gosumdb bare name", modify: func(c *Config) { c.SumDB.GOSUMDB = "sum.test" }},
 		{name: "goproxy off", modify: func(c *Config) { c.Upstream.GOPROXY = "off" }},
 		{

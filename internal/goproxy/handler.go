@@ -221,6 +221,8 @@ func Status(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, mirror.ErrVerification):
 		return http.StatusBadGateway
+	case errors.Is(err, mirror.ErrBusy):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, fs.ErrNotExist):
 		return http.StatusNotFound
 	case errors.Is(err, upstream.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
@@ -258,6 +260,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	hdr.Del(policy.HeaderWarning)
 	if status == http.StatusUnauthorized {
 		hdr.Set("WWW-Authenticate", auth.Challenge)
+	}
+	var busy interface{ RetryAfter() time.Duration }
+	if errors.As(err, &busy) {
+		hdr.Set("Retry-After", strconv.Itoa(max(1, int((busy.RetryAfter()+time.Second-1)/time.Second))))
 	}
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Cache-Control", errorCacheControl)

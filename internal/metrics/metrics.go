@@ -37,6 +37,9 @@ type Metrics struct {
 	fillsInFlight    prometheus.Gauge
 	fills            *prometheus.CounterVec // artifact, result
 	prefetched       *prometheus.CounterVec // artifact
+	fillQueue        prometheus.Gauge
+	fillRefusals     prometheus.Counter
+	upstreamUp       *prometheus.GaugeVec // upstream
 }
 
 // New creates the metrics and registers them in a fresh registry.
@@ -109,8 +112,20 @@ func New() *Metrics {
 			Name: "modgate_prefetched_total",
 			Help: "Files fetched and stored by requirement prefetch rather than for a client, by artifact.",
 		}, []string{"artifact"}),
+		fillQueue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "modgate_fill_queue_depth",
+			Help: "Upstream fetches waiting for a slot (upstream.max_concurrent_fills) now.",
+		}),
+		fillRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "modgate_fill_refusals_total",
+			Help: "Client requests answered 503 because no upstream fetch slot freed up within upstream.fill_queue_timeout.",
+		}),
+		upstreamUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "modgate_upstream_up",
+			Help: "Whether an upstream is considered healthy (1) or down (0): down after repeated failures, up again when it answers.",
+		}, []string{"upstream"}),
 	}
-	m.reg.MustRegister(m.prefetched, m.requests, m.requestDuration, m.bytesServed, m.upstreamDuration,
+	m.reg.MustRegister(m.fillQueue, m.fillRefusals, m.upstreamUp, m.prefetched, m.requests, m.requestDuration, m.bytesServed, m.upstreamDuration,
 		m.upstreamErrors, m.verifyFailures, m.securityEvents, m.fillsInFlight, m.fills,
 		m.movedVersions, m.policyDecisions, m.auditErrors, m.authRefusals, m.vulndbEntries, m.vulndbSynced,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -183,6 +198,22 @@ func (m *Metrics) FillDone(artifact string, err error) {
 		result = "error"
 	}
 	m.fills.WithLabelValues(artifact, result).Inc()
+}
+
+// FillQueue implements mirror.LimitObserver.
+func (m *Metrics) FillQueue(depth int) { m.fillQueue.Set(float64(depth)) }
+
+// FillRefused implements mirror.LimitObserver.
+func (m *Metrics) FillRefused() { m.fillRefusals.Inc() }
+
+// UpstreamHealth records whether an upstream is healthy; it is given to
+// upstream.Build as the health hook.
+func (m *Metrics) UpstreamHealth(upstream string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.upstreamUp.WithLabelValues(upstream).Set(v)
 }
 
 // Prefetched implements mirror.Observer.

@@ -31,6 +31,8 @@ func TestMetricsExposed(t *testing.T) {
 		`modgate_fills_total{artifact="zip",result="error"} 1`,
 		`modgate_verification_failures_total{artifact="zip"} 1`,
 		`modgate_sumdb_security_events_total 1`,
+		`modgate_fill_queue_depth 0`,
+		`modgate_fill_refusals_total 0`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(string(body), want) {

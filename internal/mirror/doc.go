@@ -53,6 +53,14 @@
 // when every request waiting for it has gone, so a client that gives up does
 // not fail the others, and an abandoned fill does not keep pulling bytes.
 //
+// # Fill limits
+//
+// Each upstream fetch costs a connection, a file descriptor and goroutines,
+// so fetches from the proxy upstreams take one of a bounded number of slots
+// (limit.go), below single flight: one slot per file however many clients
+// wait for it. Background work has a budget of its own and never
+// takes a client's slot.
+//
 // # Failure cases
 //
 //   - upstream says "not found" (404/410/403): trusted for NegativeTTL,
@@ -60,7 +68,15 @@
 //     to its next GOPROXY entry); for mutable answers, kept as the last
 //     answer (above);
 //   - upstream down or slow: upstream.ErrUnavailable / ErrTimeout, never
-//     cached; mutable answers fall back to stale copies;
+//     cached; mutable answers fall back to stale copies. An upstream
+//     marked down by its upstream.Guard fails at once, so the stale copy is
+//     served at once too; a refresh that is merely slow is waited for at
+//     most RefreshWait when an older copy exists, and then finishes in the
+//     background (stale.go);
+//   - too many fills at once: a fetch from Upstream waits up to
+//     FillQueueTimeout for one of MaxFills slots, then fails with ErrBusy
+//     (503 with Retry-After; it also matches upstream.ErrUnavailable, so
+//     mutable answers fall back to stale copies). See limit.go;
 //   - verification failure (hash differs from the checksum database, invalid
 //     zip, oversized file, .info for another version): ErrVerification,
 //     logged, counted, never stored and never cached, so a repaired upstream

@@ -67,6 +67,16 @@ type Config struct {
 	// Now is the clock the TTLs are measured with (default time.Now);
 	// tests move it instead of sleeping.
 	Now func() time.Time
+	// RefreshWait bounds a request's wait for an expired mutable answer
+	// to be refreshed when an older copy exists (see stale.go); 0 waits
+	// for the refresh however long it takes.
+	RefreshWait time.Duration
+	// MaxFills bounds the fetches from Upstream running at once for
+	// clients; more wait up to FillQueueTimeout (default 10s) for a slot
+	// and then fail with ErrBusy. Background work has a separate budget
+	// (see limit.go). 0 means no limit.
+	MaxFills         int
+	FillQueueTimeout time.Duration
 	// PrefetchWorkers is how many go.mod files of requirements are fetched
 	// in the background at once after a client's go.mod request (see
 	// prefetch.go); 0 disables prefetching.
@@ -75,7 +85,7 @@ type Config struct {
 	// kept in memory (default 100000).
 	MaxMutable int
 	Logger     *slog.Logger
-	Observer   Observer // may be nil
+	Observer   Observer // may be nil; told about the fill queue if it is a LimitObserver
 	// OnList, when set, is told every version list an upstream answered
 	// (before merging with stored versions), for the policy's record of
 	// when each version first appeared. It must be cheap or hand off.
@@ -116,9 +126,11 @@ type Mirror struct {
 	cfg     Config
 	noProxy string // cfg.NoProxy joined for module.MatchPrefixPatterns
 	log     *slog.Logger
-	flights flightGroup
-	mutable *ttlCache[[]byte]
-	misses  *ttlCache[error]
+	// upstream is cfg.Upstream behind the fill limit.
+	upstream upstream.Source
+	flights  flightGroup
+	mutable  *ttlCache[[]byte]
+	misses   *ttlCache[error]
 
 	refreshing sync.Map         // keys with a background refresh running
 	prefetchQ  chan prefetchJob // nil when prefetching is off
@@ -170,6 +182,8 @@ func New(cfg Config) (*Mirror, error) {
 		baseCtx: ctx,
 		stop:    stop,
 	}
+	lobs, _ := cfg.Observer.(LimitObserver)
+	m.upstream = limit(cfg.Upstream, newLimiter(cfg.MaxFills, cfg.PrefetchWorkers, cfg.FillQueueTimeout, lobs))
 	m.startPrefetch(cfg.PrefetchWorkers)
 	return m, nil
 }
@@ -232,7 +246,7 @@ func (m *Mirror) source(path string) upstream.Source {
 	if m.noProxy != "" && module.MatchPrefixPatterns(strings.ToLower(m.noProxy), strings.ToLower(path)) {
 		return m.cfg.Direct
 	}
-	return m.cfg.Upstream
+	return m.upstream
 }
 
 // artifact returns the metrics name of a key's file kind.

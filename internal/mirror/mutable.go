@@ -98,7 +98,7 @@ func (m *Mirror) mutableAnswer(ctx context.Context, key string, persist bool, op
 	if err, ok := m.misses.get(key, m.cfg.NegativeTTL); ok {
 		return nil, err
 	}
-	v, err, _ := m.flights.do(ctx, key, m.refreshFunc(key, refresh))
+	v, err := m.awaitRefresh(ctx, key, persist, refresh) // stale.go
 	if err == nil {
 		data, stored, _ := m.mutable.lookup(key)
 		if data == nil {
@@ -161,7 +161,7 @@ func (m *Mirror) refreshInBackground(key string, refresh func(context.Context) (
 	go func() {
 		defer m.bg.Done()
 		defer m.refreshing.Delete(key)
-		ctx, cancel := context.WithTimeout(m.baseCtx, backgroundRefreshTimeout)
+		ctx, cancel := context.WithTimeout(asBackground(m.baseCtx), backgroundRefreshTimeout)
 		defer cancel()
 		if _, err, _ := m.flights.do(ctx, key, m.refreshFunc(key, refresh)); err != nil {
 			m.log.Warn("background refresh failed", "key", key, "err", err)

@@ -51,7 +51,7 @@ func (m *Mirror) prefetchLoop() {
 		case <-m.baseCtx.Done():
 			return
 		case j := <-m.prefetchQ:
-			ctx, cancel := context.WithTimeout(m.baseCtx, backgroundRefreshTimeout)
+			ctx, cancel := context.WithTimeout(asBackground(m.baseCtx), backgroundRefreshTimeout)
 			f, err := m.file(ctx, j.path, j.version, j.key, Options{}, false)
 			cancel()
 			if err != nil {

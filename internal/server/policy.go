@@ -78,6 +78,8 @@ func (s *Server) buildPolicy() error {
 			Dir:      filepath.Join(s.cfg.DataDir, "vulndb"),
 			Interval: vc.SyncInterval.Duration,
 			Logger:   s.log, // vulndb adds its component
+
+			RedirectHosts: s.cfg.Upstream.RedirectHosts,
 		}
 		if vc.URL == "" {
 			sc.Source = vc.Dir // read a local copy, as it is

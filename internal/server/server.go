@@ -108,6 +108,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		DialTimeout:           cfg.Upstream.DialTimeout.Duration,
 		ResponseHeaderTimeout: cfg.Upstream.ResponseTimeout.Duration,
 		IdleTimeout:           cfg.Upstream.IdleTimeout.Duration,
+		RedirectHosts:         cfg.Upstream.RedirectHosts,
+		MaxConnsPerHost:       mirror.UpstreamConns(cfg.Upstream.MaxConcurrentFills, cfg.Upstream.PrefetchWorkers),
 	})
 	retries := cfg.Upstream.Retries
 	if retries == 0 {
@@ -129,6 +131,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Proxy:         upstream.ProxyOptions{Retries: retries, Logger: log.With("component", "upstream"), Observe: s.metrics.ObserveUpstream},
 		SumdbURLs:     sumdbURLs,
 		DirectModules: directSource,
+		Health: &upstream.HealthOptions{
+			Budget:   cfg.Upstream.RequestBudget.Duration,
+			OnChange: s.metrics.UpstreamHealth,
+			Logger:   log,
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upstream.goproxy: %w", err)
@@ -207,6 +214,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Logger:          log,
 		Observer:        s.metrics,
 		OnList:          s.observeList,
+
+		MaxFills:         cfg.Upstream.MaxConcurrentFills,
+		FillQueueTimeout: cfg.Upstream.FillQueueTimeout.Duration,
+		RefreshWait:      cfg.Upstream.RefreshWait.Duration,
 	})
 	if err != nil {
 		return nil, err
@@ -223,6 +234,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		LatestTTL: cfg.Cache.SumDBLatestTTL.Duration,
 		Logger:    log,
 		Private:   append(noProxy, cfg.SumDB.NoSumDB...),
+
+		RefreshWait: cfg.Upstream.RefreshWait.Duration,
 	})
 	if err := s.buildWebhook(); err != nil {
 		return nil, err

@@ -58,6 +58,11 @@ type HandlerConfig struct {
 	// modules. Lookups of their names are answered 404 here and never
 	// forwarded: asking the public database would leak the names.
 	Private []string
+	// RefreshWait bounds a request's wait for the latest tree head or a
+	// partial tile when an older copy could answer it instead: after it,
+	// the older copy is served (marked stale) and the fetch goes on in the
+	// background. 0 waits for the fetch.
+	RefreshWait time.Duration
 }
 
 // A Handler proxies the checksum database protocol for clients at
@@ -84,6 +89,8 @@ type Handler struct {
 	now    func() time.Time
 	// private is HandlerConfig.Private joined for module.MatchPrefixPatterns.
 	private string
+	// refreshWait is HandlerConfig.RefreshWait (see do).
+	refreshWait time.Duration
 
 	flight singleflight.Group
 
@@ -114,6 +121,8 @@ func NewHandler(cfg HandlerConfig) *Handler {
 		private: strings.Join(cfg.Private, ","),
 		latest:  make(map[string]cachedBody),
 		partial: make(map[string]cachedBody),
+
+		refreshWait: cfg.RefreshWait,
 	}
 	if h.ttl <= 0 {
 		h.ttl = defaultLatestTTL
@@ -212,7 +221,8 @@ func (h *Handler) serveLatest(w http.ResponseWriter, r *http.Request, name strin
 	}
 
 	upPath := "sumdb/" + name + "/latest"
-	v, err, _ := h.flight.Do(upPath, func() (any, error) {
+	canFallBack := haveCached || h.stored(r.Context(), fallbackKey(name, "latest"))
+	v, err := h.do(upPath, canFallBack, func() (any, error) {
 		data, err := h.fetch(r.Context(), upPath, checkNote)
 		if err != nil {
 			return nil, err
@@ -314,7 +324,7 @@ func (h *Handler) serveTile(w http.ResponseWriter, r *http.Request, name, rest s
 		return nil
 	}
 
-	data, err := h.partialTile(r.Context(), upPath, check)
+	data, err := h.partialTile(r.Context(), upPath, check, h.hasPartialFallback(r.Context(), name, t))
 	if err != nil {
 		fallback, ok := h.partialFallback(r.Context(), name, t, err)
 		if !ok {
@@ -388,8 +398,10 @@ func (h *Handler) partialFallback(ctx context.Context, name string, t tlog.Tile,
 	return nil, false
 }
 
-// partialTile returns a partial tile from memory or from upstream.
-func (h *Handler) partialTile(ctx context.Context, upPath string, check func([]byte) error) ([]byte, error) {
+// partialTile returns a partial tile from memory or from upstream. When
+// canFallBack says a stored copy could answer instead, it waits for the
+// upstream at most RefreshWait (see do).
+func (h *Handler) partialTile(ctx context.Context, upPath string, check func([]byte) error, canFallBack bool) ([]byte, error) {
 	now := h.now()
 	h.mu.Lock()
 	cached, ok := h.partial[upPath]
@@ -398,7 +410,7 @@ func (h *Handler) partialTile(ctx context.Context, upPath string, check func([]b
 		h.log.Debug("checksum database partial tile from memory", "path", upPath)
 		return cached.data, nil
 	}
-	v, err, _ := h.flight.Do(upPath, func() (any, error) {
+	v, err := h.do(upPath, canFallBack, func() (any, error) {
 		data, err := h.fetch(ctx, upPath, check)
 		if err != nil {
 			return nil, err

@@ -30,6 +30,11 @@ type BuildOptions struct {
 	// DirectModules is passed to Direct as DirectOptions.Modules: what
 	// fetches modules from version control for the "direct" keyword.
 	DirectModules Source
+	// Health, when set, puts every proxy URL entry behind a Guard with
+	// these options (health tracking and the request budget). "direct"
+	// and "off" are not guarded: direct reaches many hosts, and one of them
+	// failing says nothing about the others.
+	Health *HealthOptions
 }
 
 // Build parses a GOPROXY list (see ParseGOPROXY) and returns the Chain of
@@ -72,6 +77,9 @@ func Build(list string, opts BuildOptions) (*Chain, error) {
 				continue
 			}
 			src = p
+			if opts.Health != nil {
+				src = NewGuard(p, *opts.Health)
+			}
 		}
 		c.entries = append(c.entries, ChainEntry{Source: src, FallThroughOnAnyError: e.FallThroughOnAnyError})
 	}

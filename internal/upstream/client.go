@@ -37,6 +37,10 @@ type HTTPConfig struct {
 	// or https URL that accepts CONNECT); nil means the environment's
 	// HTTPS_PROXY, HTTP_PROXY and NO_PROXY.
 	Proxy *url.URL
+	// RedirectHosts lists the hosts, besides a request's own host and
+	// port, that redirects may lead to: "host", "host:port" or "*.domain"
+	// (see RedirectPolicy). Invalid entries allow nothing.
+	RedirectHosts []string
 }
 
 const (
@@ -53,7 +57,10 @@ const (
 // NewHTTPClient returns an HTTP client tuned for upstream fetches: pooled
 // keep-alive connections, HTTP/2 when the server offers it, the proxy from
 // the environment (HTTPS_PROXY, NO_PROXY), and bounded dial, TLS handshake
-// and response header waits. It has no overall timeout, because a zip body
+// and response header waits. Redirects are followed only to the request's
+// own host and port or to cfg.RedirectHosts, keeping the scheme, at most
+// MaxRedirects times (see RedirectPolicy); others fail with ErrRedirect.
+// It has no overall timeout, because a zip body
 // may legitimately take minutes; instead a body read that receives nothing
 // for cfg.IdleTimeout fails with an error matching ErrTimeout.
 //
@@ -103,7 +110,8 @@ func NewHTTPClient(cfg HTTPConfig) *http.Client {
 	if idle > 0 {
 		rt = &stallGuard{rt: t, idle: idle}
 	}
-	return &http.Client{Transport: rt}
+	redirects, _ := newRedirectPolicy(cfg.RedirectHosts) // validated by config; bad entries allow nothing
+	return &http.Client{Transport: rt, CheckRedirect: redirects.check}
 }
 
 // stallGuard gives every response body a watchdog: when a single Read

@@ -266,7 +266,7 @@ func (g *getter) fetch(ctx context.Context, t target, path string) (*Response, e
 			return resp, nil
 		}
 		lastErr = err
-		if attempt >= g.retries || !(errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)) {
+		if attempt >= g.retries || !(errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)) || errors.Is(err, ErrRedirect) {
 			return nil, err
 		}
 		if ctx.Err() != nil {
@@ -314,7 +314,7 @@ func (g *getter) once(ctx context.Context, t target, rawURL, path string) (*Resp
 	resp, err := g.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(context.Cause(ctx), errBudget) {
 				g.observe(ResultTimeout, start) // the upstream was too slow for the caller
 			} else {
 				g.observe(ResultCanceled, start)
@@ -330,6 +330,9 @@ func (g *getter) once(ctx context.Context, t target, rawURL, path string) (*Resp
 			return nil, classify(ErrTimeout, fmt.Errorf("upstream %q timed out for %s: %w", t.name, path, err))
 		}
 		g.observe(ResultError, start)
+		if errors.Is(err, ErrRedirect) {
+			return nil, classify(ErrUnavailable, fmt.Errorf("upstream %q redirected %s: %w", t.name, path, err))
+		}
 		return nil, classify(ErrUnavailable, fmt.Errorf("upstream %q failed for %s: %w", t.name, path, err))
 	}
 	if resp.StatusCode == http.StatusOK {

@@ -27,6 +27,13 @@
 //     Direct hands module paths to the Source given as
 //     DirectOptions.Modules (git.NewDirect), which this package cannot
 //     import;
+//   - Guard (health.go) tracks an upstream's health: after repeated
+//     failures it stops waiting on it (fetches fail at once, so callers
+//     serve stored copies or move on down the chain) and lets one trial
+//     through now and then until it answers; it also bounds each fetch's
+//     wait for an answer (the request budget);
+//   - redirects (redirect.go) are followed only to the upstream's own host
+//     and port or to hosts the operator lists (ErrRedirect otherwise);
 //   - ParseGOPROXY (list.go) reads the go command's GOPROXY syntax, Chain
 //     (chain.go) applies its fallback rules, and Build (build.go) turns a
 //     GOPROXY list into a Chain, leaving out entries that point at modgate

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/modgate/modgate/internal/upstream"
 )
 
 // DefaultInterval is the time between syncs when SyncConfig.Interval is 0.
@@ -48,8 +50,14 @@ type SyncConfig struct {
 	// Interval is the time between syncs in Run (default DefaultInterval).
 	Interval time.Duration
 	// Client makes the HTTP requests (default: a client with a 2 minute
-	// timeout per request).
+	// timeout per request). Whichever client is used, redirects are
+	// followed only within the URL's host and port or to RedirectHosts
+	// (see upstream.RedirectPolicy), so a database server cannot point the
+	// sync at addresses inside modgate's network.
 	Client *http.Client
+	// RedirectHosts lists other hosts a redirect may lead to ("host",
+	// "host:port", "*.domain"), as upstream.redirect_hosts.
+	RedirectHosts []string
 	// Logger receives sync results (default: discard).
 	Logger *slog.Logger
 }
@@ -131,9 +139,13 @@ func NewSyncer(cfg SyncConfig) (*Syncer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("vulnerability database: %w", err)
 		}
-		client := cfg.Client
-		if client == nil {
-			client = &http.Client{Timeout: defaultClientTimeout}
+		client := &http.Client{Timeout: defaultClientTimeout}
+		if cfg.Client != nil {
+			c := *cfg.Client // a copy: the caller's client keeps its own policy
+			client = &c
+		}
+		if client.CheckRedirect, err = upstream.RedirectPolicy(cfg.RedirectHosts); err != nil {
+			return nil, fmt.Errorf("vulnerability database: redirect hosts: %w", err)
 		}
 		if s.remote, err = newRemote(u, client); err != nil {
 			return nil, fmt.Errorf("vulnerability database: %w", err)

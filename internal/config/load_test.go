@@ -486,8 +486,9 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"listen", "public_url", "data_dir", "log.level", "log.format",
 		"upstream.goproxy", "upstream.noproxy", "upstream.dial_timeout", "upstream.response_timeout",
-		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "upstream.direct.proxy", "upstream.direct.ca_file", "upstream.redirect_hosts",
+		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "upstream.redirect_hosts",
 		"upstream.max_concurrent_fills", "upstream.fill_queue_timeout", "upstream.request_budget", "upstream.refresh_wait",
+		"upstream.direct.proxy", "upstream.direct.ca_file",
 		"sumdb.gosumdb", "sumdb.nosumdb",
 		"cache.list_ttl", "cache.negative_ttl", "cache.sumdb_latest_ttl", "cache.memory_mb",
 		"server.shutdown_timeout", "server.read_header_timeout",

@@ -301,7 +301,7 @@ func TestAnchorFailureDoesNotBlock(t *testing.T) {
 	if !strings.Contains(logBuf.String(), "audit checkpoint not copied to its anchor") {
 		t.Errorf("anchor failure not logged:\n%s", logBuf.String())
 	}
-	if n := strings.Count(logBuf.String(), `not copied to its anchor" component=audit dir=` + dir + ` anchor="file `); n != 1 {
+	if n := strings.Count(logBuf.String(), `not copied to its anchor" component=audit dir=`+dir+` anchor="file `); n != 1 {
 		t.Errorf("failing file anchor logged %d times, want once per episode", n)
 	}
 }

@@ -409,7 +409,6 @@ func VerifyWith(dir string, pub ed25519.PublicKey, opts VerifyOptions) (Report, 
 		add(CheckpointsFile, 0, 0, ProblemUnsigned, "no valid signed checkpoint: nothing proves the records were not all rewritten")
 	}
 
-
 	// The outside copy: the first signed seq whose record differs, and
 	// everything signed beyond the end of the log.
 	agreed := int64(0) // the last outside seq that matched

@@ -95,7 +95,7 @@ func newAuditFlags(name string, stderr io.Writer, deps auditDeps) auditFlags {
 		set.PrintDefaults()
 	}
 	return auditFlags{
-		fs:     set,
+		fs:      set,
 		config:  set.String("config", deps.getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG)"),
 		dataDir: set.String("data-dir", "", "data `directory` (default: data_dir from the configuration)"),
 		dir:     set.String("dir", "", "the audit log `DIR`ectory (default: audit.dir, else {data_dir}/audit)"),

@@ -457,7 +457,7 @@ func VerifyWith(dir string, pub ed25519.PublicKey, opts VerifyOptions) (Report, 
 		signedAt := fmt.Sprintf("the last checkpoint (seq %d, %s)", last2.Seq, last2.Time.Format(time.RFC3339))
 		switch {
 		case last2.Seq < rep.LastSeq && lastTime.Sub(last2.Time) > interval+grace:
-			add(last.file, last.line, rep.LastSeq, ProblemUnsignedTail, "records %d to %d are not covered by a checkpoint, and seq %d was written at %s, %v after %s: a writer signs within its checkpoint interval (%v), so the checkpoints after seq %d were deleted",
+			add(last.file, last.line, rep.LastSeq, ProblemUnsignedTail, "records %d to %d are not covered by a checkpoint, and seq %d was written at %s, %v after %s: a writer signs within its checkpoint interval (%v), so the checkpoints after seq %d were deleted (or the server crashed right after writing it and was not restarted)",
 				last2.Seq+1, rep.LastSeq, rep.LastSeq, lastTime.Format(time.RFC3339), lastTime.Sub(last2.Time).Round(time.Second), signedAt, interval, last2.Seq)
 		case last2.Seq < rep.LastSeq && age > interval+grace:
 			add(last.file, last.line, rep.LastSeq, ProblemUnsignedTail, "records %d to %d are not covered by a checkpoint, and %s is %v old: a running writer signs within its checkpoint interval (%v) and a clean shutdown signs the end, so the log was cut after seq %d (its later checkpoints deleted), or the server crashed and was not restarted",

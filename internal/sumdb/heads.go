@@ -96,8 +96,17 @@ func (v *Verifier) recoverLatest() ([]byte, error) {
 		}
 		v.log.Warn("checksum database tree head missing from the state directory; resuming from the copy in the audit log",
 			"db", v.db.Name, "size", tree.N, "hash", tree.Hash.String())
+		// The copy is only as good as the audit chain it was read from,
+		// which is not verified here: it must agree with the cache too.
+		if err := v.crossCheck(msg); err != nil {
+			v.refuse(fmt.Errorf("refusing the tree head recovered from the audit log: %w", err))
+			return
+		}
 		v.recovered = msg
 	})
+	if err := v.forked.Load(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSecurity, *err)
+	}
 	if v.recovered == nil {
 		return nil, nil
 	}
@@ -126,12 +135,17 @@ func (v *Verifier) unprovenRecovery() bool {
 // corrupted on the way: either way nothing is verified against it until
 // an operator acts, and it is a security event.
 func (v *Verifier) refuseRecovered(path, vers string, cause error) error {
-	err := fmt.Errorf("checksum database %s cannot prove its tree consistent with the tree head recovered from the audit log: %w", v.db.Name, cause)
+	v.refuse(fmt.Errorf("checksum database %s cannot prove its tree consistent with the tree head recovered from the audit log: %w", v.db.Name, cause))
+	return v.securityError(path, vers)
+}
+
+// refuse makes every later lookup fail as a security error, and logs and
+// reports err the first time.
+func (v *Verifier) refuse(err error) {
 	if v.forked.CompareAndSwap(nil, &err) {
 		v.log.Error("checksum database misbehaviour detected", "db", v.db.Name, "detail", err.Error())
 		v.securityEvent(err.Error())
 	}
-	return v.securityError(path, vers)
 }
 
 // parseHead verifies a signed tree head of the database.

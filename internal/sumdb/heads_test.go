@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -244,6 +245,23 @@ func TestVerifierCrossChecksCachedTiles(t *testing.T) {
 	// And it stays refused, for cached modules too.
 	if err := v.CheckMod(t.Context(), m.path, m.version, m.mod); !errors.Is(err, ErrSecurity) {
 		t.Errorf("second CheckMod = %v; want ErrSecurity", err)
+	}
+
+	// A fork head planted in the copy (the audit log is not verified when
+	// it is read) is refused against the same cache.
+	resp, err := http.Get(forked.url + "/sumdb/" + testDBName + "/latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forkHead, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	planted := &memHeads{saved: [][]byte{forkHead}}
+	v1, logs1, events1 := e.newHeadsVerifier(t, t.TempDir(), e.store, newHTTPSource(forked.url), planted, nil)
+	if err := v1.CheckMod(t.Context(), u.path, u.version, u.mod); !errors.Is(err, ErrSecurity) {
+		t.Errorf("CheckMod with a forked head planted in the copy = %v; want ErrSecurity", err)
+	}
+	if events1.Load() != 1 || len(logs1.lines("level=ERROR", "refusing the tree head recovered from the audit log")) == 0 {
+		t.Errorf("planted head: security events = %d, logs:\n%s", events1.Load(), logs1)
 	}
 
 	// The honest database, with the same cache and no state: accepted.

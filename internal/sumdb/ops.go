@@ -96,7 +96,10 @@ func (o *clientOps) ReadConfig(file string) ([]byte, error) {
 			// the saved copy, if there is one.
 			data, err = o.v.recoverLatest()
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrSecurity):
+			o.record(failSecurity, err)
+		case err != nil:
 			o.record(failLocal, err)
 		}
 		return data, err
@@ -117,8 +120,8 @@ func (o *clientOps) WriteConfig(file string, old, new []byte) error {
 		// A head without a verified predecessor: its signature is all
 		// that vouches for it, so it must at least agree with the cache.
 		if err := o.v.crossCheck(new); err != nil {
-			o.v.forked.Store(&err)
-			o.SecurityError(fmt.Sprintf("refusing a tree head adopted without a verified predecessor: %v\n\n%s", err, new))
+			o.v.refuse(fmt.Errorf("refusing a tree head adopted without a verified predecessor: %w\n\n%s", err, new))
+			o.record(failSecurity, ErrSecurity)
 			return ErrSecurity
 		}
 	}

@@ -182,7 +182,7 @@ func (f auditFlags) location(deps auditDeps, stderr io.Writer) (config.Config, s
 func auditVerify(args []string, stdout, stderr io.Writer, deps auditDeps) int {
 	f := newAuditFlags("verify", stderr, deps)
 	keyFile := f.fs.String("public-key", "", "read the public key from `FILE` (default: <key>.pub, else <key>, where <key> is audit.key_file or <dir>.key)")
-	f.fs.StringVar(keyFile, "key", "", "the same as --public-key")
+	f.fs.StringVar(keyFile, "key", "", "the same as --public-key `FILE`")
 	checkpoints := f.fs.String("checkpoints", "", "also check the log against this outside copy of the checkpoints, `FILE` (default: audit.anchor_file if set; \"none\": no copy)")
 	asOf := f.fs.String("as-of", "", "judge the end of the log as of `T`, when a copy was taken (default: now)")
 	if code, ok := f.parse(args); !ok {

@@ -249,6 +249,13 @@ func TestVerifyOutsideCheckpoints(t *testing.T) {
 		t.Errorf("first problem = %s, want %s:%d seq %d %q", p, want.File, want.Line, want.Seq, want.Kind)
 	}
 
+	// A copy without any checkpoint proves nothing, and says so.
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, []byte("Dec  4 13:00:00 host sshd[1]: unrelated\n"), 0o644)
+	if rep, err := audit.VerifyWith(dir, pub, audit.VerifyOptions{Checkpoints: empty}); !errors.Is(err, audit.ErrTampered) || !strings.Contains(rep.String(), "no valid checkpoint in "+empty) {
+		t.Errorf("Verify against a copy without checkpoints = %v\n%s", err, rep)
+	}
+
 	// A log cut after the last outside checkpoint's seq also disagrees.
 	cutDir := filepath.Join(t.TempDir(), "audit")
 	for i := range 3 {

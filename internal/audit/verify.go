@@ -411,6 +411,9 @@ func VerifyWith(dir string, pub ed25519.PublicKey, opts VerifyOptions) (Report, 
 
 	// The outside copy: the first signed seq whose record differs, and
 	// everything signed beyond the end of the log.
+	if opts.Checkpoints != "" && len(outside) == 0 && rep.Records > 0 {
+		add(filepath.Base(opts.Checkpoints), 0, 0, ProblemDisagrees, "no valid checkpoint in %s: the anchor never received one, or this is not its copy", opts.Checkpoints)
+	}
 	agreed := int64(0) // the last outside seq that matched
 	for _, c := range outside {
 		loc, ok := found[c.Seq]

@@ -121,7 +121,8 @@ func (qs anchorQueues) send(line []byte) {
 }
 
 // close delivers what is queued, waiting at most the timeout for all the
-// queues together, then gives up on the rest.
+// queues together, then cancels the rest and returns without waiting: an
+// anchor stuck in a system call must not hold up shutdown.
 func (qs anchorQueues) close() {
 	for _, q := range qs {
 		close(q.ch)
@@ -138,11 +139,10 @@ func (qs anchorQueues) close() {
 			for _, q := range qs {
 				q.cancel()
 			}
-			<-q.done
+			return
 		}
 	}
 	for _, q := range qs {
-		<-q.done
 		q.cancel()
 	}
 }

@@ -73,13 +73,22 @@
 //
 // # audit
 //
-//	modgate audit verify [--config FILE] [--dir DIR]
-//	modgate audit query [--since 24h] [--until T] [--identity X] [--module PATTERN] [--result R] [--json]
+//	modgate audit verify [--config FILE] [--data-dir DIR] [--dir DIR] [--public-key FILE] [--checkpoints FILE] [--as-of T]
+//	modgate audit query [--config FILE] [--data-dir DIR] [--since 24h] [--until T] [--identity X] [--module PATTERN] [--result R] [--json]
 //
 // verify recomputes the hash chain and checks the signed checkpoints: it
 // prints "ok: ..." and exits 0, or names the file, line and record that was
-// edited, deleted, reordered or cut off and exits 1. query prints the
-// matching records as a table or JSON lines.
+// edited, deleted, reordered or cut off and exits 1. A log whose end a
+// running server would have signed by now (records more than
+// audit.checkpoint_interval after the last checkpoint, or a last
+// checkpoint that is old and not the final one of a clean shutdown) counts
+// as cut off; --as-of T judges a copy as of when it was taken.
+// --checkpoints FILE (default audit.anchor_file) also checks the log
+// against an outside copy of the checkpoints and names the first record
+// that disagrees; --public-key FILE takes the key from outside the data
+// directory. query prints the matching records as a table or JSON lines.
+//
+//	modgate audit verify --checkpoints /mnt/anchor/checkpoints --public-key /etc/modgate/audit.key.pub
 //
 // # source
 //

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -206,26 +207,50 @@ func newVerifier(pub ed25519.PublicKey) (note.Verifier, error) {
 }
 
 // A checkpoint is one line of the checkpoints file: a signed chain head.
-// Seq, Hash and Time repeat the note's text for readers; Verify trusts only
-// the signed text and requires the fields to agree with it.
+// Seq, Hash, Time, Interval and Final repeat the note's text for readers;
+// Verify trusts only the signed text and requires the fields to agree
+// with it.
+//
+// Interval is the writer's checkpoint interval, so that Verify can tell a
+// tail that a running writer has not signed yet from one cut off; Final
+// marks the checkpoint Close signs on a clean shutdown. Checkpoints
+// written before they existed have neither (the note's text has 4 lines
+// instead of 5 or 6).
 type checkpoint struct {
-	Seq  int64     `json:"seq"`
-	Hash string    `json:"hash"`
-	Time time.Time `json:"time"`
-	Note string    `json:"note"`
+	Seq      int64         `json:"seq"`
+	Hash     string        `json:"hash"`
+	Time     time.Time     `json:"time"`
+	Interval time.Duration `json:"interval_ns,omitempty"`
+	Final    bool          `json:"final,omitempty"`
+	Note     string        `json:"note"`
 }
 
-func checkpointText(h head, t time.Time) string {
-	return fmt.Sprintf("%s\nseq %d\nhash %s\ntime %s\n", checkpointTitle, h.seq, h.hash, t.UTC().Format(time.RFC3339Nano))
+// A checkpointHead is what a checkpoint signs.
+type checkpointHead struct {
+	head     head
+	time     time.Time
+	interval time.Duration
+	final    bool
 }
 
-// signCheckpoint signs the head h at time t.
-func signCheckpoint(s note.Signer, h head, t time.Time) (checkpoint, error) {
-	msg, err := note.Sign(&note.Note{Text: checkpointText(h, t)}, s)
+func checkpointText(c checkpointHead) string {
+	text := fmt.Sprintf("%s\nseq %d\nhash %s\ntime %s\n", checkpointTitle, c.head.seq, c.head.hash, c.time.UTC().Format(time.RFC3339Nano))
+	if c.interval > 0 {
+		text += "interval " + c.interval.String() + "\n"
+	}
+	if c.final {
+		text += "final\n"
+	}
+	return text
+}
+
+// signCheckpoint signs c.
+func signCheckpoint(s note.Signer, c checkpointHead) (checkpoint, error) {
+	msg, err := note.Sign(&note.Note{Text: checkpointText(c)}, s)
 	if err != nil {
 		return checkpoint{}, fmt.Errorf("signing audit checkpoint: %w", err)
 	}
-	return checkpoint{Seq: h.seq, Hash: h.hash, Time: t.UTC(), Note: string(msg)}, nil
+	return checkpoint{Seq: c.head.seq, Hash: c.head.hash, Time: c.time.UTC(), Interval: c.interval, Final: c.final, Note: string(msg)}, nil
 }
 
 // signature returns the signature lines of a signed note, for the log.
@@ -237,10 +262,14 @@ func (c checkpoint) signature() string {
 // errBadSignature is a checkpoint whose note does not verify.
 var errBadSignature = errors.New("bad signature")
 
-// parseCheckpoint decodes and verifies one line of the checkpoints file.
-// The error matches errBadSignature when the note is not signed by v or its
-// text does not say what the line's fields say.
+// parseCheckpoint decodes and verifies one line of the checkpoints file,
+// or of an outside copy of it: anything before the first "{" (a syslog
+// prefix) is ignored. The error matches errBadSignature when the note is
+// not signed by v or its text does not say what the line's fields say.
 func parseCheckpoint(line []byte, v note.Verifier) (checkpoint, error) {
+	if i := bytes.IndexByte(line, '{'); i > 0 {
+		line = line[i:]
+	}
 	var c checkpoint
 	if err := json.Unmarshal(line, &c); err != nil {
 		return checkpoint{}, fmt.Errorf("not a checkpoint: %v", err)
@@ -249,23 +278,23 @@ func parseCheckpoint(line []byte, v note.Verifier) (checkpoint, error) {
 	if err != nil {
 		return checkpoint{}, fmt.Errorf("%w: %v", errBadSignature, err)
 	}
-	seq, hash, t, err := parseCheckpointText(n.Text)
+	s, err := parseCheckpointText(n.Text)
 	if err != nil {
 		return checkpoint{}, err
 	}
-	if seq != c.Seq || hash != c.Hash || !t.Equal(c.Time) {
-		return checkpoint{}, fmt.Errorf("%w: the signed text says seq %d hash %s, the line says seq %d hash %s", errBadSignature, seq, hash, c.Seq, c.Hash)
+	if s.head.seq != c.Seq || s.head.hash != c.Hash || !s.time.Equal(c.Time) || s.interval != c.Interval || s.final != c.Final {
+		return checkpoint{}, fmt.Errorf("%w: the signed text says seq %d hash %s, the line says seq %d hash %s", errBadSignature, s.head.seq, s.head.hash, c.Seq, c.Hash)
 	}
 	return c, nil
 }
 
-func parseCheckpointText(text string) (int64, string, time.Time, error) {
-	bad := func(why string) (int64, string, time.Time, error) {
-		return 0, "", time.Time{}, fmt.Errorf("signed text is not a checkpoint: %s", why)
+func parseCheckpointText(text string) (checkpointHead, error) {
+	bad := func(why string) (checkpointHead, error) {
+		return checkpointHead{}, fmt.Errorf("signed text is not a checkpoint: %s", why)
 	}
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if len(lines) != 4 || lines[0] != checkpointTitle {
-		return bad("want 4 lines starting with " + strconv.Quote(checkpointTitle))
+	if len(lines) < 4 || len(lines) > 6 || lines[0] != checkpointTitle {
+		return bad("want 4 to 6 lines starting with " + strconv.Quote(checkpointTitle))
 	}
 	seqText, ok1 := strings.CutPrefix(lines[1], "seq ")
 	hash, ok2 := strings.CutPrefix(lines[2], "hash ")
@@ -273,24 +302,50 @@ func parseCheckpointText(text string) (int64, string, time.Time, error) {
 	if !ok1 || !ok2 || !ok3 {
 		return bad("want seq, hash and time lines")
 	}
+	var c checkpointHead
 	seq, err := strconv.ParseInt(seqText, 10, 64)
 	if err != nil {
 		return bad("seq is not a number")
 	}
-	t, err := time.Parse(time.RFC3339Nano, timeText)
-	if err != nil {
+	c.head = head{seq: seq, hash: hash}
+	if c.time, err = time.Parse(time.RFC3339Nano, timeText); err != nil {
 		return bad("time is not RFC 3339")
 	}
-	return seq, hash, t, nil
+	rest := lines[4:]
+	if len(rest) > 0 {
+		ivText, ok := strings.CutPrefix(rest[0], "interval ")
+		if !ok {
+			return bad("want an interval line after the time")
+		}
+		if c.interval, err = time.ParseDuration(ivText); err != nil || c.interval <= 0 {
+			return bad("interval is not a positive duration")
+		}
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		if rest[0] != "final" {
+			return bad(`want "final" as the last line`)
+		}
+		c.final = true
+	}
+	return c, nil
 }
 
-// appendCheckpoint appends c to the checkpoints file in dir and syncs it.
-func appendCheckpoint(dir string, c checkpoint) error {
-	line, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, CheckpointsFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+// marshalCheckpoint returns the checkpoints-file line of c, without "\n".
+func marshalCheckpoint(c checkpoint) ([]byte, error) {
+	return json.Marshal(c)
+}
+
+// appendCheckpoint appends line (a marshalled checkpoint) to the
+// checkpoints file in dir and syncs it.
+func appendCheckpoint(dir string, line []byte) error {
+	return appendLine(filepath.Join(dir, CheckpointsFile), line)
+}
+
+// appendLine appends line and "\n" to the file at path, creating it, and
+// syncs it. A failed write is cut back, so the file never holds half a line.
+func appendLine(path string, line []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("writing audit checkpoint: %w", err)
 	}
@@ -299,7 +354,7 @@ func appendCheckpoint(dir string, c checkpoint) error {
 		f.Close()
 		return fmt.Errorf("writing audit checkpoint: %w", err)
 	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
+	if _, err := f.Write(append(slices.Clip(line), '\n')); err != nil {
 		// Never leave half a line: cut back to where we started.
 		f.Truncate(fi.Size())
 		f.Close()
@@ -315,10 +370,18 @@ func appendCheckpoint(dir string, c checkpoint) error {
 // readCheckpoints returns the lines of the checkpoints file in dir (nil if
 // there is none). A final line without "\n" (a torn write) is left out.
 func readCheckpoints(dir string) ([][]byte, error) {
-	data, err := os.ReadFile(filepath.Join(dir, CheckpointsFile))
+	lines, err := readLines(filepath.Join(dir, CheckpointsFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	return lines, err
+}
+
+// readLines returns the complete lines of the file at path; a final line
+// without "\n" (a torn write) is left out. A missing file is an error
+// matching fs.ErrNotExist.
+func readLines(path string) ([][]byte, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading audit checkpoints: %w", err)
 	}

@@ -64,23 +64,41 @@
 //
 // # Checkpoints
 //
-// Every CheckpointInterval (when the head moved), at each rotation, after a
-// retention deletion and on Close, the writer fsyncs the current file and
-// signs the chain head {seq, hash, time} with the server's ed25519 key as a
+// Every CheckpointInterval (when the head moved), every IdleCheckpoints
+// intervals when it did not, at Open, at each rotation, after a retention
+// deletion and on Close, the writer fsyncs the current file and signs the
+// chain head {seq, hash, time}, its checkpoint interval and, on Close, the
+// word "final", with the server's ed25519 key as a
 // golang.org/x/mod/sumdb/note signed note (key name KeyName):
 //
 //	modgate audit checkpoint
 //	seq 1234
 //	hash <64 hex>
 //	time 2026-11-21T15:02:24.123Z
+//	interval 1m0s
+//	final
 //
 //	— modgate-audit <base64 signature>
 //
-// The note is appended, as one JSON line {"seq","hash","time","note"}, to
-// {dir}/checkpoints (a separate file, never rotated or deleted), and logged
-// through Config.Logger as "audit checkpoint" with seq, hash and signature,
-// so a second copy lives in the operator's log pipeline, out of reach of
-// whoever can write the audit directory.
+// (Checkpoints of older versions lack the last two lines.) The note is
+// appended, as one JSON line {"seq","hash","time","interval_ns","final",
+// "note"}, to {dir}/checkpoints (a separate file, never rotated or
+// deleted), and logged through Config.Logger as "audit checkpoint" with
+// seq, hash and signature, so a second copy lives in the operator's log
+// pipeline.
+//
+// # Anchors
+//
+// The key usually lives next to the log, so whoever can rewrite the data
+// directory can also drop a record, rebuild the chain and re-sign it (or
+// swap the key). Config.Anchors copy every checkpoint line out of their
+// reach: FileAnchor appends it to a file on another mount, SyslogAnchor
+// sends it to a syslog daemon. Each anchor has its own goroutine and a
+// bounded queue, so a failing or hanging anchor never holds up the writer
+// (let alone a request): a copy it does not get is logged (once per
+// failure episode) and reported to OnAnchorError. VerifyWith with
+// VerifyOptions.Checkpoints checks the log against such a copy, with a
+// public key from outside, and names the first record that disagrees.
 //
 // # Retention
 //
@@ -134,13 +152,23 @@
 //   - a deleted record or deleted file (a gap in seq);
 //   - reordered records (seq going backwards);
 //   - a truncated tail, against the last checkpoint;
+//   - a tail cut off together with the checkpoints after it (no key
+//     needed): records signed by no checkpoint although written more than
+//     the checkpoint interval after the last one, or a last checkpoint
+//     older than the interval (IdleCheckpoints intervals if no record
+//     follows it) that is not final, judged at VerifyOptions.Now. A live
+//     log passes: its unsigned tail is younger than the interval. The
+//     grace is a tenth of the interval, at least 5 seconds. A writer that
+//     crashed and was never restarted reads the same way;
+//   - with an outside copy of the checkpoints, a consistent rewrite by
+//     someone holding the key, and a cut below an outside checkpoint;
 //   - a forged or altered checkpoint (bad signature);
 //   - deleted leading files without a retention record.
 //
 // It cannot detect changes to records after the last checkpoint by someone
-// who recomputes their hashes (sign more often to shrink that window), nor
-// the replacement of the whole directory including the checkpoints file by
-// someone able to rewrite everything: compare the last checkpoint with the
-// copy in the operator's log pipeline for that. It proves integrity, not
+// who recomputes their hashes (sign more often to shrink that window), nor,
+// without an outside copy, the replacement of the whole directory
+// including the checkpoints file by someone able to rewrite everything, or
+// a cut back to an earlier clean shutdown: configure an anchor for that. It proves integrity, not
 // truth: a compromised server can write false records.
 package audit

@@ -31,6 +31,10 @@ const (
 	DefaultSyncInterval       = time.Second
 	DefaultBuffer             = 1024
 	DefaultMaxWait            = 50 * time.Millisecond
+
+	// IdleCheckpoints is how many checkpoint intervals an idle writer
+	// waits before it signs its unchanged head again.
+	IdleCheckpoints = 10
 )
 
 // Config configures a Log. Only Dir and SigningKey are required.
@@ -82,6 +86,20 @@ type Config struct {
 	// SigningKey signs the checkpoints (see LoadOrCreateKey).
 	SigningKey ed25519.PrivateKey
 
+	// Anchors receive a copy of every checkpoint line, outside the log
+	// directory (see anchor.go). Delivery runs in its own goroutine and
+	// never holds up the writer: a copy that cannot be queued or sent is
+	// logged and reported to OnAnchorError.
+	Anchors []Anchor
+
+	// OnAnchorError, if set, is called for every checkpoint an anchor did
+	// not receive: the hook for a metric.
+	OnAnchorError func(anchor string, err error)
+
+	// AnchorTimeout bounds one delivery to an anchor, and how long Close
+	// waits for the copies still queued. Zero means DefaultAnchorTimeout.
+	AnchorTimeout time.Duration
+
 	// Logger receives the log's own events: failures, drops, checkpoints.
 	// Nil discards them.
 	Logger *slog.Logger
@@ -108,6 +126,8 @@ type Log struct {
 	ch      chan Record
 	closing chan struct{} // closed by Close
 	done    chan struct{} // closed when the writer has finished
+
+	anchors anchorQueues
 
 	state sync.Mutex // guards the fields below
 	// health is nil while the sink can write, else an error matching
@@ -212,6 +232,10 @@ func Open(cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening audit log: %w", err)
 	}
+	if cfg.AnchorTimeout <= 0 {
+		cfg.AnchorTimeout = DefaultAnchorTimeout
+	}
+	l.anchors = startAnchors(cfg.Anchors, cfg.AnchorTimeout, l.log, cfg.OnAnchorError)
 	w := &l.w
 	w.head, w.cut = h, -1
 	w.lastCheckpoint = cfg.Now()
@@ -228,7 +252,7 @@ func Open(cfg Config) (*Log, error) {
 		}
 	}
 	if h.seq > 0 {
-		l.checkpoint()
+		l.checkpoint(false)
 	}
 	go l.run()
 	return l, nil
@@ -313,6 +337,7 @@ func (l *Log) Close() error {
 	close(l.ch)
 	l.mu.Unlock()
 	<-l.done
+	l.anchors.close()
 	return l.Healthy()
 }
 
@@ -427,8 +452,13 @@ func (l *Log) maintain() {
 	}
 	l.sync()
 	now := l.cfg.Now()
-	if w.head != w.signed && now.Sub(w.lastCheckpoint) >= l.cfg.CheckpointInterval {
-		l.checkpoint()
+	since := now.Sub(w.lastCheckpoint)
+	if w.head != w.signed && since >= l.cfg.CheckpointInterval ||
+		w.head.seq > 0 && since >= IdleCheckpoints*l.cfg.CheckpointInterval {
+		// An idle writer signs its unchanged head too, now and then, so
+		// that Verify can tell a log still open from one cut off at a
+		// checkpoint.
+		l.checkpoint(false)
 	}
 	if l.cfg.Retention > 0 && !holding && (w.retentionDue || now.Sub(w.lastRetention) >= l.cfg.CheckpointInterval) {
 		l.applyRetention(now)
@@ -457,9 +487,10 @@ func (l *Log) finish() {
 		// The disk refused them to the end (fail-closed mode).
 		l.dropBuffered(l.fail(errors.New("audit log closed with records that could not be written")))
 	}
-	if w.head != w.signed {
-		l.checkpoint()
-	}
+	// The final checkpoint says the log was closed cleanly here: a log
+	// whose last checkpoint is not final and old was cut off (or its
+	// writer crashed); see Verify.
+	l.checkpoint(true)
 	if w.f != nil {
 		w.f.Close()
 		w.f = nil
@@ -488,7 +519,7 @@ func (l *Log) append(e entry) error {
 		(l.cfg.MaxAge > 0 && now.Sub(w.seg.created) >= l.cfg.MaxAge)) {
 		l.closeFile()
 		if w.head != w.signed {
-			l.checkpoint()
+			l.checkpoint(false)
 		}
 		w.retentionDue = l.cfg.Retention > 0
 		if e.Seq != w.head.seq+1 {
@@ -634,9 +665,10 @@ func (l *Log) sync() {
 }
 
 // checkpoint fsyncs and signs the chain head, appends the checkpoint to
-// the checkpoints file and logs it. A failure is logged and retried at the
-// next interval.
-func (l *Log) checkpoint() {
+// the checkpoints file, queues it for the anchors and logs it. final marks
+// the checkpoint of a clean shutdown. A failure is logged and retried at
+// the next interval.
+func (l *Log) checkpoint(final bool) {
 	w := &l.w
 	now := l.cfg.Now()
 	w.lastCheckpoint = now
@@ -647,9 +679,13 @@ func (l *Log) checkpoint() {
 	if len(w.buf) > 0 {
 		return // not written: sign it once it is
 	}
-	c, err := signCheckpoint(l.signer, w.head, now)
+	c, err := signCheckpoint(l.signer, checkpointHead{head: w.head, time: now, interval: l.cfg.CheckpointInterval, final: final})
+	var line []byte
 	if err == nil {
-		err = appendCheckpoint(l.cfg.Dir, c)
+		line, err = marshalCheckpoint(c)
+	}
+	if err == nil {
+		err = appendCheckpoint(l.cfg.Dir, line)
 	}
 	if err != nil {
 		l.log.Error("audit checkpoint not written", "seq", w.head.seq, "err", err)
@@ -659,7 +695,8 @@ func (l *Log) checkpoint() {
 		return
 	}
 	w.signed = w.head
-	l.log.Info("audit checkpoint", "seq", c.Seq, "hash", c.Hash, "time", c.Time, "signature", c.signature())
+	l.anchors.send(line)
+	l.log.Info("audit checkpoint", "seq", c.Seq, "hash", c.Hash, "time", c.Time, "final", final, "signature", c.signature())
 }
 
 // fail records a sink failure: Healthy reports it, the first of an

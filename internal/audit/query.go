@@ -108,3 +108,34 @@ func querySegment(path string, f Filter, fn func(Record) error) error {
 		}
 	}
 }
+
+// Last returns the last record in the log in dir that match selects, and
+// whether there is one. It reads the files newest first and stops at the
+// first that holds a match, so a record written recently is found without
+// reading the whole log. Like Query it does not verify the chain.
+func Last(dir string, match func(Record) bool) (Record, bool, error) {
+	segs, err := listSegments(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("reading audit log: %w", err)
+	}
+	for i := len(segs) - 1; i >= 0; i-- {
+		var last Record
+		found := false
+		err := querySegment(filepath.Join(dir, segs[i].name), Filter{}, func(r Record) error {
+			if match(r) {
+				last, found = r, true
+			}
+			return nil
+		})
+		if err != nil {
+			return Record{}, false, err
+		}
+		if found {
+			return last, true, nil
+		}
+	}
+	return Record{}, false, nil
+}

@@ -187,3 +187,37 @@ func TestKeys(t *testing.T) {
 		t.Errorf("KeyPath = %q, want %q", got, want)
 	}
 }
+
+func TestLast(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit")
+	if _, ok, err := audit.Last(dir, func(audit.Record) bool { return true }); ok || err != nil {
+		t.Fatalf("Last of a missing log = %v, %v; want none", ok, err)
+	}
+	key := testKey(t)
+	clk := newClock()
+	l := openLog(t, dir, key, func(c *audit.Config) {
+		c.Now = clk.Now
+		c.MaxAge = time.Hour
+	})
+	writeRecords(l, 0, 10)
+	waitFor(t, "the records to be written", func() bool { return len(query(t, dir, audit.Filter{})) == 10 })
+	clk.Add(2 * time.Hour) // the next record opens a second file
+	writeRecords(l, 10, 12)
+	closeLog(t, l)
+	if n := len(logFiles(t, dir)); n != 2 {
+		t.Fatalf("setup: %d files, want 2", n)
+	}
+	for _, tt := range []struct {
+		result audit.Result
+		want   string
+	}{
+		{audit.ResultBlocked, "req-10"}, // in the last file
+		{audit.ResultMiss, "req-9"},     // only in the first
+		{audit.ResultAdmin, ""},
+	} {
+		r, ok, err := audit.Last(dir, func(r audit.Record) bool { return r.Result == tt.result })
+		if err != nil || ok != (tt.want != "") || r.RequestID != tt.want {
+			t.Errorf("Last(result %s) = %q, %v, %v; want %q", tt.result, r.RequestID, ok, err, tt.want)
+		}
+	}
+}

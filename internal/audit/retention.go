@@ -51,7 +51,7 @@ func (l *Log) applyRetention(now time.Time) {
 	if err := l.append(e); err != nil {
 		return // reported by append
 	}
-	l.checkpoint()
+	l.checkpoint(false)
 	if w.signed != w.head {
 		return // no signed checkpoint covers the record yet: keep the files
 	}

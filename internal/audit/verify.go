@@ -2,13 +2,17 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 )
 
 // ErrTampered matches Verify's error when the log does not verify.
@@ -43,7 +47,34 @@ const (
 	ProblemUnanchored ProblemKind = "unanchored start"
 	// ProblemUnsigned: records but no valid checkpoint at all.
 	ProblemUnsigned ProblemKind = "no checkpoint"
+	// ProblemUnsignedTail: the log ends in records, or a checkpoint, that
+	// a running writer would have signed (again) by now, and no clean
+	// shutdown closed it: the log was cut, or its writer crashed.
+	ProblemUnsignedTail ProblemKind = "cut off"
+	// ProblemDisagrees: the log is not the one an outside copy of the
+	// checkpoints signed (VerifyOptions.Checkpoints).
+	ProblemDisagrees ProblemKind = "disagrees with outside checkpoints"
 )
+
+// VerifyOptions are Verify's optional inputs.
+type VerifyOptions struct {
+	// Now is when the log is judged: a tail that a running writer would
+	// have signed by Now is cut off. Zero means time.Now; a copy of a log
+	// is judged as of the time it was copied.
+	Now time.Time
+
+	// Interval is the checkpoint interval assumed for checkpoints that do
+	// not record theirs (written by older versions). Zero means
+	// DefaultCheckpointInterval.
+	Interval time.Duration
+
+	// Checkpoints is an outside copy of the checkpoints (an Anchor's
+	// file, or syslog lines: only lines holding `{"seq":` count, and
+	// anything before the "{" is ignored). Every signed checkpoint in it
+	// must match the log; the first record that does not is named. Empty
+	// means none.
+	Checkpoints string
+}
 
 // A Problem is one thing Verify found wrong, and where.
 type Problem struct {
@@ -81,6 +112,9 @@ type Report struct {
 	Anchor        string
 	Checkpoints   int   // valid checkpoints
 	CheckpointSeq int64 // seq of the last valid checkpoint, 0 if none
+	Final         bool  // the last checkpoint was signed by a clean shutdown
+	Outside       int   // valid checkpoints in VerifyOptions.Checkpoints
+	OutsideFile   string
 	Problems      []Problem
 }
 
@@ -102,6 +136,9 @@ func (r Report) String() string {
 		}
 		if n := r.LastSeq - r.CheckpointSeq; r.Records > 0 && n > 0 {
 			fmt.Fprintf(&b, "; the last %d records are not covered by a checkpoint yet", n)
+		}
+		if r.OutsideFile != "" {
+			fmt.Fprintf(&b, "; agrees with %s in %s", plural(r.Outside, "outside checkpoint"), r.OutsideFile)
 		}
 		b.WriteString("\n")
 		return b.String()
@@ -135,12 +172,24 @@ type location struct {
 	hash string
 }
 
-// Verify checks the log in dir against the checkpoints signed with the
-// key whose public half is pub (see the package comment for what it can and
-// cannot detect). The Report lists every problem found. The error matches
-// ErrTampered, naming the first problem, when there are problems, and is
-// another error when the log could not be read at all.
+// Verify is VerifyWith with the zero options: judged now, no outside copy.
 func Verify(dir string, pub ed25519.PublicKey) (Report, error) {
+	return VerifyWith(dir, pub, VerifyOptions{})
+}
+
+// VerifyWith checks the log in dir against the checkpoints signed with the
+// key whose public half is pub (see the package comment for what it can and
+// cannot detect), and against opts.Checkpoints if set. The Report lists
+// every problem found. The error matches ErrTampered, naming the first
+// problem, when there are problems, and is another error when the log or
+// the outside checkpoints could not be read at all.
+func VerifyWith(dir string, pub ed25519.PublicKey, opts VerifyOptions) (Report, error) {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultCheckpointInterval
+	}
 	rep := Report{Dir: dir}
 	verifier, err := newVerifier(pub)
 	if err != nil {
@@ -184,6 +233,37 @@ func Verify(dir string, pub ed25519.PublicKey) (Report, error) {
 	}
 	rep.Checkpoints = len(cps)
 
+	// The outside copy: every line holding a checkpoint counts.
+	var outside []signed
+	if opts.Checkpoints != "" {
+		rep.OutsideFile = opts.Checkpoints
+		lines, err := readLines(opts.Checkpoints)
+		if err != nil {
+			return rep, err
+		}
+		name := filepath.Base(opts.Checkpoints)
+		wanted[1] = true
+		for i, line := range lines {
+			if !bytes.Contains(line, []byte(`{"seq":`)) {
+				continue
+			}
+			c, err := parseCheckpoint(line, verifier)
+			switch {
+			case errors.Is(err, errBadSignature):
+				add(name, i+1, 0, ProblemSignature, "%s", strings.TrimPrefix(err.Error(), errBadSignature.Error()+": "))
+				continue
+			case err != nil:
+				add(name, i+1, 0, ProblemMalformed, "%v", err)
+				continue
+			}
+			outside = append(outside, signed{c, i + 1})
+			wanted[c.Seq] = true
+			wanted[c.Seq+1] = true // where a disagreement after it starts
+		}
+		rep.Outside = len(outside)
+		slices.SortStableFunc(outside, func(a, b signed) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+
 	// The walk.
 	found := make(map[int64]location) // at checkpointed seqs
 	recent := make(map[int64]string)  // seq -> hash of the last few records, to follow reordering
@@ -191,6 +271,7 @@ func Verify(dir string, pub ed25519.PublicKey) (Report, error) {
 		expected  int64 // next seq; 0 before the first record
 		prevHash  string
 		last      location
+		lastTime  time.Time // of the last record
 		retention []entry
 		start     *entry // the first record, when it is not seq 1
 		startAt   location
@@ -272,7 +353,7 @@ func Verify(dir string, pub ed25519.PublicKey) (Report, error) {
 			expected = max(expected, e.Seq+1)
 			rep.Records++
 			rep.LastSeq = max(rep.LastSeq, e.Seq)
-			last = loc
+			last, lastTime = loc, e.Time
 		}
 		f.Close()
 	}
@@ -281,6 +362,7 @@ func Verify(dir string, pub ed25519.PublicKey) (Report, error) {
 	if len(cps) > 0 {
 		lastValid = &cps[len(cps)-1]
 		rep.CheckpointSeq = lastValid.Seq
+		rep.Final = lastValid.Final
 	}
 
 	// Each checkpoint's seq must hold the signed hash.
@@ -325,6 +407,68 @@ func Verify(dir string, pub ed25519.PublicKey) (Report, error) {
 	}
 	if rep.Records > 0 && lastValid == nil {
 		add(CheckpointsFile, 0, 0, ProblemUnsigned, "no valid signed checkpoint: nothing proves the records were not all rewritten")
+	}
+
+	// The outside copy: the first signed seq whose record differs, and
+	// everything signed beyond the end of the log.
+	if opts.Checkpoints != "" && len(outside) == 0 && rep.Records > 0 {
+		add(filepath.Base(opts.Checkpoints), 0, 0, ProblemDisagrees, "no valid checkpoint in %s: the anchor never received one, or this is not its copy", opts.Checkpoints)
+	}
+	agreed := int64(0) // the last outside seq that matched
+	for _, c := range outside {
+		loc, ok := found[c.Seq]
+		if c.Seq > rep.LastSeq {
+			add(last.file, last.line, rep.LastSeq, ProblemDisagrees, "the log ends at seq %d, but %s line %d signed seq %d at %s: records after seq %d were deleted",
+				rep.LastSeq, rep.OutsideFile, c.line, c.Seq, c.Time.Format("2006-01-02T15:04:05Z"), rep.LastSeq)
+			break
+		}
+		if !ok {
+			continue // before the first record: deleted by retention, which the log's own checks cover
+		}
+		if loc.hash == c.Hash {
+			agreed = c.Seq
+			continue
+		}
+		first := agreed + 1
+		at, ok := found[first]
+		if !ok {
+			first, at = c.Seq, loc
+		}
+		add(at.file, at.line, first, ProblemDisagrees, "the first record that disagrees: records up to seq %d match the outside checkpoints, but seq %d is not the record %s line %d signed at %s: records %d to %d were changed, deleted or inserted and the chain rebuilt",
+			agreed, c.Seq, rep.OutsideFile, c.line, c.Time.Format("2006-01-02T15:04:05Z"), first, c.Seq)
+		break
+	}
+
+	// The tail: a running writer signs a moved head within its interval
+	// and an idle one every IdleCheckpoints intervals; a clean shutdown
+	// signs a final checkpoint. What is left older than that was cut off
+	// (the checkpoints after the cut deleted with it), or the writer
+	// crashed and was never restarted.
+	last2 := lastValid
+	for i := range outside {
+		if c := &outside[i]; last2 == nil || c.Seq > last2.Seq || c.Seq == last2.Seq && c.Time.After(last2.Time) {
+			last2 = c
+		}
+	}
+	if last2 != nil && rep.Records > 0 && last2.Seq <= rep.LastSeq {
+		interval, recorded := last2.Interval, last2.Interval > 0
+		if !recorded {
+			interval = opts.Interval
+		}
+		grace := max(5*time.Second, interval/10)
+		age := opts.Now.Sub(last2.Time)
+		signedAt := fmt.Sprintf("the last checkpoint (seq %d, %s)", last2.Seq, last2.Time.Format(time.RFC3339))
+		switch {
+		case last2.Seq < rep.LastSeq && lastTime.Sub(last2.Time) > interval+grace:
+			add(last.file, last.line, rep.LastSeq, ProblemUnsignedTail, "records %d to %d are not covered by a checkpoint, and seq %d was written at %s, %v after %s: a writer signs within its checkpoint interval (%v), so the checkpoints after seq %d were deleted (or the server crashed right after writing it and was not restarted)",
+				last2.Seq+1, rep.LastSeq, rep.LastSeq, lastTime.Format(time.RFC3339), lastTime.Sub(last2.Time).Round(time.Second), signedAt, interval, last2.Seq)
+		case last2.Seq < rep.LastSeq && age > interval+grace:
+			add(last.file, last.line, rep.LastSeq, ProblemUnsignedTail, "records %d to %d are not covered by a checkpoint, and %s is %v old: a running writer signs within its checkpoint interval (%v) and a clean shutdown signs the end, so the log was cut after seq %d (its later checkpoints deleted), or the server crashed and was not restarted",
+				last2.Seq+1, rep.LastSeq, signedAt, age.Round(time.Second), interval, rep.LastSeq)
+		case recorded && !last2.Final && age > IdleCheckpoints*interval+grace:
+			add(last.file, last.line, rep.LastSeq, ProblemUnsignedTail, "%s is %v old and not the final checkpoint of a clean shutdown: a running writer signs again at least every %v, so the log was cut after seq %d (its later checkpoints deleted), or the server crashed and was not restarted",
+				signedAt, age.Round(time.Second), IdleCheckpoints*interval, rep.LastSeq)
+		}
 	}
 
 	if len(rep.Problems) > 0 {

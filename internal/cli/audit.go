@@ -17,14 +17,21 @@ import (
 	"github.com/modgate/modgate/internal/config"
 )
 
-const auditUsage = `usage: modgate audit verify [--config FILE] [--dir DIR] [--key FILE]
-       modgate audit query [--config FILE] [--dir DIR] [--since T] [--until T]
+const auditUsage = `usage: modgate audit verify [--config FILE] [--data-dir DIR] [--dir DIR] [--public-key FILE]
+                            [--checkpoints FILE] [--as-of T]
+       modgate audit query [--config FILE] [--data-dir DIR] [--dir DIR] [--since T] [--until T]
                            [--identity X] [--module PATTERN] [--result R] [--json]
 
 verify checks the audit log: every record's hash, the chain across files,
-the signed checkpoints, and that nothing after the last checkpoint was cut
-off. It prints "ok: ..." and exits 0, or names each problem (file, line,
-seq, what) and exits 1.
+the signed checkpoints, and that nothing was cut off the end: records or
+a checkpoint that a running server would have signed by now, unless a
+clean shutdown signed the end. It prints "ok: ..." and exits 0, or names
+each problem (file, line, seq, what) and exits 1. With --checkpoints (by
+default audit.anchor_file, when configured) it also checks the log
+against that outside copy of the checkpoints (an anchor file, or syslog
+lines) and names the first record that disagrees; give --public-key from
+outside the data directory too, or whoever rewrote the log may have
+replaced the key. --as-of judges a copy of a log as of when it was taken.
 
 query prints the records that match every filter given, oldest first, as a
 table or (--json) as JSON lines. T is a time (2026-11-21, 2026-11-21T15:04,
@@ -35,7 +42,8 @@ When the log is pseudonymised, --identity takes the identity in clear (the
 key is read from the key file) or its pseudonym ("p:...").
 
 The directory is audit.dir from the configuration, else {data_dir}/audit.
-The verify key is <dir>.key.pub (or the signing key <dir>.key) next to it.
+The verify key is <key>.pub (or the signing key itself), where <key> is
+audit.key_file, else <dir>.key next to the directory.
 
 Flags:
 `
@@ -73,9 +81,10 @@ func runAudit(_ context.Context, args []string, stdout, stderr io.Writer, deps a
 
 // auditFlags are the flags both subcommands share.
 type auditFlags struct {
-	fs     *flag.FlagSet
-	config *string
-	dir    *string
+	fs      *flag.FlagSet
+	config  *string
+	dataDir *string
+	dir     *string
 }
 
 func newAuditFlags(name string, stderr io.Writer, deps auditDeps) auditFlags {
@@ -86,9 +95,10 @@ func newAuditFlags(name string, stderr io.Writer, deps auditDeps) auditFlags {
 		set.PrintDefaults()
 	}
 	return auditFlags{
-		fs:     set,
-		config: set.String("config", deps.getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG)"),
-		dir:    set.String("dir", "", "the audit log `DIR`ectory (default: audit.dir, else {data_dir}/audit)"),
+		fs:      set,
+		config:  set.String("config", deps.getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG)"),
+		dataDir: set.String("data-dir", "", "data `directory` (default: data_dir from the configuration)"),
+		dir:     set.String("dir", "", "the audit log `DIR`ectory (default: audit.dir, else {data_dir}/audit)"),
 	}
 }
 
@@ -108,14 +118,20 @@ func (f auditFlags) parse(args []string) (int, bool) {
 }
 
 // auditConfig loads the configuration the audit commands need: defaults,
-// file and environment, the data directory resolved, and the problems
-// with the audit section and (unless the directory is given, dirGiven)
-// data_dir. The rest, upstreams and the like, does not matter to reading
-// the log, and go env is not consulted.
-func auditConfig(file string, dirGiven bool, deps auditDeps) (config.Config, error) {
+// file, environment and --data-dir (dataDir, applied like serve's flag),
+// the data directory resolved, and the problems with the audit section and
+// (unless the directory is given, dirGiven) data_dir. The rest, upstreams
+// and the like, does not matter to reading the log, and go env is not
+// consulted.
+func auditConfig(file, dataDir string, dirGiven bool, deps auditDeps) (config.Config, error) {
 	cfg, err := config.Load(file, deps.getenv)
 	if err != nil {
 		return config.Config{}, err
+	}
+	if dataDir != "" {
+		if err := cfg.Set("data_dir", dataDir, "flag --data-dir"); err != nil {
+			return config.Config{}, err
+		}
 	}
 	if err := cfg.Resolve(config.GoEnv{}); err != nil && !dirGiven {
 		return config.Config{}, err
@@ -147,7 +163,7 @@ func flattenErrors(err error) []error {
 
 // location returns the configuration and the log directory.
 func (f auditFlags) location(deps auditDeps, stderr io.Writer) (config.Config, string, bool) {
-	cfg, err := auditConfig(*f.config, *f.dir != "", deps)
+	cfg, err := auditConfig(*f.config, *f.dataDir, *f.dir != "", deps)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n%v\n", f.fs.Name(), err)
 		return config.Config{}, "", false
@@ -157,7 +173,7 @@ func (f auditFlags) location(deps auditDeps, stderr io.Writer) (config.Config, s
 		dir = cfg.AuditDir()
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		fmt.Fprintf(stderr, "%s: no audit log in %s (set --dir, audit.dir or data_dir)\n", f.fs.Name(), dir)
+		fmt.Fprintf(stderr, "%s: no audit log in %s (set --dir, --data-dir, audit.dir or data_dir)\n", f.fs.Name(), dir)
 		return config.Config{}, "", false
 	}
 	return cfg, dir, true
@@ -165,18 +181,37 @@ func (f auditFlags) location(deps auditDeps, stderr io.Writer) (config.Config, s
 
 func auditVerify(args []string, stdout, stderr io.Writer, deps auditDeps) int {
 	f := newAuditFlags("verify", stderr, deps)
-	keyFile := f.fs.String("key", "", "read the public key from `FILE` (default: <dir>.key.pub, else <dir>.key)")
+	keyFile := f.fs.String("public-key", "", "read the public key from `FILE` (default: <key>.pub, else <key>, where <key> is audit.key_file or <dir>.key)")
+	f.fs.StringVar(keyFile, "key", "", "the same as --public-key `FILE`")
+	checkpoints := f.fs.String("checkpoints", "", "also check the log against this outside copy of the checkpoints, `FILE` (default: audit.anchor_file if set; \"none\": no copy)")
+	asOf := f.fs.String("as-of", "", "judge the end of the log as of `T`, when a copy was taken (default: now)")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
-	_, dir, ok := f.location(deps, stderr)
+	now := deps.now()
+	var opts audit.VerifyOptions
+	if *asOf != "" {
+		t, err := parseAuditTime(*asOf, now)
+		if err != nil {
+			fmt.Fprintf(stderr, "modgate audit verify: --as-of: %v\n", err)
+			return 2
+		}
+		now = t
+	}
+	opts.Now = now
+	cfg, dir, ok := f.location(deps, stderr)
 	if !ok {
 		return 2
 	}
+	opts.Interval = cfg.Audit.CheckpointInterval.Duration
 	if *keyFile == "" {
-		*keyFile = audit.KeyPath(dir) + ".pub"
+		key := audit.KeyPath(dir)
+		if *f.dir == "" || cfg.Audit.KeyFile != "" {
+			key = cfg.AuditKeyFile()
+		}
+		*keyFile = key + ".pub"
 		if _, err := os.Stat(*keyFile); errors.Is(err, fs.ErrNotExist) {
-			*keyFile = audit.KeyPath(dir)
+			*keyFile = key
 		}
 	}
 	pub, err := audit.LoadPublicKey(*keyFile)
@@ -184,7 +219,20 @@ func auditVerify(args []string, stdout, stderr io.Writer, deps auditDeps) int {
 		fmt.Fprintf(stderr, "modgate audit verify: %v\n", err)
 		return 2
 	}
-	rep, err := audit.Verify(dir, pub)
+	switch *checkpoints {
+	case "none":
+	case "":
+		opts.Checkpoints = cfg.Audit.AnchorFile
+	default:
+		opts.Checkpoints = *checkpoints
+	}
+	if opts.Checkpoints != "" {
+		if _, err := os.Stat(opts.Checkpoints); err != nil {
+			fmt.Fprintf(stderr, "modgate audit verify: outside checkpoints: %v (a missing copy is a problem in itself; --checkpoints none skips it)\n", err)
+			return 1
+		}
+	}
+	rep, err := audit.VerifyWith(dir, pub, opts)
 	if err != nil && !errors.Is(err, audit.ErrTampered) {
 		fmt.Fprintf(stderr, "modgate audit verify: %v\n", err)
 		return 1

@@ -4,13 +4,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/modgate/modgate/internal/audit"
 )
 
 // Audit is the "audit" section: the tamper-evident audit log of every
 // request that served, refused or failed a module, and of every admin
 // action (package audit). The signing key of its checkpoints is kept next
-// to the directory ("<dir>.key", see audit.KeyPath) and is never part of
-// the configuration.
+// to the directory ("<dir>.key", see audit.KeyPath) unless key_file names
+// another place; the key itself is never part of the configuration.
 type Audit struct {
 	// Enabled writes the audit log. Default true.
 	Enabled bool `yaml:"enabled"`
@@ -59,6 +61,32 @@ type Audit struct {
 	// created with a random key when missing. It must be absolute. Empty
 	// means "<dir>.pseudonym-key" next to the log directory.
 	PseudonymKeyFile string `yaml:"pseudonym_key_file"`
+
+	// KeyFile is the checkpoints' signing key (created when missing, with
+	// its public half in KeyFile+".pub"). It must be absolute. Empty means
+	// "<dir>.key" next to the log directory. Keep it outside the data
+	// directory so that whoever can rewrite the log cannot re-sign it.
+	KeyFile string `yaml:"key_file"`
+
+	// AnchorFile is a file every checkpoint is also appended to: an
+	// outside copy for `modgate audit verify --checkpoints`. It must be
+	// absolute and outside data_dir and the log directory (another mount,
+	// ideally append-only). Empty means none.
+	AnchorFile string `yaml:"anchor_file"`
+
+	// AnchorSyslog sends every checkpoint to a syslog daemon as well:
+	// udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH (a datagram socket
+	// such as /dev/log). Empty means none.
+	AnchorSyslog string `yaml:"anchor_syslog"`
+}
+
+// AuditKeyFile returns the checkpoints' signing key file: audit.key_file,
+// or "<dir>.key" next to the log directory.
+func (c Config) AuditKeyFile() string {
+	if c.Audit.KeyFile != "" {
+		return c.Audit.KeyFile
+	}
+	return audit.KeyPath(c.AuditDir())
 }
 
 // AuditDir returns the audit log directory: audit.dir, or {data_dir}/audit
@@ -93,6 +121,27 @@ func (v *validator) audit() {
 	if a.PseudonymKeyFile != "" && !a.Pseudonymize {
 		v.add("audit.pseudonym_key_file", "", "set, but audit.pseudonymize is false; set audit.pseudonymize: true or remove audit.pseudonym_key_file")
 	}
+	v.auditPath("audit.key_file", a.KeyFile)
+	v.auditPath("audit.anchor_file", a.AnchorFile)
+	if a.AnchorFile != "" && filepath.IsAbs(a.AnchorFile) {
+		for _, inside := range []struct{ key, dir string }{{"data_dir", v.c.DataDir}, {"the audit log directory", v.c.AuditDir()}} {
+			if inside.dir != "" && filepath.IsAbs(inside.dir) && within(inside.dir, a.AnchorFile) {
+				v.add("audit.anchor_file", "", "%q is inside %s (%s): an outside copy must survive whoever can rewrite that directory; put it on another mount", a.AnchorFile, inside.key, inside.dir)
+				break
+			}
+		}
+	}
+	if a.AnchorSyslog != "" {
+		if _, _, err := audit.ParseSyslogAddress(a.AnchorSyslog); err != nil {
+			v.add("audit.anchor_syslog", "", "%v", err)
+		}
+	}
+}
+
+// within reports whether path is dir or below it.
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // auditPath checks that a path setting of the audit section, if set, is

@@ -37,6 +37,9 @@ audit:
   fail_closed: true
   pseudonymize: true
   pseudonym_key_file: /etc/modgate/pseudonym.key
+  key_file: /etc/modgate/audit.key
+  anchor_file: /mnt/remote/modgate-checkpoints
+  anchor_syslog: udp://127.0.0.1:514
 `)
 	if err != nil {
 		t.Fatalf("Validate = %v", err)
@@ -52,9 +55,15 @@ audit:
 		FailClosed:         true,
 		Pseudonymize:       true,
 		PseudonymKeyFile:   "/etc/modgate/pseudonym.key",
+		KeyFile:            "/etc/modgate/audit.key",
+		AnchorFile:         "/mnt/remote/modgate-checkpoints",
+		AnchorSyslog:       "udp://127.0.0.1:514",
 	}
 	if diff := cmp.Diff(want, c.Audit); diff != "" {
 		t.Errorf("audit section (-want +got):\n%s", diff)
+	}
+	if got := c.AuditKeyFile(); got != "/etc/modgate/audit.key" {
+		t.Errorf("AuditKeyFile() = %q, want audit.key_file", got)
 	}
 	if got := c.AuditDir(); got != "/var/log/modgate/audit" {
 		t.Errorf("AuditDir() = %q, want audit.dir", got)
@@ -120,6 +129,20 @@ func TestAuditValidate(t *testing.T) {
 			name: "pseudonym key without pseudonyms",
 			yaml: "audit:\n  pseudonym_key_file: /etc/modgate/p.key\n",
 			errs: [][]string{{"audit.pseudonym_key_file: set, but audit.pseudonymize is false; set audit.pseudonymize: true or remove audit.pseudonym_key_file"}},
+		},
+		{
+			name: "anchors",
+			yaml: "audit:\n  key_file: key\n  anchor_file: /home/gopher/.local/share/modgate/copy\n  anchor_syslog: http://127.0.0.1:514\n",
+			errs: [][]string{
+				{`audit.key_file: "key" is not an absolute path`},
+				{`audit.anchor_file: "/home/gopher/.local/share/modgate/copy" is inside data_dir (/home/gopher/.local/share/modgate): an outside copy must survive`},
+				{`audit.anchor_syslog: "http://127.0.0.1:514": scheme "http" not supported (want udp, tcp or unix)`},
+			},
+		},
+		{
+			name: "anchor in the log directory",
+			yaml: "audit:\n  dir: /var/log/modgate\n  anchor_file: /var/log/modgate/copy\n",
+			errs: [][]string{{`audit.anchor_file: "/var/log/modgate/copy" is inside the audit log directory (/var/log/modgate)`}},
 		},
 		{
 			name: "relative pseudonym key",

@@ -503,6 +503,7 @@ func TestKeys(t *testing.T) {
 		"auth.failed_attempts.per_minute",
 		"audit.enabled", "audit.dir", "audit.max_size_mb", "audit.max_age", "audit.retention", "audit.checkpoint_interval",
 		"audit.buffer", "audit.fail_closed", "audit.pseudonymize", "audit.pseudonym_key_file",
+		"audit.key_file", "audit.anchor_file", "audit.anchor_syslog",
 	}
 	if diff := cmp.Diff(want, Keys()); diff != "" {
 		t.Errorf("Keys() mismatch (-want +got):\n%s", diff)

@@ -86,7 +86,7 @@ func New() *Metrics {
 		}, []string{"rule", "verdict"}),
 		auditErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "modgate_audit_errors_total",
-			Help: "Audit log problems, by kind (dropped: a record was lost; unwritable: a write failed).",
+			Help: "Audit log problems, by kind (dropped: a record was lost; unwritable: a write failed; anchor: a checkpoint an outside anchor did not receive).",
 		}, []string{"kind"}),
 		authRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "modgate_auth_refusals_total",
@@ -172,7 +172,8 @@ func (m *Metrics) PolicyDecision(rule, verdict string) {
 	m.policyDecisions.WithLabelValues(rule, verdict).Inc()
 }
 
-// AuditError counts an audit log problem: kind "dropped" or "unwritable".
+// AuditError counts an audit log problem: kind "dropped", "unwritable" or
+// "anchor" (a checkpoint an outside anchor did not receive).
 func (m *Metrics) AuditError(kind string) { m.auditErrors.WithLabelValues(kind).Inc() }
 
 // AuthRefusal counts a request refused with status (401, 403, 404 for a

@@ -81,9 +81,20 @@ func (s *Server) buildAccess() error {
 func (s *Server) openAudit() error {
 	a := s.cfg.Audit
 	dir := s.cfg.AuditDir()
-	key, err := audit.LoadOrCreateKey(audit.KeyPath(dir))
+	key, err := audit.LoadOrCreateKey(s.cfg.AuditKeyFile())
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
+	}
+	var anchors []audit.Anchor
+	if a.AnchorFile != "" {
+		anchors = append(anchors, audit.FileAnchor{Path: a.AnchorFile})
+	}
+	if a.AnchorSyslog != "" {
+		anchor, err := audit.NewSyslogAnchor(a.AnchorSyslog)
+		if err != nil {
+			return fmt.Errorf("audit.anchor_syslog: %w", err)
+		}
+		anchors = append(anchors, anchor)
 	}
 	c := audit.Config{
 		Dir:                dir,
@@ -95,6 +106,8 @@ func (s *Server) openAudit() error {
 		Buffer:             a.Buffer,
 		Pseudonymize:       a.Pseudonymize,
 		SigningKey:         key,
+		Anchors:            anchors,
+		OnAnchorError:      func(string, error) { s.metrics.AuditError("anchor") },
 		Logger:             s.log, // audit adds its component
 		OnError: func(err error) {
 			kind := "unwritable"

@@ -169,6 +169,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		StateDir:        filepath.Join(cfg.DataDir, "sumdb"),
 		Logger:          log, // sumdb adds its component
 		OnSecurityEvent: s.metrics.SecurityEvent,
+		Heads:           auditHeads{s}, // a copy of the verified tree head in the audit log
 	})
 	if err != nil {
 		return nil, fmt.Errorf("checksum database: %w", err)

@@ -35,6 +35,18 @@
 // reported to the OnSecurityEvent hook, and every check fails until an
 // operator acts).
 //
+// That file can be lost (deleted by mistake or on purpose), and a Verifier
+// without it trusts whatever signed tree the database serves next. Two
+// cross-checks close that gap (heads.go). A HeadCopy (the server's audit
+// log) receives every advance of the verified head, at most once per
+// HeadInterval; when the state has no head, the Verifier resumes from the
+// saved one, and the client then proves the database's current tree
+// consistent with it, or reports the fork. A head adopted with no verified
+// predecessor at all (no state, no copy) must also agree with the highest
+// full tile of record hashes already in the Store. A disagreement, and a
+// database that cannot prove its tree consistent with the recovered head,
+// are security errors like the others.
+//
 // # What it does not do
 //
 // It does not decide which modules are private (the NoSumDB patterns come

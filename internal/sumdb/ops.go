@@ -91,7 +91,15 @@ func (o *clientOps) ReadConfig(file string) ([]byte, error) {
 		return []byte(o.v.db.Key), nil
 	case o.v.db.Name + "/latest":
 		data, err := o.v.state.readLatest()
-		if err != nil {
+		if err == nil && len(data) == 0 {
+			// A first start, or the state file was deleted: resume from
+			// the saved copy, if there is one.
+			data, err = o.v.recoverLatest()
+		}
+		switch {
+		case errors.Is(err, ErrSecurity):
+			o.record(failSecurity, err)
+		case err != nil:
 			o.record(failLocal, err)
 		}
 		return data, err
@@ -108,9 +116,21 @@ func (o *clientOps) WriteConfig(file string, old, new []byte) error {
 		o.record(failLocal, err)
 		return err
 	}
+	if len(old) == 0 {
+		// A head without a verified predecessor: its signature is all
+		// that vouches for it, so it must at least agree with the cache.
+		if err := o.v.crossCheck(new); err != nil {
+			o.v.refuse(fmt.Errorf("refusing a tree head adopted without a verified predecessor: %w\n\n%s", err, new))
+			o.record(failSecurity, ErrSecurity)
+			return ErrSecurity
+		}
+	}
 	err := o.v.state.swapLatest(old, new)
 	if err != nil && err != xsumdb.ErrWriteConflict {
 		o.record(failLocal, err)
+	}
+	if err == nil {
+		o.v.headAdvanced(new)
 	}
 	return err
 }
@@ -241,11 +261,7 @@ func (o *clientOps) classify(path, vers string, start uint64, lookupErr error) (
 		}
 		return failRemote, fmt.Errorf("%s@%s: checksum database %s: %w", path, version, name, lookupErrSeen)
 	}
-	security := &classError{
-		msg: fmt.Sprintf("%s@%s: checksum database %s misbehaved: its log is inconsistent with the tree head verified earlier "+
-			"(a fork or a rollback; details in the server log): refusing to verify against it: %v", path, version, name, ErrSecurity),
-		class: ErrSecurity,
-	}
+	security := o.v.securityError(path, vers)
 	if _, ok := pickEvent(recent, failSecurity); ok {
 		return failSecurity, security
 	}
@@ -262,6 +278,17 @@ func (o *clientOps) classify(path, vers string, start uint64, lookupErr error) (
 	}
 	return failUnexplained, fmt.Errorf("%s@%s: checksum database %s: %w: answer does not verify: %s",
 		path, version, name, upstream.ErrUnavailable, firstLine(lookupErr.Error()))
+}
+
+// securityError is the error of a lookup of path@vers refused because the
+// database misbehaved.
+func (v *Verifier) securityError(path, vers string) error {
+	version := strings.TrimSuffix(vers, "/go.mod")
+	return &classError{
+		msg: fmt.Sprintf("%s@%s: checksum database %s misbehaved: its log is inconsistent with the tree head verified earlier "+
+			"(a fork or a rollback; details in the server log): refusing to verify against it: %v", path, version, v.db.Name, ErrSecurity),
+		class: ErrSecurity,
+	}
 }
 
 // pickEvent returns an event of the kind, preferring a timeout among

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/mod/module"
 	xsumdb "golang.org/x/mod/sumdb"
@@ -64,6 +65,14 @@ type VerifierConfig struct {
 	// checksum mismatch or a misbehaving database) with its description,
 	// for example to count it in a metric.
 	OnSecurityEvent func(msg string)
+	// Heads keeps a second copy of the verified tree head (see HeadCopy):
+	// every advance is saved, at most once per HeadInterval (zero means
+	// DefaultHeadInterval) and the latest on Close; when the state has no
+	// tree head, the Verifier resumes from the saved one. Nil: no copy.
+	Heads        HeadCopy
+	HeadInterval time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
 }
 
 // A Verifier checks downloaded module files against a checksum database
@@ -93,6 +102,20 @@ type Verifier struct {
 	seq atomic.Uint64            // numbers the events clientOps records
 	cur atomic.Pointer[dbClient] // the client lookups use now
 
+	heads        HeadCopy
+	headInterval time.Duration
+	now          func() time.Time
+	headMu       sync.Mutex
+	headSaved    time.Time // when a head was last saved
+	headPending  []byte    // a verified head not saved yet
+	recoverOnce  sync.Once
+	recovered    []byte // the head recovered from the copy, nil if none
+
+	// forked is set, for the rest of the process's life, when a tree head
+	// adopted without a verified predecessor disagreed with the cache:
+	// every lookup fails as a security error until an operator acts.
+	forked atomic.Pointer[error]
+
 	lookups sync.WaitGroup // background lookups, waited for by Close
 }
 
@@ -119,6 +142,15 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		log:        logger.With("component", "sumdb"),
 		onSecurity: cfg.OnSecurityEvent,
 		maxLookups: maxClientLookups,
+		heads:      cfg.Heads,
+		now:        cfg.Now,
+	}
+	v.headInterval = cfg.HeadInterval
+	if v.headInterval <= 0 {
+		v.headInterval = DefaultHeadInterval
+	}
+	if v.now == nil {
+		v.now = time.Now
 	}
 	if v.db.Off() {
 		return v, nil
@@ -231,6 +263,7 @@ func (v *Verifier) startLookup(path, vers string) <-chan lookupResult {
 // after it returns. The Verifier must not be used afterwards.
 func (v *Verifier) Close() error {
 	v.lookups.Wait()
+	v.flushHead(true)
 	return nil
 }
 
@@ -279,7 +312,11 @@ func (v *Verifier) compare(ctx context.Context, pending <-chan lookupResult, pat
 // lookup returns the database's go.sum lines for path@vers, with a
 // classified error.
 func (v *Verifier) lookup(path, vers string) ([]string, error) {
+	v.flushHead(false)
 	for attempt := 0; ; attempt++ {
+		if err := v.forked.Load(); err != nil {
+			return nil, v.securityError(path, vers)
+		}
 		c := v.cur.Load()
 		start := v.seq.Load()
 		lines, err := c.client.Lookup(path, vers)
@@ -308,6 +345,9 @@ func (v *Verifier) lookup(path, vers string) ([]string, error) {
 			// database once more, ignoring the cache and rewriting it.
 			v.log.Debug("retrying lookup without cache", "module", path, "version", vers, "err", err)
 			continue
+		}
+		if kind == failUnexplained && v.unprovenRecovery() {
+			return nil, v.refuseRecovered(path, vers, err)
 		}
 		return nil, err
 	}

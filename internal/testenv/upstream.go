@@ -1,7 +1,10 @@
 package testenv
 
 import (
+	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -50,7 +53,9 @@ type Upstream struct {
 	srv      *httptest.Server
 	sumdb    string // checksum database name, "" without one
 	vkey     string
+	skey     string
 	sumdbSrv http.Handler
+	sumdbDB  *sumdb.TestServer
 
 	mu       sync.Mutex
 	mods     map[string]map[string]*Module // path -> version -> module
@@ -69,6 +74,7 @@ type UpstreamOption func(*upstreamConfig)
 type upstreamConfig struct {
 	sumdbName string
 	noSumDB   bool
+	skey      string
 }
 
 // WithSumDBName names the checksum database (default DefaultSumDBName).
@@ -81,6 +87,50 @@ func WithSumDBName(name string) UpstreamOption {
 // VerifierKey then return "".
 func WithoutSumDB() UpstreamOption {
 	return func(c *upstreamConfig) { c.noSumDB = true }
+}
+
+// WithSumDBSignerKey signs the checksum database with skey (see
+// SumDBSignerKey) instead of a new key: two Upstreams with the same key
+// and other records are a forked database.
+func WithSumDBSignerKey(skey string) UpstreamOption {
+	return func(c *upstreamConfig) {
+		c.skey = skey
+		if name, _, ok := strings.Cut(strings.TrimPrefix(skey, "PRIVATE+KEY+"), "+"); ok {
+			c.sumdbName = name
+		}
+	}
+}
+
+// forkKey returns skey with its verifier key.
+func forkKey(skey string) (string, string, error) {
+	if _, err := note.NewSigner(skey); err != nil {
+		return "", "", err
+	}
+	// PRIVATE+KEY+name+hash+base64(algorithm byte, ed25519 seed).
+	parts := strings.SplitN(skey, "+", 5)
+	key, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(key) != 1+ed25519.SeedSize {
+		return "", "", fmt.Errorf("not an ed25519 signer key")
+	}
+	pub := ed25519.NewKeyFromSeed(key[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(parts[2], pub)
+	return skey, vkey, err
+}
+
+// SumDBSignerKey returns the checksum database's signer key, for
+// WithSumDBSignerKey.
+func (u *Upstream) SumDBSignerKey() string { return u.skey }
+
+// RecordSumDB adds the records of mods to the checksum database in this
+// order (a record is otherwise created at its first lookup), to give a
+// fork another history.
+func (u *Upstream) RecordSumDB(ctx context.Context, mods ...module.Version) error {
+	for _, m := range mods {
+		if _, err := u.sumdbDB.Lookup(ctx, m); err != nil {
+			return fmt.Errorf("recording %s@%s: %w", m.Path, m.Version, err)
+		}
+	}
+	return nil
 }
 
 // NewUpstream starts an Upstream serving mods and stops it when the test
@@ -118,11 +168,15 @@ func StartUpstream(mods []*Module, opts ...UpstreamOption) (*Upstream, error) {
 	}
 	if !cfg.noSumDB {
 		skey, vkey, err := note.GenerateKey(rand.Reader, cfg.sumdbName)
+		if cfg.skey != "" {
+			skey, vkey, err = forkKey(cfg.skey)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("generating checksum database key: %v", err)
 		}
-		u.sumdb, u.vkey = cfg.sumdbName, vkey
-		u.sumdbSrv = sumdb.NewServer(sumdb.NewTestServer(skey, u.goSum))
+		u.sumdb, u.vkey, u.skey = cfg.sumdbName, vkey, skey
+		u.sumdbDB = sumdb.NewTestServer(skey, u.goSum)
+		u.sumdbSrv = sumdb.NewServer(u.sumdbDB)
 	}
 	u.srv = httptest.NewServer(http.HandlerFunc(u.serveHTTP))
 	return u, nil

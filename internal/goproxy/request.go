@@ -1,16 +1,18 @@
 package goproxy
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
 	"golang.org/x/mod/module"
+
+	"github.com/modgate/modgate/internal/httperr"
 )
 
 // ErrBadRequest reports a request path that is not a valid GOPROXY request.
 // The handler answers it with 400; it is never the server's fault.
-var ErrBadRequest = errors.New("malformed request")
+// It is httperr's class, so every route answers it alike.
+var ErrBadRequest = httperr.ErrBadRequest
 
 // A Kind is the sort of file a protocol request asks for.
 type Kind int

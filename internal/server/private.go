@@ -141,22 +141,58 @@ func moduleOf(path string) (string, bool) {
 // from the pushed repository is refreshed now, so a new tag is listed by
 // the next request; new versions are fetched, and a pushed tag that names
 // a stored version is checked again (a moved tag is refused and reported),
-// in the background.
+// in the background. Refreshes of one repository are coalesced (at most
+// one running and one queued, see webhook.Coalescer): a burst of pushes
+// or deliveries costs two refreshes, not one each.
 func (s *Server) onWebhook(ctx context.Context, ev webhook.Event) error {
 	if s.git == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, webhookRefreshTimeout)
+	defer cancel()
+	mods, shared, err := s.hookRuns.Do(ctx, repoKey(ev), func(ctx context.Context) ([]string, error) {
+		ctx, cancel := context.WithTimeout(ctx, webhookRefreshTimeout)
+		defer cancel()
+		return s.refreshRepo(ctx, ev), nil
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Info("webhook", "provider", ev.Provider, "ref", ev.Ref, "modules", len(mods), "coalesced", shared)
+	if ev.Tag != "" && !ev.Deleted {
+		for _, mod := range mods {
+			s.background(func(bg context.Context) { s.recheckTag(bg, mod, ev.Tag) })
+		}
+	}
+	return nil
+}
+
+// repoKey names the repository of ev for coalescing.
+func repoKey(ev webhook.Event) string {
+	for _, u := range ev.RepoURLs {
+		if k, err := webhook.RepoKey(u); err == nil {
+			return k
+		}
+	}
+	return ev.RepoURLs[0]
+}
+
+// refreshRepo forgets what the Git sources know about the pushed
+// repository, refreshes every module modgate has served from it and
+// prefetches new versions in the background. It returns the modules.
+func (s *Server) refreshRepo(ctx context.Context, ev webhook.Event) []string {
 	var mods []string
 	for _, u := range ev.RepoURLs {
 		mods = append(mods, s.git.Forget(u)...)
 	}
-	s.log.Info("webhook", "provider", ev.Provider, "ref", ev.Ref, "modules", len(mods))
-	ctx, cancel := context.WithTimeout(ctx, webhookRefreshTimeout)
-	defer cancel()
-	for _, mod := range uniq(mods) {
+	mods = uniq(mods)
+	for _, mod := range mods {
 		added, err := s.mirror.Refresh(ctx, mod)
 		if err != nil {
 			s.log.Warn("webhook refresh failed", "module", mod, "err", err)
+			continue
+		}
+		if len(added) == 0 {
 			continue
 		}
 		s.background(func(bg context.Context) {
@@ -165,12 +201,9 @@ func (s *Server) onWebhook(ctx context.Context, ev webhook.Event) error {
 					s.log.Warn("webhook prefetch failed", "module", mod, "version", v, "err", err)
 				}
 			}
-			if ev.Tag != "" && !ev.Deleted {
-				s.recheckTag(bg, mod, ev.Tag)
-			}
 		})
 	}
-	return nil
+	return mods
 }
 
 // recheckTag checks again the version a pushed tag names, when that
@@ -234,7 +267,11 @@ func (s *Server) buildWebhook() error {
 	if secret == "" {
 		return nil
 	}
-	h, err := webhook.NewHandler(webhook.Config{Secret: []byte(secret), Logger: s.log}, s.onWebhook)
+	h, err := webhook.NewHandler(webhook.Config{
+		Secret:         []byte(secret),
+		Logger:         s.log,
+		DeliveriesFile: filepath.Join(s.cfg.DataDir, "webhook", "deliveries"),
+	}, s.onWebhook)
 	if err != nil {
 		return fmt.Errorf("private.webhook: %w", err)
 	}

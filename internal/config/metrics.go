@@ -35,7 +35,7 @@ func (v *validator) metrics() {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add("metrics.listen", "", "port %q in %q is not a number from 0 to 65535", port, m.Listen)
 	}
-	if m.Listen == v.c.Listen {
+	if m.Listen == v.c.Listen && port != "0" {
 		v.add("metrics.listen", "", "%q is also listen; leave metrics.listen empty to serve /metrics there", m.Listen)
 	}
 }

@@ -100,7 +100,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		defer f.Body.Close()
-		e.Cache = string(f.Result)
+		e.Cache, e.Upstream = string(f.Result), f.Upstream
 		if e.Warning != "" {
 			w.Header().Set(policy.HeaderWarning, e.Warning)
 		}

@@ -93,6 +93,10 @@ const (
 type File struct {
 	Body   io.ReadCloser
 	Result Result
+	// Upstream names the upstream that sent the file when Result is Miss
+	// (as in upstream.Response.Upstream), for the access log and the
+	// audit record; "" otherwise.
+	Upstream string
 }
 
 // An Answer is a mutable answer (list, latest, query).
@@ -202,8 +206,8 @@ func (m *Mirror) file(ctx context.Context, path, version, key string, opts Optio
 	if err, ok := m.misses.get(key, m.cfg.NegativeTTL); ok {
 		return nil, err
 	}
-	_, err, _ = m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
-		return nil, m.fill(ctx, path, version, key, prefetchRequirements)
+	src, err, _ := m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
+		return m.fill(ctx, path, version, key, prefetchRequirements)
 	})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrVerification) {
@@ -215,7 +219,8 @@ func (m *Mirror) file(ctx context.Context, path, version, key string, opts Optio
 	if err != nil {
 		return nil, fmt.Errorf("reading %s from storage after fetching it: %w", key, err)
 	}
-	return &File{Body: body, Result: Miss}, nil
+	upstreamName, _ := src.(string)
+	return &File{Body: body, Result: Miss, Upstream: upstreamName}, nil
 }
 
 // source returns the upstream for a module path.

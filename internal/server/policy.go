@@ -109,6 +109,11 @@ func (s *Server) compilePolicy(pc config.Policy) (*policy.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
+	names := make([]string, len(pc.Rules))
+	for i, r := range pc.Rules {
+		names[i] = r.Name
+	}
+	s.metrics.PolicyRules(names)
 	return e, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/reqlog"
 	"github.com/modgate/modgate/internal/upstream"
 	"github.com/modgate/modgate/internal/upstream/git"
 	"github.com/modgate/modgate/internal/webhook"
@@ -115,13 +116,33 @@ func (r privateRouter) String() string { return "private" }
 func (r privateRouter) Fetch(ctx context.Context, path string) (*upstream.Response, error) {
 	if r.git != nil {
 		if mod, ok := moduleOf(path); ok && r.git.Matches(mod) {
-			return r.git.Fetch(ctx, path)
+			resp, err := r.git.Fetch(ctx, path)
+			// Clients get the reason; URLs and git command lines stay in
+			// the log.
+			return resp, git.Public(err, describe(mod, path), reqlog.From(ctx).ID)
 		}
 	}
 	if _, ok := moduleOf(path); ok && r.git == nil {
 		return nil, fmt.Errorf("%s: no private source serves this module; add one under private.sources: %w", path, fs.ErrNotExist)
 	}
 	return r.direct.Fetch(ctx, path)
+}
+
+// describe names what a protocol path of mod asks for, for clients:
+// "mod@version", or mod alone for lists and queries that are not versions.
+func describe(mod, path string) string {
+	_, file, ok := strings.Cut(path, "/@v/")
+	if !ok {
+		return mod
+	}
+	for _, ext := range []string{".info", ".mod", ".zip"} {
+		if esc, ok := strings.CutSuffix(file, ext); ok {
+			if v, err := module.UnescapeVersion(esc); err == nil {
+				return mod + "@" + v
+			}
+		}
+	}
+	return mod
 }
 
 // moduleOf returns the module path of an escaped protocol path.

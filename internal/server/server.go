@@ -123,7 +123,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.chain, err = upstream.Build(cfg.Upstream.GOPROXY, upstream.BuildOptions{
 		Self:      []string{cfg.Listen, cfg.PublicURL},
 		Client:    client,
-		Proxy:     upstream.ProxyOptions{Retries: retries, Logger: log.With("component", "upstream"), Observe: s.metrics.ObserveUpstream},
+		Proxy:     upstream.ProxyOptions{Retries: retries, Logger: log /* upstream adds its component */, Observe: s.metrics.ObserveUpstream},
 		SumdbURLs: sumdbURLs,
 	})
 	if err != nil {

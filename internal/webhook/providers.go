@@ -61,7 +61,7 @@ var (
 		parse: parseGitea,
 	}
 	gitlab = provider{
-		eventHeaders:    []string{"X-Gitlab-Event"},
+		eventHeaders: []string{"X-Gitlab-Event"},
 		// Idempotency-Key stays the same across GitLab's retries; the
 		// event UUID identifies the event. X-Gitlab-Webhook-UUID names the
 		// hook, not the delivery: every delivery of a hook shares it.

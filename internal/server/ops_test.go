@@ -393,7 +393,6 @@ func TestWebhookReplayThroughServer(t *testing.T) {
 	if got := strings.TrimSpace(mustGo(t, t.TempDir(), env, "list", "-m", "-versions", mod)); !strings.Contains(got, "v1.2.0") {
 		t.Fatalf("versions after the webhook = %q, want v1.2.0", got)
 	}
-	before := len(e.git.Requests())
 	for _, id := range []string{"d-1", "d-1", "d-2", ""} {
 		code, body := signedHook(t, e.mg, payload, hookSecret, id)
 		if code != http.StatusOK || !strings.Contains(body, "duplicate delivery, ignored") {
@@ -401,17 +400,23 @@ func TestWebhookReplayThroughServer(t *testing.T) {
 		}
 	}
 	// Background work of the first delivery (prefetching v1.2.0) may still
-	// be talking to Git; give it time, then compare.
-	time.Sleep(500 * time.Millisecond)
-	before = min(before, len(e.git.Requests()))
+	// be talking to Git: wait until the Git server has been quiet for a
+	// moment, then replay and compare.
 	settled := len(e.git.Requests())
+	for quiet := 0; quiet < 5; {
+		time.Sleep(100 * time.Millisecond)
+		if n := len(e.git.Requests()); n != settled {
+			settled, quiet = n, 0
+			continue
+		}
+		quiet++
+	}
 	for range 3 {
 		signedHook(t, e.mg, payload, hookSecret, "d-3")
 	}
 	if after := len(e.git.Requests()); after != settled {
 		t.Errorf("replays made %d requests to the Git server: %v", after-settled, e.git.Requests()[settled:])
 	}
-	_ = before
 	data, err := os.ReadFile(filepath.Join(e.mg.DataDir, "webhook", "deliveries"))
 	if err != nil || !strings.Contains(string(data), "id:github:") {
 		t.Errorf("deliveries record = %q, %v; want the delivery recorded under the data directory", data, err)
@@ -447,5 +452,69 @@ func TestPrivateErrorBodyHidesInternals(t *testing.T) {
 	})
 	if !strings.Contains(rec.Detail, e.git.Addr()) {
 		t.Errorf("the failure's details (%q) do not name the Git server", rec.Detail)
+	}
+}
+
+// TestErrorBodiesEveryRoute: a failing request on every route (module
+// protocol, checksum database, vulnerability database, webhook,
+// authentication, policy explanation, readiness) gets the one error
+// format: a status from the one table and one text/plain line starting
+// "modgate: ", not cached.
+func TestErrorBodiesEveryRoute(t *testing.T) {
+	dbURL, _ := serveVulnDB(t, osvVuln{id: "GO-2099-0301", module: "example.com/vuln", fixed: "v1.0.1"})
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	hookFile := filepath.Join(t.TempDir(), "hook-secret")
+	if err := os.WriteFile(hookFile, []byte(hookSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := startModgate(t, up, func(c *config.Config) {
+		c.Policy.VulnDB.URL = dbURL
+		c.Private.Webhook.SecretFile = hookFile
+	})
+	closed := startModgate(t, up, func(c *config.Config) { c.Auth.Anonymous.Enabled = false })
+	pollUntil(t, 20*time.Second, func() string {
+		if code, body, _ := in.get(t, "/readyz"); code != http.StatusOK {
+			return fmt.Sprintf("/readyz = %d %s", code, body)
+		}
+		return ""
+	})
+	c := http.DefaultClient
+	tests := []struct {
+		name, method, url string
+		want              int
+	}{
+		{"module path", "GET", in.URL + "/example.com/hello/@v/v1.0.0.bogus", 400},
+		{"module method", "POST", in.URL + "/example.com/hello/@v/list", 405},
+		{"module missing", "GET", in.URL + "/example.com/nothere/@v/list", 404},
+		{"sumdb unknown database", "GET", in.URL + "/sumdb/other.example/latest", 404},
+		{"sumdb bad lookup", "GET", in.URL + "/sumdb/" + up.SumDBName() + "/lookup/example.com/hello", 400},
+		{"sumdb method", "PUT", in.URL + "/sumdb/" + up.SumDBName() + "/latest", 405},
+		{"vulndb missing", "GET", in.URL + "/vulndb/ID/GO-0000-0000.json", 404},
+		{"vulndb method", "DELETE", in.URL + "/vulndb/index/db.json", 405},
+		{"webhook provider", "POST", in.URL + "/webhook/svn", 404},
+		{"webhook signature", "POST", in.URL + "/webhook/github", 401},
+		{"explain", "GET", in.URL + "/policy/explain?module=..&version=v1.0.0", 400},
+		{"authentication", "GET", closed.URL + "/example.com/hello/@v/list", 401},
+		{"metrics scope", "GET", closed.URL + "/metrics", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := call(t, c, tt.method, tt.url, "{}")
+			if r.status != tt.want {
+				t.Errorf("%s %s = %d %q, want %d", tt.method, tt.url, r.status, r.body, tt.want)
+			}
+			if !strings.HasPrefix(r.body, "modgate: ") || !strings.HasSuffix(r.body, "\n") || strings.Count(r.body, "\n") != 1 {
+				t.Errorf("body %q is not one line starting \"modgate: \"", r.body)
+			}
+			for k, v := range map[string]string{
+				"Content-Type":           "text/plain; charset=utf-8",
+				"Cache-Control":          "no-store",
+				"X-Content-Type-Options": "nosniff",
+			} {
+				if got := r.header.Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+		})
 	}
 }

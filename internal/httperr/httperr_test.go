@@ -78,7 +78,9 @@ func TestStatus(t *testing.T) {
 // public is an error with a client-safe text.
 type public struct{ err error }
 
-func (p public) Error() string       { return "git -C /srv/x fetch https://git.internal/x.git: " + p.err.Error() }
+func (p public) Error() string {
+	return "git -C /srv/x fetch https://git.internal/x.git: " + p.err.Error()
+}
 func (p public) Unwrap() error       { return p.err }
 func (p public) PublicError() string { return "x.example/m@v1.0.0: the private Git server failed" }
 

@@ -110,7 +110,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	e.Cache = string(ans.Result)
+	e.Cache, e.Upstream = string(ans.Result), ans.Upstream
 	if e.Warning != "" {
 		w.Header().Set(policy.HeaderWarning, e.Warning)
 	}

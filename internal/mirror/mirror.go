@@ -104,6 +104,9 @@ type Answer struct {
 	Data    []byte
 	Result  Result
 	Fetched time.Time // when it was last confirmed by an upstream
+	// Upstream names the upstream that answered when Result is Miss and
+	// this request started the fetch; "" otherwise.
+	Upstream string
 }
 
 // Options modify one request.

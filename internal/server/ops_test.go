@@ -164,6 +164,16 @@ func TestUpstreamRecorded(t *testing.T) {
 	if rec.Upstream != want {
 		t.Errorf("audit record of the zip's miss: upstream = %q, want %q", rec.Upstream, want)
 	}
+	// A list fetched for this request names its upstream too.
+	if code, _, _ := in.get(t, "/example.com/hello/@v/list"); code != http.StatusOK {
+		t.Fatalf("list = %d", code)
+	}
+	list := waitAuditRecord(t, in, "the list's miss", func(r audit.Record) bool {
+		return r.File == "list" && r.Module == "example.com/hello" && r.Result == audit.ResultMiss
+	})
+	if list.Upstream != want {
+		t.Errorf("audit record of the list's miss: upstream = %q, want %q", list.Upstream, want)
+	}
 	pollUntil(t, 5*time.Second, func() string {
 		for l := range strings.SplitSeq(grepLines(logs.String(), "msg=request"), "\n") {
 			if strings.Contains(l, "v1.0.0.zip") && strings.Contains(l, "cache=miss") {

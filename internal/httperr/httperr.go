@@ -158,13 +158,3 @@ func Write(w http.ResponseWriter, r *http.Request, err error) int {
 	}
 	return status
 }
-
-// Handler adapts a handler that can fail: a non-nil error is answered by
-// Write (the handler must not have written anything then).
-func Handler(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
-			Write(w, r, err)
-		}
-	}
-}

@@ -586,17 +586,10 @@ func cacheResult(r *http.Request, result string) { setCache(r.Context(), result)
 func setCache(ctx context.Context, result string) { reqlog.From(ctx).Cache = result }
 
 // writeError answers err through httperr, the one error writer of every
-// route, and logs upstream failures here, where the checksum database's
-// context is known.
+// route. The error reaches the request's access-log line there; it is not
+// logged again here.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	switch status := httperr.Write(w, r, err); {
-	case status == http.StatusInternalServerError:
-		h.log.Error("serving checksum database file", "path", r.URL.Path, "status", status, "err", err)
-	case status >= 500:
-		h.log.Warn("serving checksum database file", "path", r.URL.Path, "status", status, "err", err)
-	default:
-		h.log.Debug("refusing checksum database request", "path", r.URL.Path, "status", status, "err", err)
-	}
+	httperr.Write(w, r, err)
 }
 
 // truncate shortens s for an error message.

@@ -66,7 +66,9 @@
 //	modgate token list
 //	modgate token revoke ci
 //
-// create prints the token once; it is stored only as a hash in
+// Scopes are read:PATTERN, publish:PATTERN, admin, and metrics (reading
+// /metrics only, for Prometheus). create prints the token once; it is
+// stored only as a hash in
 // {data_dir}/auth. Use it as the password in .netrc or through GOAUTH. A
 // running server sees every change at its next request. Each subcommand
 // takes --config FILE and --data-dir DIR.

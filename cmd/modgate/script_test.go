@@ -106,6 +106,7 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	cfg.DataDir = ts.MkAbs("data")
 	cfg.Upstream.Retries = 0
+	cfg.Server.DrainPeriod = config.Duration{} // scripts stop their servers at once
 	ts.Check(cfg.Resolve(config.GoEnv{}))
 	ts.Check(cfg.Validate())
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))

@@ -90,18 +90,24 @@ type Deps struct {
 	// status sent and the reason (matching ErrForbidden,
 	// ErrUnauthenticated or ErrRateLimited, or another error for 500).
 	OnRefused func(r *http.Request, id Identity, status int, err error)
+	// WriteError, if set, answers a refused request (the server's one
+	// error writer, package httperr) and returns the status it sent; the
+	// refusal's text is fit for the client, other errors are internal.
+	// Nil writes the one-line answer here.
+	WriteError func(w http.ResponseWriter, r *http.Request, err error) int
 }
 
 // An Authenticator establishes identities (Middleware) and decides what
 // they may do (Authorize). It is safe for concurrent use.
 type Authenticator struct {
-	cfg       Config
-	tokens    *Tokens
-	log       *slog.Logger
-	now       func() time.Time
-	onAdmin   func(ctx context.Context, action, detail string)
-	onRefused func(r *http.Request, id Identity, status int, err error)
-	limiter   *failureLimiter
+	cfg        Config
+	tokens     *Tokens
+	log        *slog.Logger
+	now        func() time.Time
+	onAdmin    func(ctx context.Context, action, detail string)
+	onRefused  func(r *http.Request, id Identity, status int, err error)
+	writeError func(w http.ResponseWriter, r *http.Request, err error) int
+	limiter    *failureLimiter
 
 	headerScopes map[string][]Scope
 	certScopes   map[string][]Scope
@@ -122,6 +128,7 @@ func New(cfg Config, deps Deps) (*Authenticator, error) {
 		now:          deps.Now,
 		onAdmin:      deps.OnAdminAction,
 		onRefused:    deps.OnRefused,
+		writeError:   deps.WriteError,
 		limiter:      newFailureLimiter(cfg.FailedPerMinute),
 		headerScopes: make(map[string][]Scope),
 		certScopes:   make(map[string][]Scope),
@@ -304,10 +311,16 @@ func (a *Authenticator) refuse(w http.ResponseWriter, r *http.Request, id Identi
 	} else {
 		a.log.Error("checking credentials failed", "err", err, "client", addrString(id.ClientIP))
 	}
+	if a.writeError != nil {
+		// The Retry-After set above stays; the writer maps the same
+		// sentinels to the same statuses.
+		status = a.writeError(w, r, err)
+	} else {
+		writeText(w, r, status, msg)
+	}
 	if a.onRefused != nil {
 		a.onRefused(r, id, status, err)
 	}
-	writeText(w, r, status, msg)
 }
 
 // writeText writes the one-line error body every modgate error has.

@@ -45,7 +45,7 @@ func (a *Authenticator) Authorize(id Identity, p Permission, module string) erro
 	if module != "" {
 		what = module
 	}
-	verb := map[Permission]string{Read: "read", Publish: "publish", Admin: "administer"}[p]
+	verb := map[Permission]string{Read: "read", Publish: "publish", Admin: "administer", Metrics: "read the metrics of"}[p]
 	switch {
 	case !id.Authenticated():
 		return fmt.Errorf("anonymous clients may not %s %s; send a token as the password (.netrc or GOAUTH): %w", verb, what, ErrUnauthenticated)
@@ -73,7 +73,7 @@ func describeMethod(m string) string {
 func (a *Authenticator) AuthorizeAny(id Identity, p Permission) error {
 	has := func(scopes []Scope) bool {
 		for _, s := range scopes {
-			if s.Permission >= p || s.Permission == Admin {
+			if s.Permission.implies(p) {
 				return true
 			}
 		}

@@ -10,7 +10,8 @@ import (
 )
 
 // A Permission is what a scope allows: Read < Publish < Admin, each
-// implying the ones before it.
+// implying the ones before it. Metrics stands apart: it allows reading
+// /metrics and nothing else, and only Admin implies it.
 type Permission int
 
 // Permissions.
@@ -18,7 +19,19 @@ const (
 	Read Permission = iota + 1
 	Publish
 	Admin
+	Metrics
 )
+
+// implies reports whether a scope with permission have grants want.
+func (have Permission) implies(want Permission) bool {
+	switch {
+	case have == Admin:
+		return true
+	case have == Metrics || want == Metrics:
+		return have == want
+	}
+	return have >= want
+}
 
 // String returns "read", "publish" or "admin".
 func (p Permission) String() string {
@@ -29,6 +42,8 @@ func (p Permission) String() string {
 		return "publish"
 	case Admin:
 		return "admin"
+	case Metrics:
+		return "metrics"
 	}
 	return fmt.Sprintf("Permission(%d)", int(p))
 }
@@ -40,8 +55,8 @@ func (p Permission) String() string {
 // always applies to every module.
 //
 // Its text form, used in the configuration, the command line and JSON, is
-// "read:PATTERN", "publish:PATTERN" or "admin"; "read" and "publish" alone
-// mean every module.
+// "read:PATTERN", "publish:PATTERN", "admin" or "metrics"; "read" and
+// "publish" alone mean every module.
 type Scope struct {
 	Permission Permission
 	Pattern    string
@@ -61,8 +76,13 @@ func ParseScope(s string) (Scope, error) {
 			return Scope{}, fmt.Errorf("scope %q: admin applies to every module; write \"admin\"", s)
 		}
 		return Scope{Permission: Admin, Pattern: "*"}, nil
+	case "metrics":
+		if hasPattern && pattern != "*" {
+			return Scope{}, fmt.Errorf("scope %q: metrics is about no module; write \"metrics\"", s)
+		}
+		return Scope{Permission: Metrics, Pattern: "*"}, nil
 	default:
-		return Scope{}, fmt.Errorf("scope %q: unknown permission %q (want read:PATTERN, publish:PATTERN or admin)", s, perm)
+		return Scope{}, fmt.Errorf("scope %q: unknown permission %q (want read:PATTERN, publish:PATTERN, admin or metrics)", s, perm)
 	}
 	if !hasPattern || pattern == "" {
 		pattern = "*"
@@ -103,8 +123,8 @@ func checkPattern(pattern string) error {
 
 // String returns the text form ParseScope reads.
 func (s Scope) String() string {
-	if s.Permission == Admin {
-		return "admin"
+	if s.Permission == Admin || s.Permission == Metrics {
+		return s.Permission.String()
 	}
 	p := s.Pattern
 	if p == "" {
@@ -138,10 +158,10 @@ func (s *Scope) UnmarshalText(b []byte) error {
 // operator never named, such as "corp.example.com/Team-A/x", a different
 // repository on a case-sensitive host.
 func (s Scope) Allows(p Permission, mod string) bool {
-	if s.Permission < p {
+	if !s.Permission.implies(p) {
 		return false
 	}
-	if s.Permission == Admin || s.Pattern == "" || s.Pattern == "*" {
+	if s.Permission == Admin || s.Permission == Metrics || s.Pattern == "" || s.Pattern == "*" {
 		return true
 	}
 	return mod != "" && module.MatchPrefixPatterns(s.Pattern, mod)

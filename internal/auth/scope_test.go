@@ -20,6 +20,8 @@ func TestParseScope(t *testing.T) {
 		{name: "admin", in: "admin", want: Scope{Admin, "*"}, wantStr: "admin"},
 		{name: "admin star", in: "admin:*", want: Scope{Admin, "*"}, wantStr: "admin"},
 		{name: "admin with pattern", in: "admin:corp.example.com", wantErr: `scope "admin:corp.example.com": admin applies to every module; write "admin"`},
+		{name: "metrics", in: "metrics", want: Scope{Metrics, "*"}, wantStr: "metrics"},
+		{name: "metrics with pattern", in: "metrics:corp.example.com", wantErr: `metrics is about no module`},
 		{name: "unknown permission", in: "write:x.example", wantErr: `unknown permission "write"`},
 		{name: "empty", in: "", wantErr: `unknown permission ""`},
 		{name: "bad glob", in: "read:x.example/[", wantErr: `pattern "x.example/[" is not a valid glob`},
@@ -74,6 +76,14 @@ func TestScopeAllows(t *testing.T) {
 		{"case variant of host not granted", teamA, Read, "Corp.example.com/team-a/lib", false},
 		{"case variant of team not granted", teamA, Read, "corp.example.com/Team-A/lib", false},
 		{"case variant of literal not granted", Scope{Read, "corp.example.com/team-a"}, Read, "corp.example.com/TEAM-A", false},
+		{"metrics", Scope{Metrics, "*"}, Metrics, "", true},
+		{"admin implies metrics", Scope{Admin, "*"}, Metrics, "", true},
+		{"read not metrics", Scope{Read, "*"}, Metrics, "", false},
+		{"publish not metrics", Scope{Publish, "*"}, Metrics, "", false},
+		{"metrics cannot read", Scope{Metrics, "*"}, Read, "a.example/b", false},
+		{"metrics cannot read anything", Scope{Metrics, "*"}, Read, "", false},
+		{"metrics cannot publish", Scope{Metrics, "*"}, Publish, "a.example/b", false},
+		{"metrics not admin", Scope{Metrics, "*"}, Admin, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

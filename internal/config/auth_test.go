@@ -153,7 +153,7 @@ func TestAuthValidate(t *testing.T) {
     scopes: ["read:ok.example", "write:x", admin, "read:a b"]
 `,
 			errs: [][]string{
-				{"modgate.yaml:", `auth.anonymous.scopes[1]: scope "write:x": unknown permission "write" (want read:PATTERN, publish:PATTERN or admin)`},
+				{"modgate.yaml:", `auth.anonymous.scopes[1]: scope "write:x": unknown permission "write" (want read:PATTERN, publish:PATTERN, admin or metrics)`},
 				{"auth.anonymous.scopes[2]: anonymous clients cannot be given admin"},
 				{`auth.anonymous.scopes[3]: scope "read:a b": pattern "a b" contains a space`},
 			},

@@ -82,3 +82,32 @@ func (l Log) SlogLevel() slog.Level {
 	}
 	return logLevels[lv]
 }
+
+// MetricsAccess says who may read /metrics on the main listener.
+type MetricsAccess string
+
+// The metrics access modes.
+const (
+	MetricsAccessAuto  MetricsAccess = "auto"  // open with anonymous access on, else the metrics scope
+	MetricsAccessScope MetricsAccess = "scope" // the metrics (or admin) scope
+	MetricsAccessOpen  MetricsAccess = "open"  // anyone who reaches the listener
+)
+
+// ParseMetricsAccess parses a metrics access mode, ignoring case.
+func ParseMetricsAccess(s string) (MetricsAccess, error) {
+	a := MetricsAccess(strings.ToLower(s))
+	if a != MetricsAccessAuto && a != MetricsAccessScope && a != MetricsAccessOpen {
+		return "", fmt.Errorf("%q is not a metrics access mode (want auto, scope or open)", s)
+	}
+	return a, nil
+}
+
+// UnmarshalText parses a metrics access mode (see ParseMetricsAccess).
+func (a *MetricsAccess) UnmarshalText(b []byte) error {
+	v, err := ParseMetricsAccess(string(b))
+	if err != nil {
+		return err
+	}
+	*a = v
+	return nil
+}

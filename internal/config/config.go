@@ -51,6 +51,9 @@ type Config struct {
 	// Server configures the HTTP server.
 	Server Server `yaml:"server"`
 
+	// Metrics configures who may read /metrics.
+	Metrics Metrics `yaml:"metrics"`
+
 	// TLS serves HTTPS instead of plain HTTP (see tls.go).
 	TLS TLS `yaml:"tls"`
 
@@ -241,6 +244,27 @@ type Server struct {
 
 	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+
+	// DrainPeriod is how long, after a shutdown signal, modgate keeps
+	// accepting and serving requests while /readyz answers 503, so that a
+	// load balancer polling /readyz stops sending work before the listener
+	// closes. 0 closes the listener at once. Default 5s.
+	DrainPeriod Duration `yaml:"drain_period"`
+}
+
+// Metrics configures who may read /metrics, which shows rule names and
+// upstream URLs.
+type Metrics struct {
+	// Listen, when set, serves /metrics on this separate host:port only
+	// (without authentication: protect it by the network), and the main
+	// listener no longer serves it. Default "" (served on listen).
+	Listen string `yaml:"listen"`
+
+	// Access says who may read /metrics on the main listener: "auto"
+	// (open when auth.anonymous.enabled, else the "metrics" or "admin"
+	// scope is required), "scope" (always the "metrics" or "admin" scope)
+	// or "open" (anyone who reaches the listener). Default auto.
+	Access MetricsAccess `yaml:"access"`
 }
 
 // DefaultMaxConcurrentFills is the default of upstream.max_concurrent_fills:
@@ -282,7 +306,9 @@ func Default() Config {
 		Server: Server{
 			ShutdownTimeout:   Duration{30 * time.Second},
 			ReadHeaderTimeout: Duration{10 * time.Second},
+			DrainPeriod:       Duration{5 * time.Second},
 		},
+		Metrics: Metrics{Access: MetricsAccessAuto},
 		TLS:     TLS{MinVersion: "1.2"},
 		Private: Private{GitTimeout: Duration{2 * time.Minute}},
 		Auth: Auth{

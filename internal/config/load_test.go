@@ -159,6 +159,10 @@ cache:
 server:
   shutdown_timeout: 1m
   read_header_timeout: 3s
+  drain_period: 0s
+metrics:
+  listen: 127.0.0.1:9100
+  access: Scope
 `,
 			want: func(c *Config) {
 				c.Listen = ":8080"
@@ -184,6 +188,7 @@ server:
 				c.SumDB = SumDB{GOSUMDB: "off", NoSumDB: []string{"corp.example"}}
 				c.Cache = Cache{ListTTL: Duration{5 * time.Minute}, NegativeTTL: Duration{10 * time.Second}, SumDBLatestTTL: Duration{time.Hour}, MemoryMB: 8}
 				c.Server = Server{ShutdownTimeout: Duration{time.Minute}, ReadHeaderTimeout: Duration{3 * time.Second}}
+				c.Metrics = Metrics{Listen: "127.0.0.1:9100", Access: MetricsAccessScope}
 				// The sections of later issues have tests of their own.
 				for _, k := range Keys() {
 					if section, _, _ := strings.Cut(k, "."); !slices.Contains([]string{"tls", "private", "policy", "auth", "audit"}, section) {
@@ -491,7 +496,8 @@ func TestKeys(t *testing.T) {
 		"upstream.direct.proxy", "upstream.direct.ca_file",
 		"sumdb.gosumdb", "sumdb.nosumdb",
 		"cache.list_ttl", "cache.negative_ttl", "cache.sumdb_latest_ttl", "cache.memory_mb",
-		"server.shutdown_timeout", "server.read_header_timeout",
+		"server.shutdown_timeout", "server.read_header_timeout", "server.drain_period",
+		"metrics.listen", "metrics.access",
 		"tls.cert_file", "tls.key_file", "tls.client_ca_file", "tls.min_version",
 		"private.git_dir", "private.git_timeout", "private.max_concurrent_git",
 		"private.webhook.secret_env", "private.webhook.secret_file", "private.sources",

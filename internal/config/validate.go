@@ -117,6 +117,10 @@ func (c Config) Validate() error {
 	}
 	v.positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
 	v.positive("server.read_header_timeout", c.Server.ReadHeaderTimeout)
+	if c.Server.DrainPeriod.Duration < 0 {
+		v.add("server.drain_period", "", "must not be negative, got %v", c.Server.DrainPeriod.Duration)
+	}
+	v.metrics()
 
 	v.tls()
 	v.private()

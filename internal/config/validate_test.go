@@ -102,6 +102,28 @@ func TestValidate(t *testing.T) {
 			errs:   [][]string{{`listen: port "70000" in ":70000" is not a number from 0 to 65535`}},
 		},
 		{
+			name:   "drain period negative",
+			modify: func(c *Config) { c.Server.DrainPeriod = Duration{-time.Second} },
+			errs:   [][]string{{`server.drain_period: must not be negative, got -1s`}},
+		},
+		{name: "drain period zero", modify: func(c *Config) { c.Server.DrainPeriod = Duration{} }},
+		{name: "metrics listen", modify: func(c *Config) { c.Metrics.Listen = "127.0.0.1:9100" }},
+		{
+			name:   "metrics listen without port",
+			modify: func(c *Config) { c.Metrics.Listen = "localhost" },
+			errs:   [][]string{{`metrics.listen: "localhost" is not host:port`}},
+		},
+		{
+			name:   "metrics listen is listen",
+			modify: func(c *Config) { c.Listen = "127.0.0.1:3000"; c.Metrics.Listen = "127.0.0.1:3000" },
+			errs:   [][]string{{`metrics.listen: "127.0.0.1:3000" is also listen`}},
+		},
+		{
+			name:   "metrics access",
+			modify: func(c *Config) { c.Metrics.Access = "public" },
+			errs:   [][]string{{`metrics.access: "public" is not a metrics access mode (want auto, scope or open)`}},
+		},
+		{
 			name:   "public_url scheme",
 			modify: func(c *Config) { c.PublicURL = "ftp://m.example" },
 			errs:   [][]string{{`public_url: scheme "ftp" not supported (want https or http)`}},

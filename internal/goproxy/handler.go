@@ -3,7 +3,7 @@
 // responses with the status codes, content types and cache headers the go
 // command and HTTP caches expect.
 //
-// It owns the mapping from errors to statuses (Status). It does not fetch,
+// Errors map to statuses in package httperr, shared by every route. It does not fetch,
 // verify or store anything: that is package mirror's job.
 package goproxy
 
@@ -11,21 +11,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/modgate/modgate/internal/audit"
-	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/httperr"
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/reqlog"
-	"github.com/modgate/modgate/internal/upstream"
 )
 
 // Cache lifetimes sent to clients and HTTP caches.
@@ -89,7 +87,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the cache because every upstream failed.
 const staleWarning = `110 - "response is stale: every upstream failed"`
 
-var errMethod = errors.New("method not allowed (the module proxy protocol is read-only: GET or HEAD)")
+var errMethod = fmt.Errorf("%w (the module proxy protocol is read-only: GET or HEAD)", httperr.ErrMethod)
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	req, err := ParseRequest(strings.TrimPrefix(r.URL.Path, "/"))
@@ -117,7 +115,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		defer f.Body.Close()
-		e.Cache = string(f.Result)
+		e.Cache, e.Upstream = string(f.Result), f.Upstream
 		if e.Warning != "" {
 			w.Header().Set(policy.HeaderWarning, e.Warning)
 		}
@@ -127,7 +125,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	e.Cache = string(ans.Result)
+	e.Cache, e.Upstream = string(ans.Result), ans.Upstream
 	if e.Warning != "" {
 		w.Header().Set(policy.HeaderWarning, e.Warning)
 	}
@@ -200,80 +198,13 @@ func (h *Handler) serveAnswer(w http.ResponseWriter, r *http.Request, k Kind, a 
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.Data))
 }
 
-// Status maps an error to the HTTP status the client gets: 507 when storage
-// is full, 500 for anything unexpected. Only "does not exist" answers 404: the go command falls through to its next GOPROXY
-// entry on 404 and 410, so a refusal must never look like one.
-func Status(err error) int {
-	switch {
-	case errors.Is(err, errMethod):
-		return http.StatusMethodNotAllowed
-	case errors.Is(err, ErrBadRequest):
-		return http.StatusBadRequest
-	case errors.Is(err, auth.ErrUnauthenticated):
-		return http.StatusUnauthorized
-	case errors.Is(err, auth.ErrForbidden), errors.Is(err, policy.ErrBlocked):
-		// Never 404: a client with GOPROXY=<this>,direct would go around
-		// the refusal.
-		return http.StatusForbidden
-	case errors.Is(err, auth.ErrRateLimited):
-		return http.StatusTooManyRequests
-	case errors.Is(err, audit.ErrUnwritable):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, mirror.ErrVerification):
-		return http.StatusBadGateway
-	case errors.Is(err, mirror.ErrBusy):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, fs.ErrNotExist):
-		return http.StatusNotFound
-	case errors.Is(err, upstream.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	case errors.Is(err, upstream.ErrUnavailable):
-		return http.StatusBadGateway
-	case errors.Is(err, context.Canceled):
-		return 499 // client closed the request; nobody reads this
-	case errors.Is(err, syscall.ENOSPC):
-		return http.StatusInsufficientStorage
-	}
-	return http.StatusInternalServerError
-}
+// Status maps an error to the HTTP status the client gets; the table is
+// httperr's, shared by every route.
+func Status(err error) int { return httperr.Status(err) }
 
 // writeError answers with one short text line, which the go command shows
-// its user as "server response: ...". Internal errors keep their details in
-// the log only.
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status := Status(err)
-	e := reqlog.From(r.Context())
-	e.Err = err
-	msg := err.Error()
-	switch status {
-	case http.StatusInternalServerError:
-		msg = "internal error (request id " + e.ID + "; details are in the server log)"
-	case http.StatusInsufficientStorage:
-		msg = "the proxy's storage is full, so it cannot fetch anything new; files already stored are still served (tell the operator, request id " + e.ID + ")"
-	}
-	msg = strings.ReplaceAll(msg, "\n", " ")
-	if len(msg) > 1000 {
-		msg = msg[:1000] + "..."
-	}
-	hdr := w.Header()
-	hdr.Del("ETag")
-	hdr.Del(policy.HeaderWarning)
-	if status == http.StatusUnauthorized {
-		hdr.Set("WWW-Authenticate", auth.Challenge)
-	}
-	var busy interface{ RetryAfter() time.Duration }
-	if errors.As(err, &busy) {
-		hdr.Set("Retry-After", strconv.Itoa(max(1, int((busy.RetryAfter()+time.Second-1)/time.Second))))
-	}
-	hdr.Set("Content-Type", "text/plain; charset=utf-8")
-	hdr.Set("Cache-Control", errorCacheControl)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		io.WriteString(w, "modgate: "+msg+"\n")
-	}
-}
+// its user as "server response: ..." (see package httperr).
+func writeError(w http.ResponseWriter, r *http.Request, err error) { httperr.Write(w, r, err) }
 
-// WriteError is writeError for other packages' handlers (health, sumdb), so
-// every error response has one shape.
-func WriteError(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, err) }
+// WriteError is httperr.Write, kept for the routes that called it here.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) { httperr.Write(w, r, err) }

@@ -1,19 +1,21 @@
 package goproxy
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
 
 	"golang.org/x/mod/module"
+
+	"github.com/modgate/modgate/internal/httperr"
 )
 
 // ErrBadRequest reports a request path that is not a valid GOPROXY request:
 // not a module path, an unknown file, a version that is not escaped as the
 // go command escapes it. The handler answers it with 400; it is never the
 // server's fault.
-var ErrBadRequest = errors.New("malformed request")
+// It is httperr's class, so every route answers it alike.
+var ErrBadRequest = httperr.ErrBadRequest
 
 // A versionError reports a well-formed request for a version that cannot
 // exist for the module (v9.9.9 of a path without /v9, the .zip of a branch

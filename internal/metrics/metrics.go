@@ -129,7 +129,51 @@ func New() *Metrics {
 		m.upstreamErrors, m.verifyFailures, m.securityEvents, m.fillsInFlight, m.fills,
 		m.movedVersions, m.policyDecisions, m.auditErrors, m.authRefusals, m.vulndbEntries, m.vulndbSynced,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.initZero()
 	return m
+}
+
+// Label values known in advance, created at zero by New so that every
+// family the README lists is in the first scrape and an alert on
+// increase() sees the first event. Policy rules are known from the
+// configuration (PolicyRules).
+var (
+	verifiedArtifacts = []string{"info", "mod", "zip"}
+	movedFiles        = []string{"go.mod", "zip", "go.mod in zip"}
+	auditErrorKinds   = []string{"dropped", "unwritable"}
+	refusalStatuses   = []int{401, 403, 404, 429}
+	policyVerdicts    = []string{"block", "warn", "dry-run"}
+)
+
+func (m *Metrics) initZero() {
+	for _, a := range verifiedArtifacts {
+		m.verifyFailures.WithLabelValues(a)
+		m.fills.WithLabelValues(a, "ok")
+		m.fills.WithLabelValues(a, "error")
+	}
+	// Prefetch fetches go.mod files only.
+	m.prefetched.WithLabelValues("mod")
+	for _, f := range movedFiles {
+		m.movedVersions.WithLabelValues(f)
+	}
+	for _, k := range auditErrorKinds {
+		m.auditErrors.WithLabelValues(k)
+	}
+	for _, st := range refusalStatuses {
+		m.authRefusals.WithLabelValues(strconv.Itoa(st))
+	}
+}
+
+// PolicyRules creates the decision counters of the named rules at zero,
+// for every verdict, so that the first block of a new rule is an increase.
+// Call it whenever the policy is (re)loaded; counters of rules that are
+// gone stay.
+func (m *Metrics) PolicyRules(names []string) {
+	for _, n := range names {
+		for _, v := range policyVerdicts {
+			m.policyDecisions.WithLabelValues(n, v)
+		}
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -32,19 +32,19 @@ type prefetcher interface {
 }
 
 // fill fetches one canonical versioned file from the upstream, verifies it
-// and stores it. It runs inside a flight, once per key at a time. A filled
-// go.mod queues its requirements for prefetch when prefetchRequirements is set.
-func (m *Mirror) fill(ctx context.Context, path, version, key string, prefetchRequirements bool) (err error) {
+// and stores it, and returns the name of the upstream that sent it. It runs
+// inside a flight, once per key at a time. A filled go.mod queues its
+// requirements for prefetch when prefetchRequirements is set.
+func (m *Mirror) fill(ctx context.Context, path, version, key string, prefetchRequirements bool) (src string, err error) {
 	kind := artifact(key)
 	if o := m.cfg.Observer; o != nil {
 		o.FillStarted(kind)
 		defer func() { o.FillDone(kind, err) }()
 	}
 	start := time.Now()
-	src := m.source(path)
-	resp, err := src.Fetch(ctx, key)
+	resp, err := m.source(path).Fetch(ctx, key)
 	if err != nil {
-		return fmt.Errorf("fetching %s@%s %s: %w", path, version, kind, err)
+		return "", fmt.Errorf("fetching %s@%s %s: %w", path, version, kind, err)
 	}
 	defer resp.Body.Close()
 	if p, ok := m.cfg.Checker.(prefetcher); ok {
@@ -67,7 +67,7 @@ func (m *Mirror) fill(ctx context.Context, path, version, key string, prefetchRe
 	case "info":
 		size, err = m.fillInfo(ctx, path, version, key, resp.Body)
 	default:
-		return fmt.Errorf("fill: unexpected key %q", key)
+		return "", fmt.Errorf("fill: unexpected key %q", key)
 	}
 	if err != nil {
 		// Not logged here: the request's access-log line carries the error,
@@ -78,10 +78,10 @@ func (m *Mirror) fill(ctx context.Context, path, version, key string, prefetchRe
 				o.VerificationFailed(kind)
 			}
 		}
-		return fmt.Errorf("%w (from upstream %s)", err, resp.Upstream)
+		return "", fmt.Errorf("%w (from upstream %s)", err, resp.Upstream)
 	}
 	m.log.Info("stored", "module", path, "version", version, "file", kind, "upstream", resp.Upstream, "bytes", size, "duration", time.Since(start))
-	return nil
+	return resp.Upstream, nil
 }
 
 // readSmall reads at most limit bytes of r, failing with ErrVerification when

@@ -106,6 +106,10 @@ const (
 type File struct {
 	Body   io.ReadCloser
 	Result Result
+	// Upstream names the upstream that sent the file when Result is Miss
+	// (as in upstream.Response.Upstream), for the access log and the
+	// audit record; "" otherwise.
+	Upstream string
 }
 
 // An Answer is a mutable answer (list, latest, query).
@@ -113,6 +117,9 @@ type Answer struct {
 	Data    []byte
 	Result  Result
 	Fetched time.Time // when it was last confirmed by an upstream
+	// Upstream names the upstream that answered when Result is Miss and
+	// this request started the fetch; "" otherwise.
+	Upstream string
 }
 
 // Options modify one request.
@@ -222,8 +229,8 @@ func (m *Mirror) file(ctx context.Context, path, version, key string, opts Optio
 	if err, ok := m.misses.get(key, m.cfg.NegativeTTL); ok {
 		return nil, err
 	}
-	_, err, _ = m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
-		return nil, m.fill(ctx, path, version, key, prefetchRequirements)
+	src, err, _ := m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
+		return m.fill(ctx, path, version, key, prefetchRequirements)
 	})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrVerification) {
@@ -235,7 +242,8 @@ func (m *Mirror) file(ctx context.Context, path, version, key string, opts Optio
 	if err != nil {
 		return nil, fmt.Errorf("reading %s from storage after fetching it: %w", key, err)
 	}
-	return &File{Body: body, Result: Miss}, nil
+	upstreamName, _ := src.(string)
+	return &File{Body: body, Result: Miss, Upstream: upstreamName}, nil
 }
 
 // source returns the upstream for a module path. NoProxy patterns match

@@ -98,13 +98,14 @@ func (m *Mirror) mutableAnswer(ctx context.Context, key string, persist bool, op
 	if err, ok := m.misses.get(key, m.cfg.NegativeTTL); ok {
 		return nil, err
 	}
-	v, err := m.awaitRefresh(ctx, key, persist, refresh) // stale.go
+	var src string
+	v, err := m.awaitRefresh(withSource(ctx, &src), key, persist, refresh) // stale.go
 	if err == nil {
 		data, stored, _ := m.mutable.lookup(key)
 		if data == nil {
 			data = v.([]byte)
 		}
-		return &Answer{Data: data, Result: Miss, Fetched: stored}, nil
+		return &Answer{Data: data, Result: Miss, Fetched: stored, Upstream: src}, nil
 	}
 	if isUpstreamFailure(err) {
 		// The last answer, whatever it was, is better than a 502: the
@@ -185,6 +186,9 @@ func (m *Mirror) readStored(ctx context.Context, key string) ([]byte, error) {
 func (m *Mirror) refreshList(ctx context.Context, path, escPath, key string) ([]byte, error) {
 	var upVersions []string
 	resp, fetchErr := m.source(path).Fetch(ctx, key)
+	if fetchErr == nil {
+		noteSource(ctx, resp.Upstream)
+	}
 	if fetchErr != nil {
 		if !errors.Is(fetchErr, fs.ErrNotExist) {
 			return nil, fmt.Errorf("listing %s: %w", path, fetchErr)
@@ -254,6 +258,7 @@ func (m *Mirror) refreshInfo(ctx context.Context, path, key string, persist bool
 		return nil, fmt.Errorf("resolving %s: %w", key, err)
 	}
 	defer resp.Body.Close()
+	noteSource(ctx, resp.Upstream)
 	data, err := readSmall(resp.Body, maxInfoSize, key)
 	if err != nil {
 		return nil, err
@@ -314,4 +319,19 @@ func formatList(vs []string) []byte {
 
 func isUpstreamFailure(err error) bool {
 	return errors.Is(err, upstream.ErrUnavailable) || errors.Is(err, upstream.ErrTimeout)
+}
+
+// sourceKey carries, in a refresh's context, where to note the upstream
+// that answered, for Answer.Upstream. Only the request that started a
+// flight learns it; requests that joined see "".
+type sourceKey struct{}
+
+func withSource(ctx context.Context, dst *string) context.Context {
+	return context.WithValue(ctx, sourceKey{}, dst)
+}
+
+func noteSource(ctx context.Context, name string) {
+	if dst, ok := ctx.Value(sourceKey{}).(*string); ok {
+		*dst = name
+	}
 }

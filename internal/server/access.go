@@ -13,6 +13,7 @@ import (
 	"github.com/modgate/modgate/internal/audit"
 	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/httperr"
 	"github.com/modgate/modgate/internal/reqlog"
 )
 
@@ -58,6 +59,7 @@ func (s *Server) buildAccess() error {
 		Logger:        s.log.With("component", "auth"),
 		OnAdminAction: s.auditAdmin,
 		OnRefused:     s.authRefused,
+		WriteError:    httperr.Write,
 	})
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
@@ -146,7 +148,7 @@ func (s *Server) withAccess(h http.Handler) http.Handler {
 			if err := s.audit.Admit(); err != nil {
 				// The client learns what is wrong, not where: the cause
 				// (a path, an errno) stays in the logs.
-				goproxy.WriteError(w, r, fmt.Errorf("%w, and this server refuses to serve without a record (tell the operator, request id %s)", audit.ErrUnwritable, e.ID))
+				httperr.Write(w, r, fmt.Errorf("%w, and this server refuses to serve without a record (tell the operator, request id %s)", audit.ErrUnwritable, e.ID))
 				e.Err = fmt.Errorf("refused while the audit log cannot be written: %w", err)
 				return
 			}

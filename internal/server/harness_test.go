@@ -48,6 +48,8 @@ func startWith(t *testing.T, cfg config.Config, up *testenv.Upstream, edit func(
 	cfg.SumDB.GOSUMDB = up.VerifierKey()
 	cfg.Upstream.Retries = 0
 	cfg.Log.Level = config.LogLevelWarn
+	// Tests stop servers often; the drain test sets its own period.
+	cfg.Server.DrainPeriod = config.Duration{}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/modgate/modgate/internal/config"
-	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/httperr"
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/vulndb"
@@ -118,6 +118,11 @@ func (s *Server) compilePolicy(pc config.Policy) (*policy.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
+	names := make([]string, len(pc.Rules))
+	for i, r := range pc.Rules {
+		names[i] = r.Name
+	}
+	s.metrics.PolicyRules(names)
 	return e, nil
 }
 
@@ -279,15 +284,15 @@ func (s *Server) watchPolicy(ctx context.Context) {
 func (s *Server) serveExplain(w http.ResponseWriter, r *http.Request) {
 	mod, version := r.URL.Query().Get("module"), r.URL.Query().Get("version")
 	if err := module.CheckPath(mod); err != nil {
-		goproxy.WriteError(w, r, fmt.Errorf("module=%q: %v: %w", mod, err, goproxy.ErrBadRequest))
+		httperr.Write(w, r, fmt.Errorf("module=%q: %v: %w", mod, err, httperr.ErrBadRequest))
 		return
 	}
 	if version != "" && module.CanonicalVersion(version) != version {
-		goproxy.WriteError(w, r, fmt.Errorf("version=%q is not a canonical version such as v1.2.3: %w", version, goproxy.ErrBadRequest))
+		httperr.Write(w, r, fmt.Errorf("version=%q is not a canonical version such as v1.2.3: %w", version, httperr.ErrBadRequest))
 		return
 	}
 	if err := s.gate.authorize(r.Context(), mod); err != nil {
-		goproxy.WriteError(w, r, err)
+		httperr.Write(w, r, err)
 		return
 	}
 	kind := policy.Zip

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/reqlog"
 	"github.com/modgate/modgate/internal/upstream"
 	"github.com/modgate/modgate/internal/upstream/git"
 	"github.com/modgate/modgate/internal/webhook"
@@ -114,13 +115,33 @@ func (r privateRouter) String() string { return "private" }
 func (r privateRouter) Fetch(ctx context.Context, path string) (*upstream.Response, error) {
 	if r.git != nil {
 		if mod, ok := moduleOf(path); ok && r.git.Matches(mod) {
-			return r.git.Fetch(ctx, path)
+			resp, err := r.git.Fetch(ctx, path)
+			// Clients get the reason; URLs and git command lines stay in
+			// the log.
+			return resp, git.Public(err, describe(mod, path), reqlog.From(ctx).ID)
 		}
 	}
 	if _, ok := moduleOf(path); ok && r.git == nil {
 		return nil, fmt.Errorf("%s: no private source serves this module; add one under private.sources: %w", path, fs.ErrNotExist)
 	}
 	return r.direct.Fetch(ctx, path)
+}
+
+// describe names what a protocol path of mod asks for, for clients:
+// "mod@version", or mod alone for lists and queries that are not versions.
+func describe(mod, path string) string {
+	_, file, ok := strings.Cut(path, "/@v/")
+	if !ok {
+		return mod
+	}
+	for _, ext := range []string{".info", ".mod", ".zip"} {
+		if esc, ok := strings.CutSuffix(file, ext); ok {
+			if v, err := module.UnescapeVersion(esc); err == nil {
+				return mod + "@" + v
+			}
+		}
+	}
+	return mod
 }
 
 // moduleOf returns the module path of an escaped protocol path.
@@ -140,22 +161,58 @@ func moduleOf(path string) (string, bool) {
 // from the pushed repository is refreshed now, so a new tag is listed by
 // the next request; new versions are fetched, and a pushed tag that names
 // a stored version is checked again (a moved tag is refused and reported),
-// in the background.
+// in the background. Refreshes of one repository are coalesced (at most
+// one running and one queued, see webhook.Coalescer): a burst of pushes
+// or deliveries costs two refreshes, not one each.
 func (s *Server) onWebhook(ctx context.Context, ev webhook.Event) error {
 	if s.git == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, webhookRefreshTimeout)
+	defer cancel()
+	mods, shared, err := s.hookRuns.Do(ctx, repoKey(ev), func(ctx context.Context) ([]string, error) {
+		ctx, cancel := context.WithTimeout(ctx, webhookRefreshTimeout)
+		defer cancel()
+		return s.refreshRepo(ctx, ev), nil
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Info("webhook", "provider", ev.Provider, "ref", ev.Ref, "modules", len(mods), "coalesced", shared)
+	if ev.Tag != "" && !ev.Deleted {
+		for _, mod := range mods {
+			s.background(func(bg context.Context) { s.recheckTag(bg, mod, ev.Tag) })
+		}
+	}
+	return nil
+}
+
+// repoKey names the repository of ev for coalescing.
+func repoKey(ev webhook.Event) string {
+	for _, u := range ev.RepoURLs {
+		if k, err := webhook.RepoKey(u); err == nil {
+			return k
+		}
+	}
+	return ev.RepoURLs[0]
+}
+
+// refreshRepo forgets what the Git sources know about the pushed
+// repository, refreshes every module modgate has served from it and
+// prefetches new versions in the background. It returns the modules.
+func (s *Server) refreshRepo(ctx context.Context, ev webhook.Event) []string {
 	var mods []string
 	for _, u := range ev.RepoURLs {
 		mods = append(mods, s.git.Forget(u)...)
 	}
-	s.log.Info("webhook", "provider", ev.Provider, "ref", ev.Ref, "modules", len(mods))
-	ctx, cancel := context.WithTimeout(ctx, webhookRefreshTimeout)
-	defer cancel()
-	for _, mod := range uniq(mods) {
+	mods = uniq(mods)
+	for _, mod := range mods {
 		added, err := s.mirror.Refresh(ctx, mod)
 		if err != nil {
 			s.log.Warn("webhook refresh failed", "module", mod, "err", err)
+			continue
+		}
+		if len(added) == 0 {
 			continue
 		}
 		s.background(func(bg context.Context) {
@@ -164,12 +221,9 @@ func (s *Server) onWebhook(ctx context.Context, ev webhook.Event) error {
 					s.log.Warn("webhook prefetch failed", "module", mod, "version", v, "err", err)
 				}
 			}
-			if ev.Tag != "" && !ev.Deleted {
-				s.recheckTag(bg, mod, ev.Tag)
-			}
 		})
 	}
-	return nil
+	return mods
 }
 
 // recheckTag checks again the version a pushed tag names, when that
@@ -233,7 +287,11 @@ func (s *Server) buildWebhook() error {
 	if secret == "" {
 		return nil
 	}
-	h, err := webhook.NewHandler(webhook.Config{Secret: []byte(secret), Logger: s.log}, s.onWebhook)
+	h, err := webhook.NewHandler(webhook.Config{
+		Secret:         []byte(secret),
+		Logger:         s.log,
+		DeliveriesFile: filepath.Join(s.cfg.DataDir, "webhook", "deliveries"),
+	}, s.onWebhook)
 	if err != nil {
 		return fmt.Errorf("private.webhook: %w", err)
 	}

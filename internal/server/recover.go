@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"runtime/debug"
 
-	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/httperr"
 )
 
 // recoverPanics turns a panic in a handler into a 500 and an Error log line
@@ -24,7 +24,7 @@ func recoverPanics(log *slog.Logger) func(http.Handler) http.Handler {
 					panic(v)
 				}
 				log.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				goproxy.WriteError(w, r, fmt.Errorf("panic: %v", v))
+				httperr.Write(w, r, fmt.Errorf("panic: %v", v))
 			}()
 			next.ServeHTTP(w, r)
 		})

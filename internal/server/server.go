@@ -12,9 +12,11 @@
 //	{data_dir}/ledger/    first-seen hashes of modules no checksum database covers (private modules)
 //	{data_dir}/git/       bare mirrors of private repositories, one directory per source
 //	{data_dir}/git-direct/  bare mirrors of public repositories fetched for GOPROXY "direct"
+//	{data_dir}/webhook/   webhook deliveries accepted recently, to ignore replays
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -33,6 +35,7 @@ import (
 	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/httperr"
 	"github.com/modgate/modgate/internal/ledger"
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/mirror"
@@ -42,6 +45,7 @@ import (
 	"github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/upstream"
 	"github.com/modgate/modgate/internal/upstream/git"
+	"github.com/modgate/modgate/internal/webhook"
 )
 
 // maxMemoryFile is the largest file the memory cache holds: every .info and
@@ -61,6 +65,7 @@ type Server struct {
 	ledger   *ledger.Ledger
 	git      *git.Sources // nil without private sources
 	webhook  http.Handler // nil without a webhook secret
+	hookRuns webhook.Coalescer[[]string]
 	policy   *policyState
 	gate     *gate
 	authn    *auth.Authenticator
@@ -69,6 +74,9 @@ type Server struct {
 	tls      *tls.Config  // nil: plain HTTP
 	handler  http.Handler
 	ready    atomic.Bool
+	// metricsAddr is where metrics.listen was bound (a string), for tests
+	// that ask for port 0.
+	metricsAddr atomic.Value
 
 	// Background work (webhook prefetches): bgCtx is cancelled by Close,
 	// which then waits for bg.
@@ -128,7 +136,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.chain, err = upstream.Build(cfg.Upstream.GOPROXY, upstream.BuildOptions{
 		Self:          []string{cfg.Listen, cfg.PublicURL},
 		Client:        client,
-		Proxy:         upstream.ProxyOptions{Retries: retries, Logger: log.With("component", "upstream"), Observe: s.metrics.ObserveUpstream},
+		Proxy:         upstream.ProxyOptions{Retries: retries, Logger: log /* upstream adds its component */, Observe: s.metrics.ObserveUpstream},
 		SumdbURLs:     sumdbURLs,
 		DirectModules: directSource,
 		Health: &upstream.HealthOptions{
@@ -267,22 +275,27 @@ func (s *Server) routes(modules, sumdbHandler http.Handler) http.Handler {
 	mux.HandleFunc("GET /healthz", s.tag("health", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	}))
-	// Readiness: started and not shutting down; load balancers stop
-	// sending work here as soon as shutdown begins.
+	// Readiness: started, not shutting down (503 through the drain
+	// period, so load balancers stop sending work before the listener
+	// closes), and what is configured is loaded (the vulnerability
+	// database).
 	mux.HandleFunc("GET /readyz", s.tag("health", func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() {
-			writeText(w, http.StatusServiceUnavailable, "not ready")
+		if err := s.readiness(); err != nil {
+			httperr.Write(w, r, err)
 			return
 		}
 		writeText(w, http.StatusOK, "ready")
 	}))
-	// Prometheus metrics.
-	mux.Handle("GET /metrics", s.tag("metrics", s.metrics.Handler().ServeHTTP))
+	// Prometheus metrics, unless metrics.listen serves them elsewhere;
+	// behind the metrics scope as metrics.access says.
+	if s.cfg.Metrics.Listen == "" {
+		mux.Handle("GET /metrics", s.tag("metrics", s.serveMetrics))
+	}
 	// The checksum database proxy: /sumdb/{name}/supported|latest|lookup/...|tile/...
 	// Its data is public; any identity that may read some module may read it.
 	mux.Handle("/sumdb/", s.tag("sumdb", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.authn.AuthorizeAny(auth.FromContext(r.Context()), auth.Read); err != nil {
-			goproxy.WriteError(w, r, err)
+			httperr.Write(w, r, err)
 			return
 		}
 		sumdbHandler.ServeHTTP(w, r)
@@ -358,18 +371,30 @@ func writeText(w http.ResponseWriter, status int, msg string) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve answers requests on ln until ctx is done, then shuts down
-// gracefully: readiness turns false at once, new connections are refused,
-// and in-flight requests get server.shutdown_timeout to finish before they
-// are cut off. It returns nil after a clean shutdown.
+// gracefully: readiness turns false at once, requests are still accepted
+// and served for server.drain_period (so that a load balancer polling
+// /readyz stops sending work first), then new connections are refused and
+// in-flight requests get server.shutdown_timeout to finish before they
+// are cut off. With metrics.listen, /metrics is served there too. It
+// returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout.Duration,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
+	srv := s.httpServer(s.handler)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(s.tlsListener(ln)) }()
+	servers := []*http.Server{srv}
+	if addr := s.cfg.Metrics.Listen; addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			srv.Close()
+			<-errc
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		s.metricsAddr.Store(mln.Addr().String())
+		msrv := s.httpServer(s.metricsHandler())
+		go func() { errc <- msrv.Serve(mln) }()
+		servers = append(servers, msrv)
+		s.log.Info("serving metrics", "addr", mln.Addr().String())
+	}
 	s.background(s.watchPolicy)
 	s.background(s.watchTokens)
 	if v := s.policy.vulns; v != nil {
@@ -383,25 +408,65 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "upstreams", s.chain.String(), "sumdb", s.verifier.DB().String(), "data_dir", s.cfg.DataDir)
 
+	var serveErr error
 	select {
-	case err := <-errc:
+	case serveErr = <-errc:
 		s.ready.Store(false)
-		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
+		s.ready.Store(false)
+		if d := s.cfg.Server.DrainPeriod.Duration; d > 0 {
+			s.log.Info("draining: /readyz answers 503, requests are still served", "drain_period", d)
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case serveErr = <-errc:
+				t.Stop()
+			}
+		}
 	}
-	s.ready.Store(false)
 	s.log.Info("shutting down", "timeout", s.cfg.Server.ShutdownTimeout.Duration)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.Duration)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		s.log.Warn("shutdown timeout reached; closing remaining connections")
-		err = srv.Close()
+	var err error
+	for _, hs := range servers {
+		serr := hs.Shutdown(sctx)
+		if errors.Is(serr, context.DeadlineExceeded) {
+			s.log.Warn("shutdown timeout reached; closing remaining connections")
+			serr = hs.Close()
+		}
+		err = cmp.Or(err, serr)
 	}
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
+	// Every server's Serve returns; the one that failed already did.
+	pending := len(servers)
+	if serveErr != nil {
+		pending--
+	}
+	for range pending {
+		if e := <-errc; !errors.Is(e, http.ErrServerClosed) {
+			err = cmp.Or(err, e)
+		}
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", serveErr)
 	}
 	return err
+}
+
+// httpServer returns the http.Server for h with the configured timeouts.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout.Duration,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// MetricsAddr returns the address metrics.listen is bound to, once Serve
+// has bound it; "" before, or without metrics.listen.
+func (s *Server) MetricsAddr() string {
+	a, _ := s.metricsAddr.Load().(string)
+	return a
 }
 
 // Close stops background work. Call it after Serve returns.

@@ -69,14 +69,3 @@ func TestSumDBForkAfterDeletedTreeHead(t *testing.T) {
 	in = start(up)
 	mustGo(t, t.TempDir(), goEnv(t, in, up), "mod", "download", "example.com/legacy@v2.0.0+incompatible")
 }
-
-// grepLines returns the lines of s containing sub.
-func grepLines(s, sub string) string {
-	var out []string
-	for line := range strings.SplitSeq(s, "\n") {
-		if strings.Contains(line, sub) {
-			out = append(out, line)
-		}
-	}
-	return strings.Join(out, "\n")
-}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -20,6 +21,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/modgate/modgate/internal/httperr"
+	"github.com/modgate/modgate/internal/reqlog"
 	"github.com/modgate/modgate/internal/storage"
 	"github.com/modgate/modgate/internal/upstream"
 )
@@ -142,7 +145,7 @@ func NewHandler(cfg HandlerConfig) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		h.writeError(w, r, &httpError{http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: use GET or HEAD", r.Method)})
+		h.writeError(w, r, fmt.Errorf("method %s not allowed: use GET or HEAD: %w", r.Method, httperr.ErrMethod))
 		return
 	}
 	if err := h.serve(w, r); err != nil {
@@ -154,15 +157,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	p, ok := strings.CutPrefix(r.URL.Path, "/sumdb/")
 	if !ok {
-		return &httpError{http.StatusNotFound, "not a checksum database path"}
+		return notFound("not a checksum database path")
 	}
 	name, rest, ok := h.splitName(p)
 	if !ok {
-		return &httpError{http.StatusNotFound, fmt.Sprintf("checksum database %q is not proxied here", guessName(p))}
+		return notFound("checksum database %q is not proxied here", guessName(p))
 	}
 	switch {
 	case rest == "supported":
 		// Served names are supported by definition; the upstream is not asked.
+		cacheResult(r, "hit")
 		h.writeBody(w, r, "text/plain; charset=utf-8", h.shortCacheControl(), nil)
 		return nil
 	case rest == "latest":
@@ -172,7 +176,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	case strings.HasPrefix(rest, "tile/"):
 		return h.serveTile(w, r, name, rest)
 	}
-	return &httpError{http.StatusNotFound, fmt.Sprintf("unknown checksum database path %q", truncate(rest))}
+	return notFound("unknown checksum database path %q", truncate(rest))
 }
 
 // splitName splits "{name}/{rest}" for a served name.
@@ -213,7 +217,9 @@ func (h *Handler) serveLatest(w http.ResponseWriter, r *http.Request, name strin
 	h.mu.Unlock()
 	if haveCached && h.now().Sub(cached.fetched) < h.ttl {
 		h.log.Debug("checksum database latest from memory", "db", name, "stale", cached.stale)
+		cacheResult(r, "hit")
 		if cached.stale {
+			cacheResult(r, "stale")
 			w.Header().Set("Warning", staleWarning)
 		}
 		h.writeBody(w, r, "text/plain; charset=utf-8", h.shortCacheControl(), cached.data)
@@ -239,6 +245,7 @@ func (h *Handler) serveLatest(w http.ResponseWriter, r *http.Request, name strin
 			// this server saw is still a valid (older) tree head.
 			if data, serr := h.readStore(r.Context(), fallbackKey(name, "latest")); serr == nil {
 				h.log.Warn("serving stored checksum database latest", "db", name, "err", err)
+				cacheResult(r, "stale")
 				w.Header().Set("Warning", staleWarning)
 				h.writeBody(w, r, "text/plain; charset=utf-8", h.shortCacheControl(), data)
 				return nil
@@ -255,10 +262,12 @@ func (h *Handler) serveLatest(w http.ResponseWriter, r *http.Request, name strin
 			h.latest[name] = cachedBody{data: cached.data, fetched: h.now(), stale: true}
 		}
 		h.mu.Unlock()
+		cacheResult(r, "stale")
 		w.Header().Set("Warning", staleWarning)
 		h.writeBody(w, r, "text/plain; charset=utf-8", h.shortCacheControl(), cached.data)
 		return nil
 	}
+	cacheResult(r, "miss")
 	h.writeBody(w, r, "text/plain; charset=utf-8", h.shortCacheControl(), v.([]byte))
 	return nil
 }
@@ -293,8 +302,8 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, name, rest
 	}
 	// In any case: a case variant of a private path leaks the name too.
 	if h.private != "" && module.MatchPrefixPatterns(strings.ToLower(h.private), strings.ToLower(modPath)) {
-		return &httpError{http.StatusNotFound, fmt.Sprintf(
-			"%s is a private module: it is not in the public checksum database, and modgate does not ask it (the name would leak). Set GONOSUMDB=%s on clients", modPath, h.private)}
+		return notFound(
+			"%s is a private module: it is not in the public checksum database, and modgate does not ask it (the name would leak). Set GONOSUMDB=%s on clients", modPath, h.private)
 	}
 	data, err := h.storedOrFetched(r.Context(), "sumdb/"+name+"/"+rest, checkLookup)
 	if err != nil {
@@ -311,7 +320,7 @@ func (h *Handler) serveTile(w http.ResponseWriter, r *http.Request, name, rest s
 		return badRequest("%v", err)
 	}
 	if t.H != tileHeight {
-		return &httpError{http.StatusNotFound, fmt.Sprintf("tile height %d not served: the go command uses %d", t.H, tileHeight)}
+		return notFound("tile height %d not served: the go command uses %d", t.H, tileHeight)
 	}
 	upPath := "sumdb/" + name + "/" + rest
 	check := func(data []byte) error { return checkTile(t, data) }
@@ -330,6 +339,7 @@ func (h *Handler) serveTile(w http.ResponseWriter, r *http.Request, name, rest s
 		if !ok {
 			return err
 		}
+		cacheResult(r, "stale")
 		w.Header().Set("Warning", staleWarning)
 		data = fallback
 	} else {
@@ -408,6 +418,7 @@ func (h *Handler) partialTile(ctx context.Context, upPath string, check func([]b
 	h.mu.Unlock()
 	if ok && now.Sub(cached.fetched) < h.ttl {
 		h.log.Debug("checksum database partial tile from memory", "path", upPath)
+		setCache(ctx, "hit")
 		return cached.data, nil
 	}
 	v, err := h.do(upPath, canFallBack, func() (any, error) {
@@ -431,6 +442,7 @@ func (h *Handler) partialTile(ctx context.Context, upPath string, check func([]b
 	if err != nil {
 		return nil, err
 	}
+	setCache(ctx, "miss")
 	return v.([]byte), nil
 }
 
@@ -441,6 +453,7 @@ func (h *Handler) storedOrFetched(ctx context.Context, key string, check func([]
 	data, err := h.readStore(ctx, key)
 	if err == nil {
 		h.log.Debug("checksum database file from store", "key", key)
+		setCache(ctx, "hit")
 		return data, nil
 	}
 	if !isNotExist(err) {
@@ -462,6 +475,7 @@ func (h *Handler) storedOrFetched(ctx context.Context, key string, check func([]
 	if err != nil {
 		return nil, err
 	}
+	setCache(ctx, "miss")
 	return v.([]byte), nil
 }
 
@@ -557,61 +571,38 @@ func (h *Handler) writeBody(w http.ResponseWriter, r *http.Request, contentType,
 	}
 }
 
-// An httpError is an answer decided by the Handler itself.
-type httpError struct {
-	status int
-	msg    string
+// An answer is a refusal decided by the Handler itself: its text is the
+// client's, its class (fs.ErrNotExist, httperr.ErrBadRequest) gives the
+// status.
+type answer struct {
+	msg   string
+	class error
 }
 
-func (e *httpError) Error() string { return e.msg }
+func (e *answer) Error() string { return e.msg }
+func (e *answer) Unwrap() error { return e.class }
 
-// badRequest returns a 400 answer.
+// notFound returns an answer matching fs.ErrNotExist (404).
+func notFound(format string, args ...any) error {
+	return &answer{fmt.Sprintf(format, args...), fs.ErrNotExist}
+}
+
+// badRequest returns an answer matching httperr.ErrBadRequest (400).
 func badRequest(format string, args ...any) error {
-	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+	return &answer{fmt.Sprintf(format, args...), httperr.ErrBadRequest}
 }
 
-// writeError answers err with a status and a one-line reason: the Handler's
-// own decisions as they are, not found 404 (with the upstream's reason),
-// upstream timeout 504, upstream failure 502, anything else 500.
+// cacheResult records where the answer came from (hit, miss, stale) for
+// the access log and modgate_requests_total.
+func cacheResult(r *http.Request, result string) { setCache(r.Context(), result) }
+
+func setCache(ctx context.Context, result string) { reqlog.From(ctx).Cache = result }
+
+// writeError answers err through httperr, the one error writer of every
+// route. The error reaches the request's access-log line there; it is not
+// logged again here.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var status int
-	msg := err.Error()
-	var he *httpError
-	switch {
-	case errors.As(err, &he):
-		status = he.status
-	case isNotExist(err):
-		status = http.StatusNotFound
-	case errors.Is(err, upstream.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusGatewayTimeout
-	case errors.Is(err, upstream.ErrUnavailable):
-		status = http.StatusBadGateway
-	default:
-		status = http.StatusInternalServerError
-		msg = "internal error serving checksum database file"
-	}
-	switch {
-	case status == http.StatusInternalServerError:
-		h.log.Error("serving checksum database file", "path", r.URL.Path, "status", status, "err", err)
-	case status >= 500:
-		h.log.Warn("serving checksum database file", "path", r.URL.Path, "status", status, "err", err)
-	default:
-		h.log.Debug("refusing checksum database request", "path", r.URL.Path, "status", status, "err", err)
-	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/plain; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		io.WriteString(w, oneLine(msg)+"\n")
-	}
-}
-
-// oneLine makes msg a single short line.
-func oneLine(msg string) string {
-	msg = strings.Join(strings.Fields(msg), " ")
-	return truncate(msg)
+	httperr.Write(w, r, err)
 }
 
 // truncate shortens s for an error message.

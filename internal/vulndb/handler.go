@@ -1,11 +1,15 @@
 package vulndb
 
 import (
+	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/modgate/modgate/internal/httperr"
 )
 
 // Response headers of the re-served database, set in one place (serve).
@@ -34,7 +38,8 @@ const (
 // response has an ETag and honours If-None-Match, Range and HEAD.
 //
 // Before the first copy is loaded every request answers 503; unknown paths
-// answer 404. Only GET and HEAD are allowed.
+// answer 404. Only GET and HEAD are allowed. Errors are written by package
+// httperr, like every route's.
 func (s *Syncer) Handler() http.Handler {
 	return http.HandlerFunc(s.serve)
 }
@@ -42,12 +47,12 @@ func (s *Syncer) Handler() http.Handler {
 func (s *Syncer) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		httperr.Write(w, r, fmt.Errorf("method %s not allowed: use GET or HEAD: %w", r.Method, httperr.ErrMethod))
 		return
 	}
 	snap := s.cur.Load()
 	if snap == nil {
-		http.Error(w, "vulnerability database not synced yet", http.StatusServiceUnavailable)
+		httperr.Write(w, r, fmt.Errorf("vulnerability database not synced yet: %w", httperr.ErrNotReady))
 		return
 	}
 	name := strings.TrimPrefix(r.URL.Path, "/")
@@ -55,7 +60,7 @@ func (s *Syncer) serve(w http.ResponseWriter, r *http.Request) {
 	name = strings.TrimSuffix(name, ".gz")
 	etag, ok := snap.etag(name)
 	if !ok {
-		http.NotFound(w, r)
+		httperr.Write(w, r, fmt.Errorf("%s: no such file in the vulnerability database: %w", name, fs.ErrNotExist))
 		return
 	}
 
@@ -78,8 +83,8 @@ func (s *Syncer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := os.Open(filepath.Join(snap.dir, filepath.FromSlash(file)))
 	if err != nil {
-		s.log.Error("serving vulnerability database file", "path", file, "err", err)
-		http.Error(w, "vulnerability database file unavailable", http.StatusInternalServerError)
+		// Not fs.ErrNotExist for the client: the index named the file.
+		httperr.Write(w, r, fmt.Errorf("serving vulnerability database file %s: %v", file, err))
 		return
 	}
 	defer f.Close()

@@ -13,13 +13,16 @@
 // logs, each with a one-line body starting "modgate: ":
 //
 //	202 the event was accepted and onEvent returned
-//	200 a signed event modgate has no use for (ping, issues, ...)
+//	200 a signed event modgate has no use for (ping, issues, ...), or a
+//	    duplicate of a delivery accepted before (see replay.go)
 //	400 not JSON, or no ref or repository URL in it
 //	401 signature or token missing or wrong
 //	404 unknown provider in the path
 //	405 not a POST
 //	413 body larger than MaxBody
 //	500 onEvent failed (the error itself goes to the log only)
+//
+// Refusals are written by package httperr, like every route's errors.
 //
 // The package does not know which modules live in which repository: the
 // Event carries every URL form of the repository the payload gives, and
@@ -34,10 +37,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"path"
 	"strings"
+	"time"
+
+	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/httperr"
 )
 
 // DefaultMaxBody is the body size limit when Config.MaxBody is zero. Push
@@ -68,6 +76,17 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBody bounds the request body; 0 means DefaultMaxBody.
 	MaxBody int64
+	// DeliveriesFile records accepted deliveries across restarts, so that
+	// a replayed one is ignored (see replay.go); "" keeps the record in
+	// memory only.
+	DeliveriesFile string
+	// ReplayWindow is how long a delivery is remembered; 0 means
+	// DefaultReplayWindow. MaxDeliveries bounds how many are; 0 means
+	// DefaultMaxDeliveries.
+	ReplayWindow  time.Duration
+	MaxDeliveries int
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
 }
 
 // A Handler serves POST /webhook/{provider}. It is safe for concurrent use.
@@ -75,6 +94,7 @@ type Handler struct {
 	secret  []byte
 	log     *slog.Logger
 	maxBody int64
+	seen    *deliveries
 	onEvent func(ctx context.Context, ev Event) error
 }
 
@@ -96,10 +116,27 @@ func NewHandler(cfg Config, onEvent func(ctx context.Context, ev Event) error) (
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ReplayWindow <= 0 {
+		cfg.ReplayWindow = DefaultReplayWindow
+	}
+	if cfg.MaxDeliveries <= 0 {
+		cfg.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := ensureDir(cfg.DeliveriesFile); err != nil {
+		return nil, fmt.Errorf("webhook deliveries: %w", err)
+	}
+	seen, err := openDeliveries(cfg.DeliveriesFile, cfg.ReplayWindow, cfg.MaxDeliveries, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
 	return &Handler{
 		secret:  cfg.Secret,
 		log:     logger.With("component", "webhook"),
 		maxBody: cfg.MaxBody,
+		seen:    seen,
 		onEvent: onEvent,
 	}, nil
 }
@@ -109,7 +146,7 @@ func NewHandler(cfg Config, onEvent func(ctx context.Context, ev Event) error) (
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		reply(w, http.StatusMethodNotAllowed, "webhooks must be POST requests")
+		httperr.Write(w, r, fmt.Errorf("webhooks must be POST requests: %w", httperr.ErrMethod))
 		return
 	}
 	name := r.PathValue("provider")
@@ -118,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p, ok := providerNamed(name)
 	if !ok {
-		reply(w, http.StatusNotFound, fmt.Sprintf("unknown webhook provider %q (want gitea, gitlab or github)", name))
+		httperr.Write(w, r, &refusal{fmt.Sprintf("unknown webhook provider %q (want gitea, gitlab or github)", name), fs.ErrNotExist})
 		return
 	}
 	log := h.log.With("provider", name, "delivery", p.delivery(r.Header))
@@ -128,17 +165,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			log.Warn("refused webhook", "status", http.StatusRequestEntityTooLarge, "err", err)
-			reply(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("webhook body is larger than %d bytes", h.maxBody))
+			httperr.Write(w, r, &refusal{fmt.Sprintf("webhook body is larger than %d bytes", h.maxBody), httperr.ErrTooLarge})
 			return
 		}
 		log.Warn("refused webhook", "status", http.StatusBadRequest, "err", err)
-		reply(w, http.StatusBadRequest, "reading webhook body failed")
+		httperr.Write(w, r, &refusal{"reading webhook body failed", httperr.ErrBadRequest})
 		return
 	}
 	if err := p.verify(h.secret, r.Header, body); err != nil {
 		// Warn: a wrong secret at the provider or someone probing.
 		log.Warn("refused webhook", "status", http.StatusUnauthorized, "err", err)
-		reply(w, http.StatusUnauthorized, err.Error())
+		httperr.Write(w, r, &refusal{err.Error(), auth.ErrUnauthenticated})
 		return
 	}
 
@@ -151,25 +188,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		log.Warn("refused webhook", "status", http.StatusBadRequest, "event", event, "err", err)
-		reply(w, http.StatusBadRequest, fmt.Sprintf("invalid %s %q payload: %v", name, event, err))
+		httperr.Write(w, r, &refusal{fmt.Sprintf("invalid %s %q payload: %v", name, event, err), httperr.ErrBadRequest})
 		return
 	}
 	ev.Provider = name
 	ev.Delivery = p.delivery(r.Header)
 
 	log = log.With("ref", ev.Ref, "after", ev.After, "deleted", ev.Deleted, "repo", ev.RepoURLs[0])
+	keys := deliveryKeys(name, ev.Delivery, body)
+	fresh, err := h.seen.claim(keys)
+	if err != nil {
+		// The delivery is handled; only its record may not survive a
+		// restart.
+		log.Warn("recording webhook delivery failed", "err", err)
+	}
+	if !fresh {
+		log.Info("ignored duplicate webhook delivery")
+		reply(w, http.StatusOK, "duplicate delivery, ignored")
+		return
+	}
 	if err := h.onEvent(r.Context(), ev); err != nil {
+		// Let the provider's retry through.
+		h.seen.release(keys)
 		// The error stays in the log: it may name internal hosts, and the
 		// provider shows the answer to everyone who can see the hook.
 		log.Error("webhook event failed", "err", err)
-		reply(w, http.StatusInternalServerError, fmt.Sprintf("handling the %s event for %s failed (see the modgate log)", name, ev.Ref))
+		httperr.Write(w, r, fmt.Errorf("handling the %s event for %s: %w", name, ev.Ref, err))
 		return
 	}
 	log.Info("webhook event")
 	reply(w, http.StatusAccepted, "accepted "+ev.Ref)
 }
 
-// reply writes a one-line text answer starting "modgate: ".
+// A refusal is a refused delivery: its text is the client's, its class
+// gives the status (package httperr).
+type refusal struct {
+	msg   string
+	class error
+}
+
+func (e *refusal) Error() string { return e.msg }
+func (e *refusal) Unwrap() error { return e.class }
+
+// reply writes a one-line text answer starting "modgate: " for a delivery
+// that did not fail.
 func reply(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -342,7 +342,7 @@ func TestOnEventError(t *testing.T) {
 	if w.Code != http.StatusInternalServerError {
 		t.Errorf("status = %d, want 500", w.Code)
 	}
-	if want := "modgate: handling the github event for refs/tags/v1.2.0 failed (see the modgate log)\n"; w.Body.String() != want {
+	if want := "modgate: internal error (request id ; details are in the server log)\n"; w.Body.String() != want {
 		t.Errorf("body = %q, want %q", w.Body, want)
 	}
 }

@@ -61,8 +61,11 @@ var (
 		parse: parseGitea,
 	}
 	gitlab = provider{
-		eventHeaders:    []string{"X-Gitlab-Event"},
-		deliveryHeaders: []string{"X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID"},
+		eventHeaders: []string{"X-Gitlab-Event"},
+		// Idempotency-Key stays the same across GitLab's retries; the
+		// event UUID identifies the event. X-Gitlab-Webhook-UUID names the
+		// hook, not the delivery: every delivery of a hook shares it.
+		deliveryHeaders: []string{"Idempotency-Key", "X-Gitlab-Event-UUID"},
 		verify:          verifyGitLabToken,
 		parse:           parseGitLab,
 	}

@@ -123,7 +123,9 @@ func TestZeroConfigPrintConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("modgate serve --print-config: %v\n%s", err, out)
 	}
-	for _, want := range []string{"127.0.0.1:3000", "https://proxy.corp.example,direct", "go env GOPROXY", "corp.example/*", ".local/share/modgate"} {
+	// Settings whose default is derived show the value in effect.
+	for _, want := range []string{"127.0.0.1:3000", "https://proxy.corp.example,direct", "go env GOPROXY", "corp.example/*", ".local/share/modgate",
+		"max_concurrent_git: 4 ", "share/modgate/audit # default", "share/modgate/git # default"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("--print-config output lacks %q:\n%s", want, out)
 		}
@@ -139,6 +141,9 @@ func TestBadConfigExits(t *testing.T) {
 	}{
 		{"unknown key", "upstream:\n  goproxy: https://x.example\n  bogus: 1\n", []string{"modgate.yaml:3", "upstream.bogus", "unknown key"}},
 		{"every invalid value at once", "listen: nohost\ncache:\n  list_ttl: -1s\nupstream:\n  goproxy: htps://x\n", []string{"listen", "cache.list_ttl", "upstream.goproxy", "htps"}},
+		// A value of the wrong type and an invalid value are reported in
+		// one round, not the second after the first is fixed.
+		{"decode and validation problems at once", "upstream:\n  retries: many\n  goproxy: htps://x\ncache:\n  list_ttl: -1s\n", []string{"modgate.yaml:2: upstream.retries", "upstream.goproxy", "htps", "cache.list_ttl"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

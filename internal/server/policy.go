@@ -64,6 +64,7 @@ func (s *Server) buildPolicy() error {
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
+	s.policy = p // from here on, Close closes the ages file
 	p.licenses = policy.NewLicenseDetector(filepath.Join(dir, "licenses"), s.openZip)
 	if vc := s.cfg.Policy.VulnDB; vc.URL != "" || vc.Dir != "" {
 		sc := vulndb.SyncConfig{
@@ -82,7 +83,6 @@ func (s *Server) buildPolicy() error {
 			return fmt.Errorf("policy.vulndb: %w", err)
 		}
 	}
-	s.policy = p
 	e, err := s.compilePolicy(s.cfg.Policy)
 	if err != nil {
 		return err

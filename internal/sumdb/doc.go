@@ -23,8 +23,11 @@
 // verify, the Verifier asks the database once more without the cache and
 // overwrites the entry with verified data.
 //
-// The latest tree head and partial tiles change, so the Handler keeps them in
-// memory only. The Verifier keeps the latest tree head it verified in a state
+// The Verifier also stores the partial tiles it verified under their
+// protocol paths, and both halves write "sumdb/{name}/supported", so that
+// the disk store's tree is a complete file:// GOPROXY, database included
+// (see filelayout.go). The latest tree head and unverified partial tiles
+// change, so the Handler keeps them in memory only. The Verifier keeps the latest tree head it verified in a state
 // directory, written atomically, so that a database that forks or rolls
 // back is detected after a restart too (that is a security error: logged,
 // reported to the OnSecurityEvent hook, and every check fails until an

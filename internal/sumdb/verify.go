@@ -94,6 +94,8 @@ type Verifier struct {
 	cur atomic.Pointer[dbClient] // the client lookups use now
 
 	lookups sync.WaitGroup // background lookups, waited for by Close
+
+	supported supportedMarks // see filelayout.go
 }
 
 // A dbClient is one sumdb.Client generation with its operations.

@@ -21,6 +21,7 @@ import (
 var modgateBin string
 
 func TestMain(m *testing.M) {
+	testenv.GuardNetwork() // dials outside loopback fail; see TestRealUpstream
 	dir, err := os.MkdirTemp("", "modgate-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

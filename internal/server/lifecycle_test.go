@@ -44,7 +44,7 @@ func TestNewCleansUpAfterALateFailure(t *testing.T) {
 
 	goroutines, files := modgateGoroutines(), openFiles(t)
 	for range 3 {
-		if _, err := server.New(cfg, log); err == nil || !strings.Contains(err.Error(), "tls") {
+		if _, err := server.New(cfg, log, server.WithDialControl(testenv.LoopbackOnly)); err == nil || !strings.Contains(err.Error(), "tls") {
 			t.Fatalf("server.New with a garbage certificate = %v, want a tls error", err)
 		}
 	}
@@ -93,4 +93,22 @@ func openFiles(t *testing.T) int {
 		return 0
 	}
 	return len(entries)
+}
+
+// TestUpstreamDialsAreGuarded: the harness gives modgate's upstream client
+// testenv.LoopbackOnly, so an upstream outside loopback is refused before
+// anything is sent. 0.0.0.0 stands for it: Linux delivers it locally, so
+// without the guard the request would reach the fake upstream and pass.
+func TestUpstreamDialsAreGuarded(t *testing.T) {
+	t.Parallel()
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	in := startModgate(t, up, func(c *config.Config) {
+		c.Upstream.GOPROXY = strings.Replace(up.URL(), "127.0.0.1", "0.0.0.0", 1)
+	})
+	if code, body, _ := in.get(t, "/example.com/hello/@v/v1.0.0.info"); code < 500 {
+		t.Errorf("GET through an upstream outside loopback = %d %s, want it refused (5xx)", code, body)
+	}
+	if n := up.Count("/example.com/hello/@v/v1.0.0.info"); n != 0 {
+		t.Errorf("the upstream was reached %d times through 0.0.0.0", n)
+	}
 }

@@ -79,7 +79,12 @@ type Server struct {
 // New builds a Server from cfg, which must have been resolved and validated.
 // It creates the data directory; it does not listen. When it fails, what
 // it had already started (workers, open files, the audit log) is closed.
-func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+// opts are for tests (see Option).
+func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
 	s.bgCtx, s.bgStop = context.WithCancel(context.Background())
 	defer func() {
@@ -113,6 +118,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		DialTimeout:           cfg.Upstream.DialTimeout.Duration,
 		ResponseHeaderTimeout: cfg.Upstream.ResponseTimeout.Duration,
 		IdleTimeout:           cfg.Upstream.IdleTimeout.Duration,
+		Control:               o.dialControl,
 	})
 	retries := cfg.Upstream.Retries
 	if retries == 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -32,6 +33,10 @@ type HTTPConfig struct {
 	// RootCAs, when set, replaces the system's certificate authorities
 	// (for a Git server with a company CA).
 	RootCAs *x509.CertPool
+	// Control, when set, is the dialer's net.Dialer.Control: it sees every
+	// address the client connects to, after resolution, and may refuse it.
+	// Tests use it to keep every connection on loopback.
+	Control func(network, address string, c syscall.RawConn) error
 }
 
 const (
@@ -78,6 +83,7 @@ func NewHTTPClient(cfg HTTPConfig) *http.Client {
 		DialContext: (&net.Dialer{
 			Timeout:   dial,
 			KeepAlive: 30 * time.Second,
+			Control:   cfg.Control,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   tlsHandshakeTimeout,

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"net/http"
 	"path/filepath"
 	"testing"
 
@@ -18,6 +19,13 @@ func TestDataDirIsAFileGOPROXY(t *testing.T) {
 	t.Parallel()
 	up := testenv.NewUpstream(t, testenv.Fixtures(t))
 	in := startModgate(t, up, nil)
+	// A client asks modgate's /sumdb/ for a lookup before modgate fetches
+	// the module: the stored lookup then carries a smaller tree than the
+	// one modgate's own verification has reached when it uses it.
+	early := "/sumdb/" + up.SumDBName() + "/lookup/example.com/greet@v1.0.0"
+	if code, body, _ := in.get(t, early); code != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", early, code, body)
+	}
 	var all []string
 	for i, m := range testenv.Fixtures(t) {
 		all = append(all, m.String())
@@ -31,6 +39,14 @@ func TestDataDirIsAFileGOPROXY(t *testing.T) {
 
 	proxy := "file://" + filepath.ToSlash(filepath.Join(in.DataDir, "modules"))
 	env := testenv.GoEnv(t, proxy, up.VerifierKey(), "GOFLAGS=-mod=mod -modcacherw")
+	// Each module alone first: the go command then checks every lookup
+	// against its own tree, not the largest one.
+	for _, m := range all {
+		alone := testenv.GoEnv(t, proxy, up.VerifierKey(), "GOFLAGS=-mod=mod -modcacherw")
+		if _, stderr, err := testenv.RunGo(t, t.TempDir(), alone, "mod", "download", m); err != nil {
+			t.Errorf("go mod download %s from %s alone: %v\n%s", m, proxy, err, stderr)
+		}
+	}
 	stdout, stderr, err := testenv.RunGo(t, t.TempDir(), env, append([]string{"mod", "download", "-json"}, all...)...)
 	if err != nil {
 		t.Fatalf("go mod download from %s: %v\n%s%s", proxy, err, stdout, stderr)

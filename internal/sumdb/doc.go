@@ -24,7 +24,8 @@
 // overwrites the entry with verified data.
 //
 // The Verifier also stores the partial tiles it verified under their
-// protocol paths, and both halves write "sumdb/{name}/supported", so that
+// protocol paths, and the tiles proving each lookup in the lookup's own
+// tree, and both halves write "sumdb/{name}/supported", so that
 // the disk store's tree is a complete file:// GOPROXY, database included
 // (see filelayout.go). The latest tree head and unverified partial tiles
 // change, so the Handler keeps them in memory only. The Verifier keeps the latest tree head it verified in a state

@@ -1,10 +1,17 @@
 package sumdb
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/modgate/modgate/internal/storage"
 )
@@ -49,4 +56,140 @@ func (m *supportedMarks) mark(ctx context.Context, store storage.Store, name str
 		return
 	}
 	m.done.Store(name, struct{}{})
+}
+
+// A client reading the Store as a file:// GOPROXY checks each lookup
+// against the largest tree it has seen so far, in its own order, which
+// may be the lookup's own tree: one that modgate's verification never
+// used as its latest (a lookup the Handler stored for a client before the
+// Verifier needed it carries a tree older than the Verifier's). The
+// partial tiles of that tree are then in no cache. keepLookupTree fills
+// them in after a successful lookup: it computes the lookup tree's hash
+// and the record's proof in that tree from tiles, which tlog checks
+// against the signed tree hash before they are stored.
+
+// keepLookupTree stores the tiles that prove the record of path@vers's
+// stored lookup in the lookup's own tree, in the background (Close waits
+// for it). Each lookup file is done once per Verifier. Failures only cost
+// completeness: they are logged at Debug.
+func (v *Verifier) keepLookupTree(path, vers string) {
+	if v.store == nil {
+		return
+	}
+	epath, err := module.EscapePath(path)
+	if err != nil {
+		return
+	}
+	evers, err := module.EscapeVersion(strings.TrimSuffix(vers, "/go.mod"))
+	if err != nil {
+		return
+	}
+	key := "sumdb/" + v.db.Name + "/lookup/" + epath + "@" + evers
+	if _, done := v.keptTrees.LoadOrStore(key, struct{}{}); done {
+		return
+	}
+	v.lookups.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+		defer cancel()
+		if err := v.proveInOwnTree(ctx, key); err != nil {
+			v.keptTrees.Delete(key) // try again on the next lookup
+			v.log.Debug("keeping the tiles of a lookup's tree", "key", key, "err", err)
+		}
+	})
+}
+
+// proveInOwnTree reads the lookup stored under key and proves its record
+// in its own tree, through a tile reader that stores what it verified.
+func (v *Verifier) proveInOwnTree(ctx context.Context, key string) error {
+	data, err := v.readStored(ctx, key)
+	if err != nil {
+		return err
+	}
+	id, _, treeMsg, err := tlog.ParseRecord(data)
+	if err != nil {
+		return err
+	}
+	verifier, err := note.NewVerifier(v.db.Key)
+	if err != nil {
+		return err
+	}
+	n, err := note.Open(treeMsg, note.VerifierList(verifier))
+	if err != nil {
+		return err
+	}
+	tree, err := tlog.ParseTree([]byte(n.Text))
+	if err != nil {
+		return err
+	}
+	thr := tlog.TileHashReader(tree, &storeTiles{ctx: ctx, v: v})
+	if _, err := tlog.TreeHash(tree.N, thr); err != nil {
+		return err
+	}
+	_, err = tlog.ProveRecord(tree.N, id, thr)
+	return err
+}
+
+// readStored reads key from the Store, bounded by maxBody.
+func (v *Verifier) readStored(ctx context.Context, key string) ([]byte, error) {
+	rc, err := v.store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxBody+1))
+	if err == nil && len(data) > maxBody {
+		err = fmt.Errorf("%s: larger than %d bytes", key, maxBody)
+	}
+	return data, err
+}
+
+// storeTiles is a tlog.TileReader over the Store and the database: a tile
+// comes from the Store, else as the prefix of its full tile in the Store,
+// else from the database; SaveTiles, called by tlog once a tile is proven
+// to belong to the tree, stores it under its protocol path.
+type storeTiles struct {
+	ctx context.Context
+	v   *Verifier
+}
+
+func (r *storeTiles) Height() int { return 8 } // the go command's and every Go database's
+
+func (r *storeTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(tiles))
+	for i, t := range tiles {
+		data, err := r.readTile(t)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = data
+	}
+	return out, nil
+}
+
+func (r *storeTiles) readTile(t tlog.Tile) ([]byte, error) {
+	prefix := "sumdb/" + r.v.db.Name + "/"
+	if data, err := r.v.readStored(r.ctx, prefix+t.Path()); err == nil {
+		return data, nil
+	}
+	full := t
+	full.W = 1 << t.H
+	if full != t {
+		if data, err := r.v.readStored(r.ctx, prefix+full.Path()); err == nil && len(data) == full.W*tlog.HashSize {
+			return data[:t.W*tlog.HashSize], nil
+		}
+	}
+	return fetchAll(r.ctx, r.v.source, prefix+t.Path())
+}
+
+func (r *storeTiles) SaveTiles(tiles []tlog.Tile, data [][]byte) {
+	for i, t := range tiles {
+		key := "sumdb/" + r.v.db.Name + "/" + t.Path()
+		if rc, err := r.v.store.Get(r.ctx, key); err == nil {
+			rc.Close()
+			continue
+		}
+		if err := r.v.store.Put(r.ctx, key, bytes.NewReader(data[i])); err != nil {
+			r.v.log.Debug("storing a checksum database tile", "key", key, "err", err)
+		}
+	}
 }

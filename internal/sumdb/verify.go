@@ -96,6 +96,7 @@ type Verifier struct {
 	lookups sync.WaitGroup // background lookups, waited for by Close
 
 	supported supportedMarks // see filelayout.go
+	keptTrees sync.Map       // lookup keys whose own tree's tiles are stored (see keepLookupTree)
 }
 
 // A dbClient is one sumdb.Client generation with its operations.
@@ -291,6 +292,7 @@ func (v *Verifier) lookup(path, vers string) ([]string, error) {
 				// The cache has been rewritten with verified data; use it again.
 				v.replaceClient(c, false)
 			}
+			v.keepLookupTree(path, vers)
 			return lines, nil
 		}
 

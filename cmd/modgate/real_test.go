@@ -67,7 +67,8 @@ func TestRealUpstream(t *testing.T) {
 	p := startBinary(t, env)
 
 	through := download(t, testenv.GoEnv(t, p.URL, gosumdb), realModules)
-	direct := download(t, testenv.GoEnv(t, goproxy, gosumdb), realModules)
+	// The direct download is the one go command allowed beyond loopback.
+	direct := download(t, testenv.GoEnv(t, goproxy, gosumdb, "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"), realModules)
 	for _, m := range realModules {
 		if through[m] == "" || through[m] != direct[m] {
 			t.Errorf("%s: through modgate %q, direct %q", m, through[m], direct[m])

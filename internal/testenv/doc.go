@@ -58,7 +58,9 @@
 // Every test package that starts servers or runs network code calls
 // [GuardNetwork] from its TestMain: in-process dials and name lookups
 // outside loopback then fail with [ErrNonLoopback], and the server tests
-// hand modgate's own upstream client the same check, [LoopbackOnly]. The
+// hand modgate's own upstream client the same check, [LoopbackOnly]; the
+// go command run with [GoEnv] sends everything but loopback to a dead
+// proxy ([DeadProxy]). The
 // one exception is the real-upstream test, which gets its client from
 // [RealNetworkClient] and runs only with MODGATE_E2E_REAL=1. A test that
 // needs something optional on the machine (sshd, root) calls

@@ -49,11 +49,14 @@ type process struct {
 
 // startBinary runs `modgate serve` with args and env (added to a minimal
 // environment), waits until it logs its listening address, and stops it
-// (SIGTERM) at the end of the test if it is still running.
+// (SIGTERM) at the end of the test if it is still running. Its HTTP
+// requests to anything but loopback go to testenv.DeadProxy unless env
+// sets HTTP_PROXY and HTTPS_PROXY itself (the real-upstream test does).
 func startBinary(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(modgateBin, append([]string{"serve", "-listen", "127.0.0.1:0", "-log-format", "json"}, args...)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + testHome(t)}, env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + testHome(t),
+		"HTTP_PROXY=" + testenv.DeadProxy, "HTTPS_PROXY=" + testenv.DeadProxy, "NO_PROXY="}, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -58,8 +58,10 @@ func TestRealUpstream(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	// Zero configuration: the upstream and checksum database come from the
 	// inherited go env (GOPROXY/GOSUMDB, or the go command's defaults).
-	env := []string{"MODGATE_DATA_DIR=" + dataDir}
-	for _, k := range []string{"GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOFLAGS", "GOROOT"} {
+	// The machine's own proxy settings, if any, replace startBinary's dead
+	// proxy: this modgate is the one allowed beyond loopback.
+	env := []string{"MODGATE_DATA_DIR=" + dataDir, "HTTP_PROXY=", "HTTPS_PROXY=", "NO_PROXY="}
+	for _, k := range []string{"GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOFLAGS", "GOROOT", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -70,8 +70,9 @@ func (m *supportedMarks) mark(ctx context.Context, store storage.Store, name str
 
 // keepLookupTree stores the tiles that prove the record of path@vers's
 // stored lookup in the lookup's own tree, in the background (Close waits
-// for it). Each lookup file is done once per Verifier. Failures only cost
-// completeness: they are logged at Debug.
+// for it). Lookups happen only when a module file is fetched, and a second
+// run finds every tile stored, so nothing remembers which lookups are
+// done. Failures only cost completeness: they are logged at Debug.
 func (v *Verifier) keepLookupTree(path, vers string) {
 	if v.store == nil {
 		return
@@ -85,14 +86,10 @@ func (v *Verifier) keepLookupTree(path, vers string) {
 		return
 	}
 	key := "sumdb/" + v.db.Name + "/lookup/" + epath + "@" + evers
-	if _, done := v.keptTrees.LoadOrStore(key, struct{}{}); done {
-		return
-	}
 	v.lookups.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
 		defer cancel()
 		if err := v.proveInOwnTree(ctx, key); err != nil {
-			v.keptTrees.Delete(key) // try again on the next lookup
 			v.log.Debug("keeping the tiles of a lookup's tree", "key", key, "err", err)
 		}
 	})

@@ -96,7 +96,6 @@ type Verifier struct {
 	lookups sync.WaitGroup // background lookups, waited for by Close
 
 	supported supportedMarks // see filelayout.go
-	keptTrees sync.Map       // lookup keys whose own tree's tiles are stored (see keepLookupTree)
 }
 
 // A dbClient is one sumdb.Client generation with its operations.

@@ -21,6 +21,7 @@ import (
 var modgateBin string
 
 func TestMain(m *testing.M) {
+	testenv.GuardNetwork() // dials outside loopback fail; see TestRealUpstream
 	dir, err := os.MkdirTemp("", "modgate-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -48,11 +49,14 @@ type process struct {
 
 // startBinary runs `modgate serve` with args and env (added to a minimal
 // environment), waits until it logs its listening address, and stops it
-// (SIGTERM) at the end of the test if it is still running.
+// (SIGTERM) at the end of the test if it is still running. Its HTTP
+// requests to anything but loopback go to testenv.DeadProxy unless env
+// sets HTTP_PROXY and HTTPS_PROXY itself (the real-upstream test does).
 func startBinary(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(modgateBin, append([]string{"serve", "-listen", "127.0.0.1:0", "-log-format", "json"}, args...)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + testHome(t)}, env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + testHome(t),
+		"HTTP_PROXY=" + testenv.DeadProxy, "HTTPS_PROXY=" + testenv.DeadProxy, "NO_PROXY="}, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +127,9 @@ func TestZeroConfigPrintConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("modgate serve --print-config: %v\n%s", err, out)
 	}
-	for _, want := range []string{"127.0.0.1:3000", "https://proxy.corp.example,direct", "go env GOPROXY", "corp.example/*", ".local/share/modgate"} {
+	// Settings whose default is derived show the value in effect.
+	for _, want := range []string{"127.0.0.1:3000", "https://proxy.corp.example,direct", "go env GOPROXY", "corp.example/*", ".local/share/modgate",
+		"max_concurrent_git: 4 ", "share/modgate/audit # default", "share/modgate/git # default"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("--print-config output lacks %q:\n%s", want, out)
 		}
@@ -139,6 +145,9 @@ func TestBadConfigExits(t *testing.T) {
 	}{
 		{"unknown key", "upstream:\n  goproxy: https://x.example\n  bogus: 1\n", []string{"modgate.yaml:3", "upstream.bogus", "unknown key"}},
 		{"every invalid value at once", "listen: nohost\ncache:\n  list_ttl: -1s\nupstream:\n  goproxy: htps://x\n", []string{"listen", "cache.list_ttl", "upstream.goproxy", "htps"}},
+		// A value of the wrong type and an invalid value are reported in
+		// one round, not the second after the first is fixed.
+		{"decode and validation problems at once", "upstream:\n  retries: many\n  goproxy: htps://x\ncache:\n  list_ttl: -1s\n", []string{"modgate.yaml:2: upstream.retries", "upstream.goproxy", "htps", "cache.list_ttl"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/modgate/modgate/internal/testenv"
 )
@@ -42,18 +41,16 @@ func hostGoEnv(t *testing.T) (goproxy, gosumdb string) {
 
 // TestRealUpstream runs the real go command through a zero-configuration
 // modgate against the upstream and checksum database of `go env`, and
-// checks that the hashes equal those of a direct download. CI sets
-// MODGATE_E2E_REAL=1, which makes an unreachable upstream a failure;
-// elsewhere the test skips loudly.
+// checks that the hashes equal those of a direct download. It runs only
+// with MODGATE_E2E_REAL=1 (CI sets it), the one test allowed to dial
+// beyond loopback (testenv.RealNetworkClient), and an unreachable upstream
+// is then a failure; elsewhere the test skips loudly.
 func TestRealUpstream(t *testing.T) {
+	client := testenv.RealNetworkClient(t) // the one exception to the network guard
 	goproxy, gosumdb := hostGoEnv(t)
 	first := strings.FieldsFunc(goproxy, func(r rune) bool { return r == ',' || r == '|' })[0]
-	if !reachable(first) {
-		msg := "REAL UPSTREAM UNREACHABLE (" + first + "): the real-upstream end-to-end test did not run"
-		if os.Getenv("MODGATE_E2E_REAL") == "1" {
-			t.Fatal(msg + "; MODGATE_E2E_REAL=1 requires it")
-		}
-		t.Skip(msg)
+	if !reachable(client, first) {
+		t.Fatal("REAL UPSTREAM UNREACHABLE (" + first + "): MODGATE_E2E_REAL=1 requires it")
 	}
 	if gosumdb == "off" {
 		t.Fatal("go env GOSUMDB is off: the real-upstream test must verify through the checksum database")
@@ -61,8 +58,10 @@ func TestRealUpstream(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	// Zero configuration: the upstream and checksum database come from the
 	// inherited go env (GOPROXY/GOSUMDB, or the go command's defaults).
-	env := []string{"MODGATE_DATA_DIR=" + dataDir}
-	for _, k := range []string{"GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOFLAGS", "GOROOT"} {
+	// The machine's own proxy settings, if any, replace startBinary's dead
+	// proxy: this modgate is the one allowed beyond loopback.
+	env := []string{"MODGATE_DATA_DIR=" + dataDir, "HTTP_PROXY=", "HTTPS_PROXY=", "NO_PROXY="}
+	for _, k := range []string{"GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOFLAGS", "GOROOT", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
@@ -70,7 +69,8 @@ func TestRealUpstream(t *testing.T) {
 	p := startBinary(t, env)
 
 	through := download(t, testenv.GoEnv(t, p.URL, gosumdb), realModules)
-	direct := download(t, testenv.GoEnv(t, goproxy, gosumdb), realModules)
+	// The direct download is the one go command allowed beyond loopback.
+	direct := download(t, testenv.GoEnv(t, goproxy, gosumdb, "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"), realModules)
 	for _, m := range realModules {
 		if through[m] == "" || through[m] != direct[m] {
 			t.Errorf("%s: through modgate %q, direct %q", m, through[m], direct[m])
@@ -139,8 +139,7 @@ func download(t *testing.T, env []string, mods []string) map[string]string {
 	return sums
 }
 
-func reachable(url string) bool {
-	c := &http.Client{Timeout: 10 * time.Second}
+func reachable(c *http.Client, url string) bool {
 	resp, err := c.Get(strings.TrimSuffix(url, "/") + "/golang.org/x/mod/@v/v0.42.0.info")
 	if err != nil {
 		return false

@@ -110,7 +110,7 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(cfg.Resolve(config.GoEnv{}))
 	ts.Check(cfg.Validate())
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	srv, err := server.New(cfg, log)
+	srv, err := server.New(cfg, log, server.WithDialControl(testenv.LoopbackOnly))
 	ts.Check(err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	ts.Check(err)

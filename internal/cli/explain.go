@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -75,10 +76,11 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer, deps 
 	}
 
 	cfg, err := config.Load(*configPath, deps.getenv)
-	if err != nil {
+	if err != nil && !errors.Is(err, config.ErrInvalid) {
 		fmt.Fprintf(stderr, "modgate explain: %v\n", err)
 		return 2
 	}
+	// The file's problems (err) come back from Validate, with the rest.
 	goenv, err := deps.goEnv(ctx)
 	if err != nil {
 		// Not fatal: the configuration may not need go env at all, and

@@ -232,7 +232,9 @@ func TestExplainBadInput(t *testing.T) {
 		{name: "bad module path", args: []string{"Example.com/x"}, stderr: []string{`malformed module path "Example.com/x"`}},
 		{name: "not a version", args: []string{"example.com/x@master"}, stderr: []string{"not a semantic version", "explain takes a semantic version"}},
 		{name: "wrong major version", args: []string{"example.com/x/v2@v1.0.0"}, stderr: []string{"should be v2, not v1"}},
-		{name: "config with unknown key", args: []string{"--config", bad, "example.com/x"}, stderr: []string{bad + ":3: upstream.timeout: unknown key"}},
+		// every problem at once: the unknown key and the invalid value
+		{name: "config with unknown key", args: []string{"--config", bad, "example.com/x"}, stderr: []string{bad + ":3: upstream.timeout: unknown key",
+			"upstream.retries: must be between 0 and 10, got 20"}},
 		{name: "invalid config", args: []string{"--config", invalid, "example.com/x"}, stderr: []string{"invalid configuration", "upstream.retries: must be between 0 and 10, got 20"}},
 		{name: "bad environment", args: []string{"example.com/x"}, env: map[string]string{"HOME": "/h", "MODGATE_LOG_LEVEL": "loud"}, stderr: []string{"(from env MODGATE_LOG_LEVEL)"}},
 		{name: "goproxy naming only modgate", args: []string{"example.com/x"}, env: map[string]string{"HOME": "/h", "MODGATE_GOPROXY": "http://127.0.0.1:3000"},

@@ -90,9 +90,10 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // Every problem is reported at once.
 func loadConfig(ctx context.Context, file string, setFlags func(set func(key, value, source string) error) error, stderr io.Writer) (config.Config, error) {
 	cfg, err := config.Load(file, os.Getenv)
-	if err != nil {
+	if err != nil && !errors.Is(err, config.ErrInvalid) {
 		return config.Config{}, err
 	}
+	// The file's problems (err) come back from Validate, with the rest.
 	if setFlags != nil {
 		if err := setFlags(cfg.Set); err != nil {
 			return config.Config{}, err

@@ -146,9 +146,10 @@ func token(ctx context.Context, args []string, stdout, stderr io.Writer, deps to
 // does, with --data-dir applied like serve's flag.
 func tokenConfig(ctx context.Context, path, dataDir string, deps tokenDeps) (config.Config, error) {
 	cfg, err := config.Load(path, deps.getenv)
-	if err != nil {
+	if err != nil && !errors.Is(err, config.ErrInvalid) {
 		return config.Config{}, err
 	}
+	// The file's problems (err) come back from Validate, with the rest.
 	if dataDir != "" {
 		if err := cfg.Set("data_dir", dataDir, "flag --data-dir"); err != nil {
 			return config.Config{}, err

@@ -125,7 +125,7 @@ func (v *validator) audit() {
 	v.auditPath("audit.anchor_file", a.AnchorFile)
 	if a.AnchorFile != "" && filepath.IsAbs(a.AnchorFile) {
 		for _, inside := range []struct{ key, dir string }{{"data_dir", v.c.DataDir}, {"the audit log directory", v.c.AuditDir()}} {
-			if inside.dir != "" && filepath.IsAbs(inside.dir) && within(inside.dir, a.AnchorFile) {
+			if inside.dir != "" && filepath.IsAbs(inside.dir) && pathWithin(inside.dir, a.AnchorFile) {
 				v.add("audit.anchor_file", "", "%q is inside %s (%s): an outside copy must survive whoever can rewrite that directory; put it on another mount", a.AnchorFile, inside.key, inside.dir)
 				break
 			}
@@ -138,8 +138,8 @@ func (v *validator) audit() {
 	}
 }
 
-// within reports whether path is dir or below it.
-func within(dir, path string) bool {
+// pathWithin reports whether path is dir or below it.
+func pathWithin(dir, path string) bool {
 	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

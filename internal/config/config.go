@@ -84,6 +84,9 @@ type Config struct {
 	env func(string) string
 	// pos maps keys set by the config file to "file:line", for messages.
 	pos map[string]string
+	// loadProblems are the problems Load found; Validate reports them
+	// with its own.
+	loadProblems []error
 }
 
 // Log configures the process log.

@@ -63,7 +63,7 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Load(YAML()) = %v\ninput:\n%q\nprinted:\n%s", err, data, out)
 		}
-		if diff := cmp.Diff(c, again, ignoreUnexported, cmpIgnoreSources, cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(c.Effective(), again, ignoreUnexported, cmpIgnoreSources, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("Load(YAML()) mismatch (-want +got):\n%s\ninput:\n%q", diff, data)
 		}
 	})

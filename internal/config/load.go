@@ -47,6 +47,12 @@ func EnvVars() []EnvVar {
 //
 // Load does not validate values that have the right type (a listen address
 // without a port, a bad URL): call Resolve and then Validate.
+//
+// When the problems match ErrInvalid, the Config returned with them holds
+// every value that did decode (a key with a problem keeps its default),
+// and its Validate reports Load's problems again, together with its own:
+// a caller that goes on to Validate shows the user every problem at once.
+// Any other error (the file cannot be read) comes with a zero Config.
 func Load(path string, env func(string) string) (Config, error) {
 	if env == nil {
 		env = os.Getenv
@@ -72,7 +78,8 @@ func Load(path string, env func(string) string) (Config, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return Config{}, errors.Join(problems...)
+		c.loadProblems = problems
+		return c, errors.Join(problems...)
 	}
 	return c, nil
 }
@@ -190,6 +197,13 @@ func (c *Config) decodeFile(name string, data []byte) []error {
 	}
 	w.mapping(top, reflect.TypeFor[Config](), "")
 	if len(w.problems) > 0 {
+		// Keep what did decode, so that Validate can report the
+		// problems of those values in the same round.
+		partial := c.Clone()
+		if err := top.Decode(&partial); err == nil {
+			*c = partial
+			w.record(c, name)
+		}
 		return w.problems
 	}
 
@@ -198,6 +212,12 @@ func (c *Config) decodeFile(name string, data []byte) []error {
 	if err := strict.Decode(c); err != nil {
 		return []error{&Problem{Pos: name, Msg: err.Error()}}
 	}
+	w.record(c, name)
+	return nil
+}
+
+// record notes in c the source and line of every key the file set.
+func (w *walker) record(c *Config, name string) {
 	if c.pos == nil {
 		c.pos = make(map[string]string)
 	}
@@ -208,7 +228,6 @@ func (c *Config) decodeFile(name string, data []byte) []error {
 	for key, line := range w.lines {
 		c.pos[key] = fmt.Sprintf("%s:%d", name, line)
 	}
-	return nil
 }
 
 func errString(err error) string {
@@ -242,57 +261,72 @@ func (w *walker) problem(n *yaml.Node, key, format string, args ...any) {
 }
 
 // mapping checks the keys of mapping node n against struct type t; prefix
-// is the dotted key of n ("upstream.") as the user wrote it.
+// is the dotted key of n ("upstream.") as the user wrote it. It removes
+// from n every key with a problem (a section keeps its good keys), so that
+// what is left decodes: Load still reports every problem with the values
+// that did decode (see Config.Validate).
 func (w *walker) mapping(n *yaml.Node, t reflect.Type, prefix string) {
 	seen := make(map[string]int)
+	var kept []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], deref(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
-			w.problem(k, strings.TrimSuffix(prefix, "."), "keys must be plain names, got %s", describeNode(k))
-			continue
+		before := len(w.problems)
+		if w.pair(n.Content[i], deref(n.Content[i+1]), t, prefix, seen) || len(w.problems) == before {
+			kept = append(kept, n.Content[i], n.Content[i+1])
 		}
-		key := prefix + k.Value
-		if k.ShortTag() == "!!merge" {
-			w.problem(k, key, "merge keys are not supported; write the keys out")
-			continue
+	}
+	n.Content = kept
+}
+
+// pair checks one key k and its value v of a mapping of struct type t. It
+// reports whether v is a section whose own bad keys mapping has removed,
+// to be kept whatever problems it had.
+func (w *walker) pair(k, v *yaml.Node, t reflect.Type, prefix string, seen map[string]int) (section bool) {
+	if k.Kind != yaml.ScalarNode {
+		w.problem(k, strings.TrimSuffix(prefix, "."), "keys must be plain names, got %s", describeNode(k))
+		return false
+	}
+	key := prefix + k.Value
+	if k.ShortTag() == "!!merge" {
+		w.problem(k, key, "merge keys are not supported; write the keys out")
+		return false
+	}
+	if first, dup := seen[k.Value]; dup {
+		w.problem(k, key, "set twice (first on line %d); remove one", first)
+		return false
+	}
+	seen[k.Value] = k.Line
+	sf, ok := structField(t, k.Value)
+	if !ok {
+		w.problem(k, key, "unknown key%s", suggest(t, k.Value, prefix))
+		return false
+	}
+	if isNull(v) {
+		return false
+	}
+	if isSection(sf.Type) {
+		if v.Kind != yaml.MappingNode {
+			w.problem(v, key, "want a mapping with keys %s, got %s", strings.Join(sectionKeys(sf.Type), ", "), describeNode(v))
+			return false
 		}
-		if first, dup := seen[k.Value]; dup {
-			w.problem(k, key, "set twice (first on line %d); remove one", first)
-			continue
-		}
-		seen[k.Value] = k.Line
-		sf, ok := structField(t, k.Value)
-		if !ok {
-			w.problem(k, key, "unknown key%s", suggest(t, k.Value, prefix))
-			continue
-		}
-		if isNull(v) {
-			continue
-		}
-		if isSection(sf.Type) {
-			if v.Kind != yaml.MappingNode {
-				w.problem(v, key, "want a mapping with keys %s, got %s", strings.Join(sectionKeys(sf.Type), ", "), describeNode(v))
-				continue
-			}
-			w.mapping(v, sf.Type, key+".")
-			continue
-		}
-		if isSectionList(sf.Type) {
-			if w.sectionList(v, sf.Type.Elem(), key) {
-				if w.set == nil {
-					w.set = make(map[string]int)
-				}
-				w.set[key] = k.Line
-			}
-			continue
-		}
-		if w.leaf(v, sf.Type, key) {
+		w.mapping(v, sf.Type, key+".")
+		return true
+	}
+	if isSectionList(sf.Type) {
+		if w.sectionList(v, sf.Type.Elem(), key) {
 			if w.set == nil {
 				w.set = make(map[string]int)
 			}
 			w.set[key] = k.Line
 		}
+		return false
 	}
+	if w.leaf(v, sf.Type, key) {
+		if w.set == nil {
+			w.set = make(map[string]int)
+		}
+		w.set[key] = k.Line
+	}
+	return false
 }
 
 // sectionList checks a list of sections ("private.sources", whose

@@ -186,7 +186,9 @@ func decodeKind(n *yaml.Node, dst any, set *bool) error {
 type PolicyVulnDB struct {
 	// URL is the database to sync from, in the OSV layout
 	// (index/db.json, index/modules.json, ID/<id>.json), http, https or
-	// file. Empty: no syncing; the copy in Dir is used as it is.
+	// file; a file:///dir without index/db.json may also be a flat
+	// directory of <id>.json entries. Empty: no syncing; the copy in Dir
+	// is used as it is.
 	URL string `yaml:"url"`
 	// Dir holds the local copy (absolute path). Empty: the "vulndb"
 	// directory in data_dir.

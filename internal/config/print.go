@@ -52,11 +52,12 @@ func (c Config) Where(key string) string {
 }
 
 // YAML returns the configuration as a YAML document, credentials redacted
-// (see Redacted), every key present and followed by a comment saying where
-// its value came from (see Where). It is what `modgate serve
-// --print-config` prints, and Load reads it back to the same values.
+// (see Redacted), derived defaults filled in (see Effective), every key
+// present and followed by a comment saying where its value came from (see
+// Where). It is what `modgate serve --print-config` prints, and Load reads
+// it back to the values of c.Effective().
 func (c Config) YAML() ([]byte, error) {
-	r := c.Redacted()
+	r := c.Effective().Redacted()
 	root := &yaml.Node{
 		Kind: yaml.MappingNode,
 		HeadComment: "modgate configuration in effect; passwords in URLs are replaced by " + redacted + ".\n" +

@@ -127,7 +127,7 @@ func TestYAML(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(YAML()) = %v\n%s", err, out)
 	}
-	if diff := cmp.Diff(c, again, ignoreUnexported, cmpIgnoreSources, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(c.Effective(), again, ignoreUnexported, cmpIgnoreSources, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Load(YAML()) mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -169,5 +169,41 @@ func TestExampleFileIsDocumented(t *testing.T) {
 		if i == 0 || !strings.HasPrefix(strings.TrimSpace(lines[i-1]), "#") {
 			t.Errorf("example.yaml:%d: %q has no comment above it", i+1, trimmed)
 		}
+	}
+}
+
+// TestYAMLShowsDerivedDefaults checks that --print-config shows the value
+// in effect of a setting whose empty value stands for a derived default,
+// not the empty value.
+func TestYAMLShowsDerivedDefaults(t *testing.T) {
+	path := writeConfig(t, "data_dir: /srv/modgate\naudit:\n  pseudonymize: true\npolicy:\n  vulndb:\n    url: https://vuln.test\n")
+	c, err := Load(path, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resolve(testGoEnv); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.YAML()
+	if err != nil {
+		t.Fatalf("YAML() = %v", err)
+	}
+	for _, line := range []string{
+		"  dir: /srv/modgate/audit # default",
+		"  pseudonym_key_file: /srv/modgate/audit.pseudonym-key # default",
+		"  git_dir: /srv/modgate/git # default",
+		"  max_concurrent_git: 4 # default",
+		"    dir: /srv/modgate/vulndb # default",
+	} {
+		if !strings.Contains(string(out), line+"\n") {
+			t.Errorf("YAML() has no line %q:\n%s", line, out)
+		}
+	}
+	again, err := Load(writeConfig(t, string(out)), envOf(nil))
+	if err != nil {
+		t.Fatalf("Load(YAML()) = %v\n%s", err, out)
+	}
+	if diff := cmp.Diff(c.Effective(), again, ignoreUnexported, cmpIgnoreSources, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Load(YAML()) mismatch (-want +got):\n%s", diff)
 	}
 }

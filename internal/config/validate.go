@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -58,8 +59,10 @@ func (p *Problem) Is(target error) bool { return target == ErrInvalid }
 // problem at once, joined with errors.Join; each is a *Problem matching
 // ErrInvalid that names the key as the user wrote it, where its value came
 // from, and how to fix it. It returns nil when the configuration is usable.
+// The problems Load found come first; a key Load already reported is not
+// reported again.
 func (c Config) Validate() error {
-	v := validator{c: c}
+	v := validator{c: c, problems: slices.Clone(c.loadProblems)}
 
 	v.listen()
 	v.publicURL()
@@ -149,10 +152,22 @@ type validator struct {
 // ("[1]" for a list element).
 func (v *validator) add(key, suffix, format string, args ...any) {
 	p := &Problem{Key: key + suffix, Source: v.c.Source(key), Msg: fmt.Sprintf(format, args...)}
+	for _, e := range v.c.loadProblems {
+		if lp, ok := e.(*Problem); ok && lp.Key != "" && within(p.Key, lp.Key) {
+			return // the value Load refused was not applied; its default is not the user's mistake
+		}
+	}
 	if p.Source == SourceFile {
 		p.Pos = v.c.posOf(key, suffix)
 	}
 	v.problems = append(v.problems, p)
+}
+
+// within reports whether key is parent or one of its elements or keys
+// ("private.sources[1].url" is within "private.sources").
+func within(key, parent string) bool {
+	rest, ok := strings.CutPrefix(key, parent)
+	return ok && (rest == "" || rest[0] == '.' || rest[0] == '[')
 }
 
 // posOf returns the file position of key+suffix, or of the nearest

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -293,5 +294,29 @@ func TestValidateNamesWhere(t *testing.T) {
 	})
 	if strings.Contains(err.Error(), path) {
 		t.Errorf("Validate() = %v, want no file position for a value from go env", err)
+	}
+}
+
+// TestValidateReportsLoadProblemsToo checks that a file with a value of the
+// wrong type and an invalid value reports both at once: Load's problems
+// come back from Validate with its own, each key once.
+func TestValidateReportsLoadProblemsToo(t *testing.T) {
+	path := writeConfig(t, "upstream:\n  retries: many\n  goproxy: htps://x\ncache:\n  list_ttl: -1s\n")
+	c, err := Load(path, envOf(map[string]string{"HOME": "/home/gopher"}))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "upstream.retries") {
+		t.Fatalf("Load = %v, want the upstream.retries problem", err)
+	}
+	if err := c.Resolve(testGoEnv); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	if err == nil {
+		t.Fatal("Validate = nil, want every problem")
+	}
+	msg := err.Error()
+	for _, want := range []string{path + ":2: upstream.retries: ", path + ":3: upstream.goproxy: ", path + ":5: cache.list_ttl: "} {
+		if strings.Count(msg, want) != 1 {
+			t.Errorf("Validate reports %q %d times, want once:\n%s", want, strings.Count(msg, want), msg)
+		}
 	}
 }

@@ -68,7 +68,7 @@ func BenchmarkCacheHit(b *testing.B) {
 			c.DataDir = filepath.Join(b.TempDir(), "data")
 			v.edit(&c)
 			log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level}))
-			srv, err := server.New(c, log)
+			srv, err := server.New(c, log, server.WithDialControl(testenv.LoopbackOnly))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -122,7 +122,7 @@ func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 
 // floorDir fills a data directory for the file server floor.
 func floorDir(b *testing.B, cfg config.Config, paths map[string]string) string {
-	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler), server.WithDialControl(testenv.LoopbackOnly))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,12 @@ type downloaded struct {
 
 func goDownload(t *testing.T, env []string, args ...string) []downloaded {
 	t.Helper()
-	out := mustGo(t, t.TempDir(), env, append([]string{"mod", "download", "-json"}, args...)...)
+	return decodeDownloads(t, mustGo(t, t.TempDir(), env, append([]string{"mod", "download", "-json"}, args...)...))
+}
+
+// decodeDownloads decodes the output of `go mod download -json`.
+func decodeDownloads(t *testing.T, out string) []downloaded {
+	t.Helper()
 	var res []downloaded
 	dec := json.NewDecoder(strings.NewReader(out))
 	for dec.More() {

@@ -62,7 +62,8 @@ func (g *gate) decide(ctx context.Context, e *policy.Engine, s policy.Subject) (
 }
 
 // record notes what matched d for the access and audit logs and metrics,
-// and returns the decision's error when it blocks.
+// and returns the decision's error when it blocks. A request records one
+// decision, the one that answers it, so that metrics count it once.
 func (g *gate) record(ctx context.Context, d policy.Decision) error {
 	if len(d.Matches) == 0 {
 		return nil
@@ -98,14 +99,23 @@ func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.
 		s.InfoTime = g.infoTime(ctx, path, version, key, opts)
 		d = e.Decide(s)
 	}
-	if err := g.record(ctx, d); err != nil {
-		return nil, err
+	// The licence is known only once the zip is stored: a zip whose
+	// licence is unchecked is decided again after the fetch, and that
+	// decision is the one counted, so that a request counts once.
+	recheck := s.File == policy.Zip && d.Verdict != policy.Block && unchecked(d, policy.KindLicenses)
+	if !recheck {
+		if err := g.record(ctx, d); err != nil {
+			return nil, err
+		}
 	}
 	f, err := g.next.File(ctx, path, version, key, opts)
-	if err != nil || s.File != policy.Zip || !unchecked(d, policy.KindLicenses) {
+	if !recheck {
 		return f, err
 	}
-	// The licence is known only once the zip is stored: decide again.
+	if err != nil {
+		g.record(ctx, d) // not blocking: the fetch's error is the answer
+		return nil, err
+	}
 	if _, err := g.decide(ctx, e, s); err != nil {
 		f.Body.Close()
 		return nil, err

@@ -65,7 +65,7 @@ func startConfig(t *testing.T, cfg config.Config) *instance {
 		t.Fatalf("invalid test configuration: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
-	srv, err := server.New(cfg, log)
+	srv, err := server.New(cfg, log, server.WithDialControl(testenv.LoopbackOnly))
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -70,6 +70,7 @@ func (s *Server) buildPolicy() error {
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
+	s.policy = p // from here on, Close closes the ages file
 	p.licenses = policy.NewLicenseDetector(filepath.Join(dir, "licenses"), s.openZip)
 	p.tags = policy.NewTagIndex(mirrorInfos{s})
 	if vc := s.cfg.Policy.VulnDB; vc.URL != "" || vc.Dir != "" {
@@ -91,7 +92,6 @@ func (s *Server) buildPolicy() error {
 			return fmt.Errorf("policy.vulndb: %w", err)
 		}
 	}
-	s.policy = p
 	e, err := s.compilePolicy(s.cfg.Policy)
 	if err != nil {
 		return err

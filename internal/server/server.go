@@ -86,10 +86,21 @@ type Server struct {
 }
 
 // New builds a Server from cfg, which must have been resolved and validated.
-// It creates the data directory; it does not listen.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+// It creates the data directory; it does not listen. When it fails, what
+// it had already started (workers, open files, the audit log) is closed.
+// opts are for tests (see Option).
+func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
 	s.bgCtx, s.bgStop = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			s.Close() // err is what the caller needs; Close's own is secondary
+		}
+	}()
 
 	store, err := disk.New(filepath.Join(cfg.DataDir, "modules"))
 	if err != nil {
@@ -118,6 +129,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		IdleTimeout:           cfg.Upstream.IdleTimeout.Duration,
 		RedirectHosts:         cfg.Upstream.RedirectHosts,
 		MaxConnsPerHost:       mirror.UpstreamConns(cfg.Upstream.MaxConcurrentFills, cfg.Upstream.PrefetchWorkers),
+		Control:               o.dialControl,
 	})
 	retries := cfg.Upstream.Retries
 	if retries == 0 {
@@ -469,11 +481,24 @@ func (s *Server) MetricsAddr() string {
 	return a
 }
 
-// Close stops background work. Call it after Serve returns.
+// Close stops background work. Call it after Serve returns. It closes only
+// what was built, so New also uses it to clean up after a failed step.
 func (s *Server) Close() error {
 	s.bgStop()
 	s.bg.Wait()
-	errs := []error{s.mirror.Close(), s.verifier.Close(), s.ledger.Close(), s.policy.ages.Close()}
+	var errs []error
+	if s.mirror != nil {
+		errs = append(errs, s.mirror.Close())
+	}
+	if s.verifier != nil {
+		errs = append(errs, s.verifier.Close())
+	}
+	if s.ledger != nil {
+		errs = append(errs, s.ledger.Close())
+	}
+	if s.policy != nil && s.policy.ages != nil {
+		errs = append(errs, s.policy.ages.Close())
+	}
 	if s.audit != nil {
 		errs = append(errs, s.audit.Close())
 	}

@@ -23,13 +23,17 @@
 // verify, the Verifier asks the database once more without the cache and
 // overwrites the entry with verified data.
 //
-// The latest tree head and partial tiles change, so the Handler keeps them in
-// memory only (plus a last-good copy in the Store for when the upstream is
-// down). When one has expired and an older copy could answer, a request
-// waits for the upstream at most HandlerConfig.RefreshWait, then gets the
-// older copy marked stale while the fetch finishes in the background
-// (wait.go): a hanging upstream costs a client seconds, not the fetch
-// timeout per tile. The Verifier keeps the latest tree head it verified in a state
+// The Verifier also stores the partial tiles it verified under their
+// protocol paths, and the tiles proving each lookup in the lookup's own
+// tree, and both halves write "sumdb/{name}/supported", so that
+// the disk store's tree is a complete file:// GOPROXY, database included
+// (see filelayout.go). The latest tree head and unverified partial tiles
+// change, so the Handler keeps them in memory only (plus a last-good copy
+// in the Store for when the upstream is down). When one has expired and an
+// older copy could answer, a request waits for the upstream at most
+// HandlerConfig.RefreshWait, then gets the older copy marked stale while
+// the fetch finishes in the background (wait.go): a hanging upstream costs
+// a client seconds, not the fetch timeout per tile. The Verifier keeps the latest tree head it verified in a state
 // directory, written atomically, so that a database that forks or rolls
 // back is detected after a restart too (that is a security error: logged,
 // reported to the OnSecurityEvent hook, and every check fails until an

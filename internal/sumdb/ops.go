@@ -173,14 +173,16 @@ func (o *clientOps) ReadCache(file string) ([]byte, error) {
 	return data, nil
 }
 
-// WriteCache keeps data, which the client has verified: a partial tile in
-// the state (see state), anything else in the Store under "sumdb/{file}".
+// WriteCache keeps data, which the client has verified, in the Store under
+// "sumdb/{file}"; a partial tile also in the state (see state), which
+// ReadCache reads it from. A partial tile is stored too because a client
+// reading the Store as a file:// GOPROXY needs it to check a lookup made
+// while the tree had that size (see filelayout.go).
 func (o *clientOps) WriteCache(file string, data []byte) {
 	if t, ok := o.partialTile(file); ok {
 		if err := o.v.state.savePartialTile(t, data); err != nil {
 			o.v.log.Warn("writing checksum database state", "err", err)
 		}
-		return
 	}
 	key := "sumdb/" + file
 	if o.v.store == nil {
@@ -192,6 +194,7 @@ func (o *clientOps) WriteCache(file string, data []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
 	defer cancel()
+	o.v.supported.mark(ctx, o.v.store, o.v.db.Name, o.v.log)
 	if err := o.v.store.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		o.v.log.Warn("writing checksum database cache", "key", key, "err", err)
 	}

@@ -100,6 +100,8 @@ type Handler struct {
 	mu      sync.Mutex
 	latest  map[string]cachedBody // by database name
 	partial map[string]cachedBody // by upstream path
+
+	supported supportedMarks // see filelayout.go
 }
 
 // cachedBody is an answer held in memory.
@@ -466,6 +468,11 @@ func (h *Handler) storedOrFetched(ctx context.Context, key string, check func([]
 		}
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 		defer cancel()
+		if name, _, ok := strings.Cut(strings.TrimPrefix(key, "sumdb/"), "/lookup/"); ok {
+			h.supported.mark(pctx, h.store, name, h.log)
+		} else if name, _, ok := strings.Cut(strings.TrimPrefix(key, "sumdb/"), "/tile/"); ok {
+			h.supported.mark(pctx, h.store, name, h.log)
+		}
 		if err := h.store.Put(pctx, key, bytes.NewReader(data)); err != nil {
 			// The answer is still good; the next request fetches it again.
 			h.log.Warn("storing checksum database file", "key", key, "err", err)

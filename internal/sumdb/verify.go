@@ -117,6 +117,8 @@ type Verifier struct {
 	forked atomic.Pointer[error]
 
 	lookups sync.WaitGroup // background lookups, waited for by Close
+
+	supported supportedMarks // see filelayout.go
 }
 
 // A dbClient is one sumdb.Client generation with its operations.
@@ -328,6 +330,7 @@ func (v *Verifier) lookup(path, vers string) ([]string, error) {
 				// The cache has been rewritten with verified data; use it again.
 				v.replaceClient(c, false)
 			}
+			v.keepLookupTree(path, vers)
 			return lines, nil
 		}
 

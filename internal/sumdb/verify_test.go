@@ -317,12 +317,16 @@ func TestVerifierFork(t *testing.T) {
 	if err != nil || tree.N != 2 {
 		t.Fatalf("persisted tree = %+v, %v; want size 2", tree, err)
 	}
-	// The partial tile proving that head is kept in the state, not the Store.
+	// The partial tile proving that head is kept in the state, and in the
+	// Store for clients that read it as a file:// GOPROXY, which also
+	// find the database marked supported there.
 	if _, err := os.Stat(filepath.Join(e.stateDir, testDBName, "partial", "0")); err != nil {
 		t.Errorf("partial tile not kept in the state directory: %v", err)
 	}
-	if storeHas(t, e.store, "sumdb/sum.test/tile/8/0/000.p/2") {
-		t.Errorf("partial tile stored in the Store")
+	for _, key := range []string{"sumdb/sum.test/tile/8/0/000.p/2", "sumdb/sum.test/supported"} {
+		if !storeHas(t, e.store, key) {
+			t.Errorf("%s not in the Store", key)
+		}
 	}
 	filepath.WalkDir(e.stateDir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasPrefix(d.Name(), ".") {

@@ -52,4 +52,18 @@
 //	example.com/greet         v1.0.0                        requires example.com/hello v1.0.0
 //	example.com/legacy        v2.0.0+incompatible           no go.mod
 //	example.com/Upper         v1.0.0                        escaped as example.com/!upper
+//
+// # Hermetic by default
+//
+// Every test package that starts servers or runs network code calls
+// [GuardNetwork] from its TestMain: in-process dials and name lookups
+// outside loopback then fail with [ErrNonLoopback], and the server tests
+// hand modgate's own upstream client the same check, [LoopbackOnly]; the
+// go command run with [GoEnv] sends everything but loopback to a dead
+// proxy ([DeadProxy]). The
+// one exception is the real-upstream test, which gets its client from
+// [RealNetworkClient] and runs only with MODGATE_E2E_REAL=1. A test that
+// needs something optional on the machine (sshd, root) calls
+// [Unavailable] when it is missing: a skip that says so, or a failure
+// under MODGATE_REQUIRE_SERVERS=1, which .ci/run sets.
 package testenv

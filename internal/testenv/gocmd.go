@@ -19,6 +19,10 @@ import (
 // GoTimeout bounds every RunGo call.
 const GoTimeout = 2 * time.Minute
 
+// DeadProxy is a proxy URL on loopback where nothing listens: a request
+// sent through it fails at once with "connection refused". See GoEnv.
+const DeadProxy = "http://127.0.0.1:1"
+
 // GoEnv returns a clean environment for running the real go command against
 // the module proxy at proxyURL, verifying against the checksum database
 // given by sumdb (a GOSUMDB value such as Upstream.VerifierKey(); "" means
@@ -35,6 +39,15 @@ const GoTimeout = 2 * time.Minute
 // GOPROXY has no ",direct", so the go command never reaches for a VCS or
 // the network. HOME is empty: a test that needs credentials writes
 // $HOME/.netrc (the go command's default GOAUTH reads it).
+//
+// HTTP_PROXY and HTTPS_PROXY name DeadProxy, and NO_PROXY is empty: the go
+// command never sends a request for a loopback address or localhost
+// through a proxy, so everything a test serves on 127.0.0.1 is reached
+// directly, and any other request (a checksum database's own host, a
+// go-import lookup) fails at once without a name lookup: the subprocess
+// side of GuardNetwork. A test that reaches a Git server through its own
+// proxy overrides them (GitServer.GoDirect); only the real-upstream test
+// removes them.
 //
 // overrides are applied last, in order: "KEY=VALUE" sets KEY, a bare "KEY"
 // removes it.
@@ -79,6 +92,9 @@ func GoEnv(t testing.TB, proxyURL, sumdb string, overrides ...string) []string {
 		"GONOSUMDB=",
 		"GOINSECURE=",
 		"CGO_ENABLED=0",
+		"HTTP_PROXY=" + DeadProxy,
+		"HTTPS_PROXY=" + DeadProxy,
+		"NO_PROXY=",
 	}
 	for _, o := range overrides {
 		key, _, set := strings.Cut(o, "=")

@@ -182,6 +182,9 @@ func TestGoEnv(t *testing.T) {
 		{"GOINSECURE", ""},
 		{"GOCACHE", "/shared/cache"},
 		{"GOAUTH", "off"},
+		{"HTTP_PROXY", testenv.DeadProxy},
+		{"HTTPS_PROXY", testenv.DeadProxy},
+		{"NO_PROXY", ""},
 	}
 	for _, tt := range tests {
 		if v, ok := got[tt.key]; !ok || v != tt.want {
@@ -218,5 +221,26 @@ func TestWriteModule(t *testing.T) {
 		if err != nil || string(data) != want {
 			t.Errorf("after WriteModule, %s = %q, %v; want %q", name, data, err, want)
 		}
+	}
+}
+
+// TestGoEnvKeepsTheGoCommandOnLoopback: the go command run with GoEnv
+// reaches a server on 127.0.0.1 but not the same server as 0.0.0.0 (which
+// Linux delivers locally, so the check itself sends nothing anywhere):
+// that request goes to DeadProxy and fails.
+func TestGoEnvKeepsTheGoCommandOnLoopback(t *testing.T) {
+	t.Parallel()
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	if _, stderr, err := testenv.RunGo(t, t.TempDir(), testenv.GoEnv(t, up.URL(), ""), "mod", "download", "example.com/hello@v1.0.0"); err != nil {
+		t.Fatalf("go mod download from %s: %v\n%s", up.URL(), err, stderr)
+	}
+	up.ResetLog()
+	other := strings.Replace(up.URL(), "127.0.0.1", "0.0.0.0", 1)
+	_, stderr, err := testenv.RunGo(t, t.TempDir(), testenv.GoEnv(t, other, ""), "mod", "download", "example.com/hello@v1.0.0")
+	if err == nil || !strings.Contains(stderr, "proxyconnect") {
+		t.Errorf("go mod download from %s = %v, want a refused proxy connection:\n%s", other, err, stderr)
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("the upstream was reached %d times through 0.0.0.0", n)
 	}
 }

@@ -37,13 +37,20 @@ const sshdPath = "/usr/sbin/sshd"
 
 // NewSSHServer starts sshd serving the bare repositories under root (a
 // GitServer's Root, so that both serve the same repositories) and stops
-// it when the test ends. It fails the test when sshd is not installed:
-// .ci/run installs it (Debian's openssh-server).
+// it when the test ends. When sshd, ssh or ssh-keygen is missing it
+// skips the test, or fails it under MODGATE_REQUIRE_SERVERS=1 (see
+// Unavailable): .ci/run installs both (Debian's openssh-server and
+// openssh-client) and sets it.
 func NewSSHServer(t testing.TB, root string) *SSHServer {
 	t.Helper()
 	sshd, err := exec.LookPath(sshdPath)
 	if err != nil {
-		t.Fatalf("testenv: no OpenSSH server at %s (install Debian's openssh-server, as .ci/run does): %v", sshdPath, err)
+		Unavailable(t, "testenv: no OpenSSH server at %s (install Debian's openssh-server): %v", sshdPath, err)
+	}
+	for _, tool := range []string{"ssh-keygen", "ssh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			Unavailable(t, "testenv: no %s (install Debian's openssh-client): %v", tool, err)
+		}
 	}
 	u, err := user.Current()
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"syscall"
 	"time"
 )
 
@@ -41,6 +42,10 @@ type HTTPConfig struct {
 	// port, that redirects may lead to: "host", "host:port" or "*.domain"
 	// (see RedirectPolicy). Invalid entries allow nothing.
 	RedirectHosts []string
+	// Control, when set, is the dialer's net.Dialer.Control: it sees every
+	// address the client connects to, after resolution, and may refuse it.
+	// Tests use it to keep every connection on loopback.
+	Control func(network, address string, c syscall.RawConn) error
 }
 
 const (
@@ -90,6 +95,7 @@ func NewHTTPClient(cfg HTTPConfig) *http.Client {
 		DialContext: (&net.Dialer{
 			Timeout:   dial,
 			KeepAlive: 30 * time.Second,
+			Control:   cfg.Control,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   tlsHandshakeTimeout,

@@ -39,6 +39,8 @@ type SyncConfig struct {
 	// URL is the root of a database in the served layout: http(s)://...
 	// or file:///dir. Syncs fetch index/db.json, and when its "modified"
 	// changed, index/modules.json and the entries whose "modified" changed.
+	// A file:///dir without index/db.json is read like a Source: a flat
+	// directory of OSV entries.
 	URL string
 	// Source is a local directory in the served layout or a flat directory
 	// of OSV entries (see Open). Each sync reads it whole and keeps the
@@ -294,10 +296,10 @@ func (s *Syncer) sync(ctx context.Context, start time.Time) error {
 		changed bool
 		err     error
 	)
-	if s.remote != nil {
-		db, fresh, changed, err = s.fetchRemote(ctx, old)
+	if dir, ok := s.localDir(); ok {
+		db, fresh, changed, err = s.readSource(ctx, old, dir)
 	} else {
-		db, fresh, changed, err = s.readSource(ctx, old)
+		db, fresh, changed, err = s.fetchRemote(ctx, old)
 	}
 	if err != nil {
 		return err
@@ -412,10 +414,27 @@ func (s *Syncer) fetchRemote(ctx context.Context, old *snapshot) (db *DB, fresh 
 	return newDB(meta.Modified, entries), fresh, true, nil
 }
 
-// readSource loads the Source directory. fresh holds the bytes of the
+// localDir returns the directory a sync reads whole (readSource): the
+// Source directory, or the directory of a file:// URL that is a flat
+// directory of OSV entries (it has no index/db.json), which fetchRemote
+// cannot read but a Source of the same directory can. A file:// URL in
+// the served layout is fetched like any URL: only changed entries.
+func (s *Syncer) localDir() (string, bool) {
+	if s.remote == nil {
+		return s.source, true
+	}
+	dir, ok := s.remote.(fileRemote)
+	if !ok {
+		return "", false
+	}
+	_, err := os.Stat(filepath.Join(string(dir), filepath.FromSlash(dbEndpoint)+".json"))
+	return string(dir), errors.Is(err, fs.ErrNotExist)
+}
+
+// readSource loads the local directory dir. fresh holds the bytes of the
 // entries that differ from old; changed is false when nothing differs.
-func (s *Syncer) readSource(ctx context.Context, old *snapshot) (db *DB, fresh map[string][]byte, changed bool, err error) {
-	db, raw, err := load(s.source, true)
+func (s *Syncer) readSource(ctx context.Context, old *snapshot, dir string) (db *DB, fresh map[string][]byte, changed bool, err error) {
+	db, raw, err := load(dir, true)
 	if err != nil {
 		return nil, nil, false, err
 	}

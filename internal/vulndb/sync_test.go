@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -507,5 +508,34 @@ func TestRun(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after its context was cancelled")
+	}
+}
+
+// TestSyncFromFileURLFlat: policy.vulndb.url file:///dir reads a flat
+// directory of OSV entries, as a Source of the same directory does, and
+// picks up changes to it.
+func TestSyncFromFileURLFlat(t *testing.T) {
+	src := t.TempDir()
+	for id := range fixtureEntries(t) {
+		copyFixture(t, id, src)
+	}
+	s := newTestSyncer(t, SyncConfig{URL: "file://" + filepath.ToSlash(src), Dir: t.TempDir()})
+	if err := s.Sync(t.Context()); err != nil {
+		t.Fatalf("Sync from a file URL of a flat directory: %v", err)
+	}
+	if got := ids(s.Affecting("example.com/incompat", "v2.0.0+incompatible")); !cmp.Equal(got, []string{"GO-2099-0008@v2.3.1+incompatible"}) {
+		t.Errorf("Affecting = %v", got)
+	}
+	writeFile(t, filepath.Join(src, "GO-2099-0001.json"), string(entryWithFix("1.2.6", "2099-01-01T00:00:00Z")))
+	if err := s.Sync(t.Context()); err != nil {
+		t.Fatalf("Sync after a change: %v", err)
+	}
+	if got := ids(s.Affecting("example.com/lib", "v1.2.5")); !cmp.Equal(got, []string{"GO-2099-0001@v1.2.6", "GO-2099-0005@"}) {
+		t.Errorf("after a change: Affecting = %v", got)
+	}
+	// An empty directory is still an error, not an empty database.
+	empty := newTestSyncer(t, SyncConfig{URL: "file://" + filepath.ToSlash(t.TempDir()), Dir: t.TempDir()})
+	if err := empty.Sync(t.Context()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Sync from an empty directory = %v, want fs.ErrNotExist", err)
 	}
 }

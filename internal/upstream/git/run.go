@@ -177,11 +177,14 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // process environment without any GIT_* variable (a GIT_DIR inherited from
 // a hook would point git elsewhere), no system or global configuration (an
 // operator's credential helpers and insteadOf rules must not apply), never
-// a prompt, and extra last.
+// a prompt, messages in the C locale (GitError's stderr is read by
+// classifiers such as notFoundStderr, which a translated message would
+// slip past), and extra last.
 func baseEnv(cred Credentials, extra []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "GIT_") || strings.HasPrefix(kv, "SSH_ASKPASS=") {
+		if strings.HasPrefix(kv, "GIT_") || strings.HasPrefix(kv, "SSH_ASKPASS=") ||
+			strings.HasPrefix(kv, "LC_ALL=") || strings.HasPrefix(kv, "LANGUAGE=") {
 			continue
 		}
 		env = append(env, kv)
@@ -193,6 +196,7 @@ func baseEnv(cred Credentials, extra []string) []string {
 		"GCM_INTERACTIVE=never",
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_GLOBAL="+os.DevNull,
+		"LC_ALL=C",
 	)
 	return append(append(env, "GIT_SSH_COMMAND="+sshCommand(cred)), extra...)
 }

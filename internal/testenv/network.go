@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -40,8 +41,9 @@ func LoopbackOnly(network, address string, _ syscall.RawConn) error {
 // GuardNetwork makes the test process refuse dials outside the loopback
 // range: through http.DefaultTransport (http.Get, http.DefaultClient and
 // every client without a transport of its own) and in name resolution
-// (net.DefaultResolver, whose DNS servers are not on loopback, so only
-// names in /etc/hosts such as localhost resolve). Call it from TestMain,
+// (net.DefaultResolver asks an in-process server that knows no names, so
+// only names in /etc/hosts such as localhost resolve, and any other is
+// "no such host", as on a machine without outside DNS). Call it from TestMain,
 // before m.Run, in every test package that starts servers or runs network
 // code; it changes process-wide defaults, which is why only TestMain may.
 //
@@ -53,12 +55,74 @@ func LoopbackOnly(network, address string, _ syscall.RawConn) error {
 func GuardNetwork() {
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: LoopbackOnly}
 	http.DefaultTransport.(*http.Transport).DialContext = d.DialContext
-	net.DefaultResolver = &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
-			return d.DialContext(ctx, network, address)
-		},
+	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: dialNoSuchHost}
+}
+
+// dialNoSuchHost is the guarded resolver's connection to "its DNS server":
+// an in-process one that answers every query with NXDOMAIN, so a name
+// outside /etc/hosts fails as it does on a machine whose DNS knows no
+// outside names ("no such host", which code under test may treat as "not
+// found"), and no query leaves the process.
+func dialNoSuchHost(context.Context, string, string) (net.Conn, error) {
+	// The resolver frames messages by the connection's kind, not by
+	// network: a net.Pipe is no PacketConn, so it is always a stream.
+	client, server := net.Pipe()
+	go func() {
+		defer server.Close()
+		buf := make([]byte, 4096)
+		for {
+			msg, err := readDNS(server, buf)
+			if err != nil {
+				return
+			}
+			if err := writeDNS(server, nxdomain(msg)); err != nil {
+				return
+			}
+		}
+	}()
+	return client, nil
+}
+
+// readDNS reads one length-prefixed DNS message, as on a stream.
+func readDNS(c net.Conn, buf []byte) ([]byte, error) {
+	if _, err := io.ReadFull(c, buf[:2]); err != nil {
+		return nil, err
 	}
+	n := int(buf[0])<<8 | int(buf[1])
+	if n > len(buf) {
+		return nil, fmt.Errorf("dns message of %d bytes", n)
+	}
+	_, err := io.ReadFull(c, buf[:n])
+	return buf[:n], err
+}
+
+func writeDNS(c net.Conn, msg []byte) error {
+	msg = append([]byte{byte(len(msg) >> 8), byte(len(msg))}, msg...)
+	_, err := c.Write(msg)
+	return err
+}
+
+// nxdomain turns a query into its NXDOMAIN answer: the same id and
+// question, the response and recursion-available bits, rcode 3, and no
+// other records.
+func nxdomain(q []byte) []byte {
+	if len(q) < 12 {
+		return q
+	}
+	end := 12
+	for end < len(q) && q[end] != 0 { // the question's name, label by label
+		end += int(q[end]) + 1
+	}
+	end += 1 + 4 // the root label, type and class
+	if end > len(q) {
+		end = len(q)
+	}
+	r := append([]byte(nil), q[:end]...)
+	r[2] = 0x80 | q[2]&0x79 // QR, the query's opcode and RD
+	r[3] = 0x80 | 3         // RA, rcode NXDOMAIN
+	r[4], r[5] = 0, 1       // one question
+	clear(r[6:12])          // no answer, authority or additional records
+	return r
 }
 
 // RealEnv is the environment variable that enables the real-upstream

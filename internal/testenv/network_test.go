@@ -1,7 +1,9 @@
 package testenv_test
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -57,10 +59,19 @@ func TestGuardNetwork(t *testing.T) {
 		}
 		t.Errorf("GET %s = %v, want ErrNonLoopback", other, err)
 	}
-	if resp, err := http.Get("http://modgate-guard.invalid/"); err == nil || !strings.Contains(err.Error(), "refused a dial outside the loopback range") {
+	var dnsErr *net.DNSError
+	if resp, err := http.Get("http://modgate-guard.example.com/"); !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
 		if err == nil {
 			resp.Body.Close()
 		}
-		t.Errorf("GET of a name outside /etc/hosts = %v, want the resolver's dial refused", err)
+		t.Errorf("GET of a name outside /etc/hosts = %v, want \"no such host\" from the in-process resolver", err)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return net.DefaultResolver.Dial(ctx, network, addr)
+		}}
+		if _, err := r.LookupHost(t.Context(), "modgate-guard.example.com"); !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+			t.Errorf("LookupHost over %s = %v, want no such host", network, err)
+		}
 	}
 }

@@ -356,8 +356,15 @@ func (g *hostGuard) check(ctx context.Context, host string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	addrs, err := g.lookup(ctx, h)
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		// A module on a host that does not exist does not exist: "not
+		// found", so that a client's next GOPROXY entry may try, as it
+		// would after the go command's own direct lookup.
+		return notExist("host %q: no such host", host)
+	}
 	if err != nil {
-		return nil // unresolvable here: the connection (or the egress proxy) decides
+		return nil // unresolvable here for now: the connection decides
 	}
 	for _, a := range addrs {
 		if !publicAddr(a) {

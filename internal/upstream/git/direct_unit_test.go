@@ -67,8 +67,16 @@ func TestHostGuard(t *testing.T) {
 			return []netip.Addr{netip.MustParseAddr("203.0.113.9")}, nil
 		case "mapped.example":
 			return []netip.Addr{netip.MustParseAddr("::ffff:127.0.0.1")}, nil
+		case "gone.example":
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 		}
-		return nil, errors.New("no such host")
+		return nil, errors.New("server misbehaving")
+	}
+	// A host the resolver says does not exist holds no module: "not
+	// found" (not a refusal), so a client's next GOPROXY entry may try.
+	gone := &hostGuard{lookup: lookup, names: true}
+	if err := gone.check(t.Context(), "gone.example"); !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrPrivateHost) {
+		t.Errorf("check(gone.example) = %v, want not found", err)
 	}
 	tests := []struct {
 		host          string

@@ -17,6 +17,7 @@ import (
 	modzip "golang.org/x/mod/zip"
 
 	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/testenv"
 	"github.com/modgate/modgate/internal/upstream"
 )
 
@@ -122,7 +123,7 @@ type fixture struct {
 	src   *fakeSource
 	store *storage.Memory
 	check *fakeChecker
-	clock *fakeClock
+	clock *testenv.Clock
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -130,7 +131,7 @@ func newFixture(t *testing.T) *fixture {
 	src := newFakeSource()
 	store := storage.NewMemory()
 	check := &fakeChecker{}
-	clock := newFakeClock()
+	clock := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	m, err := New(Config{
 		Store:       store,
 		Upstream:    src,

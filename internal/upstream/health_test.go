@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // scriptedSource answers with the error set by the test, counting calls.
@@ -53,24 +55,6 @@ func (s *scriptedSource) count() int {
 	return s.calls
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // TestGuardHealth: failures in a row mark an upstream down; then fetches
 // fail at once without reaching it, except one trial at a time at
 // doubling intervals; an answer brings it back. Answers that are not
@@ -78,7 +62,7 @@ func (c *fakeClock) advance(d time.Duration) {
 // gave up on count for nothing.
 func TestGuardHealth(t *testing.T) {
 	src := &scriptedSource{}
-	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	clock := testenv.NewClock(time.Unix(1e9, 0))
 	var changes []string
 	g := NewGuard(src, HealthOptions{
 		RetryMin: time.Second, RetryMax: 3 * time.Second, Now: clock.Now,
@@ -123,14 +107,14 @@ func TestGuardHealth(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), `upstream "https://up.example" is down`) {
 		t.Errorf("Fetch while down = %v, want a fast ErrTimeout saying it is down", err)
 	}
-	clock.advance(999 * time.Millisecond)
+	clock.Advance(999 * time.Millisecond)
 	fetch()
 	if n := src.count(); n != calls {
 		t.Fatalf("%d fetches reached a down upstream before the first trial, want 0", n-calls)
 	}
 
 	// The first trial after RetryMin; meanwhile, others fail fast.
-	clock.advance(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	src.mu.Lock()
 	src.block = make(chan struct{})
 	src.mu.Unlock()
@@ -151,14 +135,14 @@ func TestGuardHealth(t *testing.T) {
 	src.mu.Unlock()
 
 	// The next trial waits twice as long (2s), then 3s (RetryMax).
-	clock.advance(1999 * time.Millisecond)
+	clock.Advance(1999 * time.Millisecond)
 	fetch()
 	if n := src.count(); n != calls+1 {
 		t.Errorf("trial before the doubled wait")
 	}
-	clock.advance(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	fetch()
-	clock.advance(3 * time.Second)
+	clock.Advance(3 * time.Second)
 	src.set(nil)
 	if err := fetch(); err != nil {
 		t.Errorf("trial of a recovered upstream = %v", err)

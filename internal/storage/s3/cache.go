@@ -165,28 +165,39 @@ func (c *diskCache) commit(name, tmp string, size int64) error {
 	return nil
 }
 
-// adopt moves a local file that was just uploaded as name into the cache;
-// a file on another file system is copied. The caller removes path if it
-// is still there.
+// adopt moves a local file that was just uploaded as name into the cache
+// (a rename; a copy when it is on another file system). The caller removes
+// path if it is still there.
 func (c *diskCache) adopt(name, path string, size int64) error {
-	if filepath.Dir(path) != c.tmp {
-		tmp, err := c.temp()
-		if err != nil {
+	tmp, err := c.temp()
+	if err != nil {
+		return err
+	}
+	if filepath.Dir(path) == c.tmp {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		if err := syncFile(path); err != nil {
 			return err
 		}
-		err = copyFile(tmp, path)
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		return c.commit(name, path, size)
+	}
+	if err := os.Rename(path, tmp.Name()); err == nil {
+		tmp.Close()
+		if err := syncFile(tmp.Name()); err != nil {
 			os.Remove(tmp.Name())
 			return err
 		}
-		path = tmp.Name()
-	} else if err := syncFile(path); err != nil {
+		return c.commit(name, tmp.Name(), size)
+	}
+	err = copyFile(tmp, path)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
 		return err
 	}
-	return c.commit(name, path, size)
+	return c.commit(name, tmp.Name(), size)
 }
 
 // copyFile copies the file at src into dst and syncs dst.

@@ -389,4 +389,3 @@ func TestBigObjectStreams(t *testing.T) {
 		t.Errorf("100 MB Put + Get allocated %d bytes, want under %d: the object is being buffered", alloc, size/5)
 	}
 }
-

@@ -72,6 +72,32 @@ func TestValidateStorage(t *testing.T) {
 			},
 		},
 		{
+			name: "cache in the module store",
+			modify: func(c *Config) {
+				c.Storage.Type = StorageTypeS3
+				c.Storage.S3.Bucket = "b"
+				c.Storage.S3.CacheDir = c.DataDir + "/modules/cache"
+			},
+			errs: [][]string{{`storage.s3.cache_dir:`, "overlaps the data directory's module store"}},
+		},
+		{
+			name: "cache is the data directory",
+			modify: func(c *Config) {
+				c.Storage.Type = StorageTypeS3
+				c.Storage.S3.Bucket = "b"
+				c.Storage.S3.CacheDir = c.DataDir + "/"
+			},
+			errs: [][]string{{`storage.s3.cache_dir:`, "overlaps"}},
+		},
+		{
+			name: "cache beside the module store",
+			modify: func(c *Config) {
+				c.Storage.Type = StorageTypeS3
+				c.Storage.S3.Bucket = "b"
+				c.Storage.S3.CacheDir = c.DataDir + "/modules-cache"
+			},
+		},
+		{
 			name:   "unknown type",
 			modify: func(c *Config) { c.Storage.Type = "nfs" },
 			errs:   [][]string{{`storage.type: "nfs" is not a storage type (want disk or s3)`}},

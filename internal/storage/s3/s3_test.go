@@ -5,8 +5,13 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -389,5 +394,90 @@ func TestBigObjectStreams(t *testing.T) {
 	t.Logf("100 MB Put + Get allocated %.1f MB in total (peak heap %.1f MB)", float64(alloc)/(1<<20), float64(after.HeapSys)/(1<<20))
 	if alloc > size/5 {
 		t.Errorf("100 MB Put + Get allocated %d bytes, want under %d: the object is being buffered", alloc, size/5)
+	}
+}
+
+// TestCacheConcurrent: many readers of files that are not cached yet, in
+// a cache so small that fills evict each other, all read whole files.
+func TestCacheConcurrent(t *testing.T) {
+	endpoint, bucket, ak, sk := testenv.S3(t)
+	writer := openStore(t, Config{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 0)
+	const files = 6
+	name := func(i int) string { return fmt.Sprintf("example.com/conc/@v/v1.0.%d.zip", i) }
+	for i := range files {
+		mustPut(t, writer, name(i), storagetest.Content(300_000+i, uint64(i)))
+	}
+	s := openStore(t, Config{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 700_000) // two files
+	var wg sync.WaitGroup
+	for g := range 24 {
+		wg.Go(func() {
+			for j := range 8 {
+				i := (g + j) % files
+				got, err := readAll(t, s, name(i))
+				if err != nil || !bytes.Equal(got, storagetest.Content(300_000+i, uint64(i))) {
+					t.Errorf("Get(%q) = %d bytes, %v; want the whole file", name(i), len(got), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n, size := s.CacheLen(); size > 700_000 || n > 2 {
+		t.Errorf("cache holds %d files, %d bytes; want at most 2 files within 700000 bytes", n, size)
+	}
+}
+
+// TestPartialDownloadNotCached: a download cut short (the connection
+// closes before the announced length) fails, leaves nothing in the cache,
+// and the next Get reads the whole file.
+func TestPartialDownloadNotCached(t *testing.T) {
+	endpoint, bucket, ak, sk := testenv.S3(t)
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var cut atomic.Bool
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !cut.Load() || r.Method != http.MethodGet {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		body := rec.Body.Bytes()
+		w.Write(body[:len(body)/2])
+		// Hang up with half the announced bytes sent.
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer proxy.Close()
+	s := openStore(t, Config{Endpoint: proxy.URL, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 64<<20)
+	const name = "example.com/cut/@v/v1.0.0.zip"
+	data := storagetest.Content(1<<20, 42)
+	writer := openStore(t, Config{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 0)
+	mustPut(t, writer, name, data)
+
+	cut.Store(true)
+	if got, err := readAll(t, s, name); err == nil {
+		t.Errorf("Get through a connection cut at half = %d bytes, nil error; want an error", len(got))
+	} else if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("Get through a connection cut at half = %v, want storage.ErrUnavailable", err)
+	}
+	if n, _ := s.CacheLen(); n != 0 {
+		t.Errorf("after a cut download the cache holds %d files, want 0", n)
+	}
+	if _, err := os.Stat(filepath.Join(s.cache.dir, filepath.FromSlash(name))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after a cut download, the cache file exists: %v", err)
+	}
+	cut.Store(false)
+	if got, err := readAll(t, s, name); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("Get after the cut = %d bytes, %v; want the whole file", len(got), err)
 	}
 }

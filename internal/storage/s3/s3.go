@@ -261,7 +261,10 @@ func (s *Store) fill(ctx context.Context, name string) error {
 	}
 	tmp, err := s.cache.temp()
 	if err != nil {
-		return fmt.Errorf("reading %s from s3: %w", name, err)
+		// A full or broken cache disk must not stop serving: the
+		// caller streams the object instead.
+		s.log.Warn("s3 cache cannot take a file", "key", name, "err", err)
+		return nil
 	}
 	n, err := io.Copy(tmp, out.Body)
 	if err == nil && n != size {
@@ -275,10 +278,14 @@ func (s *Store) fill(ctx context.Context, name string) error {
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		if ctx.Err() == nil && !isLocal(err) {
-			return &unavailableError{op: "reading", name: name, err: err}
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("reading %s from s3: %w", name, err)
+		case isLocal(err):
+			s.log.Warn("s3 cache cannot take a file", "key", name, "err", err)
+			return nil // the caller streams it
 		}
-		return fmt.Errorf("reading %s from s3: %w", name, err)
+		return &unavailableError{op: "reading", name: name, err: err}
 	}
 	if err := s.cache.commit(name, tmp.Name(), n); err != nil {
 		s.log.Warn("adding a file to the s3 cache failed", "key", name, "err", err)

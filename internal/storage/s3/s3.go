@@ -38,8 +38,11 @@
 // the HTTP server sends with sendfile, as it does for the disk store. The
 // cache is bounded (Config.CacheMaxBytes) and evicts the least recently
 // used files first; it holds nothing that S3 does not, so it may be wiped
-// at any time, running or not. Mutable files are always read from S3,
-// because another replica may have replaced them.
+// at any time, running or not. A file the cache cannot take (larger than
+// the bound, or the cache's disk is full) is streamed from S3 instead.
+// Files written through this Store go into the cache as they are
+// uploaded. Mutable files are always read from S3, because another replica
+// may have replaced them.
 //
 // # Errors
 //

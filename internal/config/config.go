@@ -69,6 +69,9 @@ type Config struct {
 	// Audit configures the tamper-evident audit log (see audit.go).
 	Audit Audit `yaml:"audit"`
 
+	// Storage says where module files are kept (see storage.go).
+	Storage Storage `yaml:"storage"`
+
 	// Sources maps every key (as in Keys: "upstream.goproxy") to where its
 	// value came from: "default", "config file", "env MODGATE_LISTEN",
 	// "flag --listen", "go env GOPROXY", ... It is filled by Default, Load,
@@ -333,6 +336,7 @@ func Default() Config {
 			CheckpointInterval: Duration{time.Minute},
 			Buffer:             1024,
 		},
+		Storage: defaultStorage(),
 		Sources: make(map[string]string),
 	}
 	for _, f := range schema() {

@@ -28,7 +28,7 @@ func (s *Server) readiness() error {
 	if v := s.policy.vulns; v != nil && !v.Status().Loaded {
 		return fmt.Errorf("not ready: the vulnerability database is not loaded yet: %w", httperr.ErrNotReady)
 	}
-	return nil
+	return s.storageReadiness() // storage.go
 }
 
 // serveMetrics serves /metrics on the main listener, after checking the

@@ -102,11 +102,10 @@ func (a *Authenticator) credentialIdentity(r *http.Request, id Identity) (Identi
 		return a.tokenIdentity(id, cred.secret, now)
 	case a.oidc != nil && (!cred.basic || cred.user == OIDCUser):
 		return a.oidcIdentity(r.Context(), id, cred.secret, now)
+	case a.oidc != nil && looksLikeJWT(cred.secret):
+		a.limiter.fail(id.ClientIP, now)
+		return id, unauthenticated("an ID token is sent with the user name %q (or as a Bearer token), not %q", OIDCUser, truncate(cred.user, 100))
 	case cred.basic && (a.htpasswd != nil || a.ldap != nil):
-		if a.oidc != nil && looksLikeJWT(cred.secret) {
-			a.limiter.fail(id.ClientIP, now)
-			return id, unauthenticated("an ID token is sent with the user name %q (or as a Bearer token)", OIDCUser)
-		}
 		return a.passwordIdentity(id, cred.user, cred.secret, now)
 	}
 	// A credential that no enabled method takes.

@@ -3,7 +3,6 @@ package auth
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -35,24 +34,20 @@ type UserScopes struct {
 
 // htpasswd holds the users of an htpasswd file, re-read when it changes.
 type htpasswd struct {
-	path string
-	// dummy is compared against when the user is unknown, so that an
-	// unknown user costs the same bcrypt work as a wrong password and the
-	// time taken does not say whether the user exists.
-	dummy []byte
-
+	path  string
 	mu    sync.Mutex
 	stamp stamp
 	users map[string][]byte
+	// decoy is a hash of the file, compared against when the user is
+	// unknown, so that an unknown user costs the same bcrypt work (same
+	// cost) as a wrong password and the time taken does not say whether
+	// the user exists.
+	decoy []byte
 	err   error // why the last read failed; the previous users stay
 }
 
 func openHTPasswd(path string) (*htpasswd, error) {
 	h := &htpasswd{path: path}
-	var err error
-	if h.dummy, err = bcrypt.GenerateFromPassword([]byte(rand.Text()), bcrypt.DefaultCost); err != nil {
-		return nil, fmt.Errorf("htpasswd: %w", err)
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.refreshLocked()
@@ -78,6 +73,12 @@ func (h *htpasswd) refreshLocked() {
 		return
 	}
 	h.users, h.err = users, nil
+	h.decoy = nil
+	for _, hash := range users {
+		if h.decoy == nil || bytes.Compare(hash, h.decoy) < 0 {
+			h.decoy = hash
+		}
+	}
 }
 
 // readHTPasswd parses an htpasswd file, refusing every hash that is not
@@ -146,13 +147,12 @@ func (h *htpasswd) check(user, password string) (known, ok bool, err error) {
 	h.mu.Lock()
 	h.refreshLocked()
 	hash, known := h.users[user]
-	loadErr := h.err
+	decoy := h.decoy
 	h.mu.Unlock()
-	if loadErr != nil && h.users == nil {
-		return false, false, loadErr
-	}
 	if !known {
-		bcrypt.CompareHashAndPassword(h.dummy, []byte(password))
+		if decoy != nil {
+			bcrypt.CompareHashAndPassword(decoy, []byte(password))
+		}
 		return false, false, nil
 	}
 	err = bcrypt.CompareHashAndPassword(hash, []byte(password))
@@ -168,10 +168,12 @@ func (h *htpasswd) has(user string) bool {
 	return ok
 }
 
-// loadError is the error of the last read, nil when it succeeded.
+// loadError is the error of the last read, nil when it succeeded (the
+// users of the last good read are still used).
 func (h *htpasswd) loadError() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.refreshLocked()
 	return h.err
 }
 

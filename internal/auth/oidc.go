@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,10 +144,22 @@ func newOIDCVerifier(cfg OIDCConfig) (*oidcVerifier, error) {
 	return v, nil
 }
 
-// looksLikeJWT reports whether s has the shape of a compact JWS, so that
-// a Bearer credential that is not a modgate token is tried as one.
+// looksLikeJWT reports whether s is a compact JWS: three base64url parts,
+// the first a JSON header with "alg". (A password is very unlikely to be
+// one.)
 func looksLikeJWT(s string) bool {
-	return strings.Count(s, ".") == 2 && !strings.ContainsAny(s, " \t")
+	head, _, ok := strings.Cut(s, ".")
+	if !ok || strings.Count(s, ".") != 2 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Alg *string `json:"alg"`
+	}
+	return json.Unmarshal(b, &h) == nil && h.Alg != nil
 }
 
 // An oidcResult is a verified token: who, and the rules that granted it

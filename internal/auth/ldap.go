@@ -202,7 +202,9 @@ func (c *ldapChecker) bind(user, password string) (ldapResult, error) {
 		dn = strings.ReplaceAll(c.cfg.UserDNTemplate, "{user}", ldap.EscapeDN(user))
 	}
 	if err := conn.Bind(dn, password); err != nil {
-		if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+		// A DN that does not parse or name anyone (a direct bind with a
+		// strange user name) is a wrong password too, not an outage.
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) || ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidDNSyntax) || ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 			return ldapResult{}, errWrongPassword
 		}
 		return ldapResult{}, &directoryError{cause: fmt.Errorf("binding as the user: %w", err)}

@@ -209,4 +209,3 @@ func (s *LDAPServer) TLSConfig() *tls.Config {
 
 // Log is slapd's output, for failure messages.
 func (s *LDAPServer) Log() string { return s.log.String() }
-

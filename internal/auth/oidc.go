@@ -104,9 +104,10 @@ type issuer struct {
 	algs []jose.SignatureAlgorithm
 
 	mu      sync.Mutex
-	jwksURI string
-	keys    jose.JSONWebKeySet
-	fetched time.Time // last fetch attempt of the keys
+	jwksURI  string
+	keys     jose.JSONWebKeySet
+	fetched  time.Time // last fetch attempt of the keys
+	fetchErr error     // why it failed, until a fetch succeeds
 }
 
 func newOIDCVerifier(cfg OIDCConfig) (*oidcVerifier, error) {
@@ -313,12 +314,16 @@ func (is *issuer) keysFor(ctx context.Context, v *oidcVerifier, kid string, now 
 		return keys, nil
 	}
 	if !is.fetched.IsZero() && now.Sub(is.fetched) < v.interval {
-		return nil, nil
+		// Fetched recently: the key id is unknown, or the issuer was
+		// down then and is not asked again yet (still 503, not 401).
+		return nil, is.fetchErr
 	}
 	is.fetched = now
 	if err := is.fetchLocked(ctx, v.client); err != nil {
-		return nil, fmt.Errorf("oidc issuer %s: %w", is.cfg.URL, err)
+		is.fetchErr = fmt.Errorf("oidc issuer %s: %w", is.cfg.URL, err)
+		return nil, is.fetchErr
 	}
+	is.fetchErr = nil
 	return find(), nil
 }
 

@@ -140,6 +140,12 @@ func TestOIDCTokens(t *testing.T) {
 			}
 		})
 	}
+	// The issuer that is down answers 503 again, without being asked
+	// again within the refresh interval, not 401.
+	down := s.issuer.Token(t, s.claims(func(c map[string]any) { c["iss"] = s.cfg.OIDC.Issuers[1].URL }))
+	if w := s.do(t, request{auth: "Bearer " + down}); w.Code != 503 {
+		t.Errorf("second token of the issuer that is down = %d %q, want 503", w.Code, w.Body.String())
+	}
 	// The keys were fetched once for the valid tokens, and the unknown
 	// key id (within the refresh interval) did not fetch them again.
 	if n := s.issuer.JWKSFetches.Load(); n != 1 {

@@ -103,7 +103,7 @@ type issuer struct {
 	cfg  OIDCIssuer
 	algs []jose.SignatureAlgorithm
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	jwksURI  string
 	keys     jose.JSONWebKeySet
 	fetched  time.Time // last fetch attempt of the keys

@@ -345,15 +345,24 @@ func (is *issuer) fetchLocked(ctx context.Context, client *http.Client) error {
 		}
 		is.jwksURI = doc.JWKSURI
 	}
-	var set jose.JSONWebKeySet
+	// Each key is decoded on its own: a key of a type this server does
+	// not know (or an encryption key) is skipped, not a reason to refuse
+	// every token of the issuer.
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
 	if err := getJSON(ctx, client, is.jwksURI, &set); err != nil {
 		return err
 	}
-	// Only public keys: a symmetric key in the set would otherwise verify
-	// HMAC tokens made with it.
 	var keys []jose.JSONWebKey
-	for _, k := range set.Keys {
-		if k.Valid() && k.IsPublic() {
+	for _, raw := range set.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			continue
+		}
+		// Only public signing keys: a symmetric key in the set would
+		// otherwise verify HMAC tokens made with it.
+		if k.Valid() && k.IsPublic() && (k.Use == "" || k.Use == "sig") {
 			keys = append(keys, k)
 		}
 	}

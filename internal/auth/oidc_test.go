@@ -194,6 +194,27 @@ func TestOIDCKeyRotation(t *testing.T) {
 	}
 }
 
+// TestOIDCOddKeys: keys of unknown types or for encryption in the
+// issuer's key set are skipped, not fatal; a symmetric key published there
+// never verifies an HMAC token made with it.
+func TestOIDCOddKeys(t *testing.T) {
+	s := newOIDCSetup(t)
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	s.issuer.ExtraKeys = []map[string]any{
+		{"kty": "oct", "kid": "shared", "k": b64(secret), "alg": "HS256"},
+		{"kty": "XYZ", "kid": "future"},
+		{"kty": "EC", "kid": "enc-key", "use": "enc", "crv": "P-256",
+			"x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+	}
+	if w := s.do(t, request{auth: "Bearer " + s.issuer.Token(t, s.claims(nil))}); w.Code != 200 {
+		t.Errorf("valid token with odd keys in the set = %d %q, want 200", w.Code, w.Body.String())
+	}
+	hmac := testenv.SignJWT(t, jose.HS256, secret, "shared", s.claims(nil))
+	if w := s.do(t, request{auth: "Bearer " + hmac}); w.Code != 401 {
+		t.Errorf("HMAC token with the published symmetric key = %d %q, want 401", w.Code, w.Body.String())
+	}
+}
+
 // TestOIDCIssuerConfig: HMAC and none cannot be configured.
 func TestOIDCIssuerConfig(t *testing.T) {
 	for _, alg := range []string{"HS256", "none", "rs256"} {

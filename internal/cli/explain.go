@@ -82,9 +82,7 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer, deps 
 	}
 
 	modPath, version, hasVersion := strings.Cut(positional[0], "@")
-	if modPath == "" && *identity != "" {
-		// --identity without a module.
-	} else if err := module.CheckPath(modPath); err != nil {
+	if err := module.CheckPath(modPath); err != nil && (modPath != "" || *identity == "") {
 		fmt.Fprintf(stderr, "modgate explain: %v\n", err)
 		return 2
 	}

@@ -33,6 +33,9 @@ type OIDCIssuer struct {
 	n         int
 	// JWKSFetches counts requests for the keys.
 	JWKSFetches atomic.Int64
+	// ExtraKeys are published in the key set besides the signing key, as
+	// they are (keys of other types or uses, symmetric keys).
+	ExtraKeys []map[string]any
 }
 
 // NewOIDCIssuer starts an issuer, stopped when the test ends.
@@ -52,10 +55,16 @@ func NewOIDCIssuer(t testing.TB) *OIDCIssuer {
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		is.JWKSFetches.Add(1)
 		is.mu.Lock()
-		set := jose.JSONWebKeySet{Keys: is.published}
+		keys := []any{}
+		for _, k := range is.published {
+			keys = append(keys, k)
+		}
+		for _, k := range is.ExtraKeys {
+			keys = append(keys, k)
+		}
 		is.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(set)
+		json.NewEncoder(w).Encode(map[string]any{"keys": keys})
 	})
 	srv := httptest.NewUnstartedServer(mux)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{is.CA.TLSCert(t, "127.0.0.1", true)}}

@@ -66,7 +66,10 @@ func SharedLDAP(t testing.TB) *LDAPServer {
 	if _, err := exec.LookPath(slapdPath); err != nil {
 		Unavailable(t, "testenv: no OpenLDAP server at %s (install Debian's slapd): %v", slapdPath, err)
 	}
-	sharedLDAPOnce.Do(func() { sharedLDAP, sharedLDAPErr = startLDAP(t) })
+	sharedLDAPOnce.Do(func() {
+		sharedLDAPErr = fmt.Errorf("starting slapd failed in an earlier test")
+		sharedLDAP, sharedLDAPErr = startLDAP(t)
+	})
 	if sharedLDAPErr != nil {
 		t.Fatalf("testenv: %v", sharedLDAPErr)
 	}

@@ -139,3 +139,40 @@ func TestLDAPConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLDAPFailuresRateLimited: wrong directory passwords use up the
+// address's failure budget (then even the right one waits, 429); the
+// directory being down does not.
+func TestLDAPFailuresRateLimited(t *testing.T) {
+	dir := testenv.SharedLDAP(t)
+	ta := ldapAuth(t, dir, false)
+	ta.limiter = newFailureLimiter(2)
+	for i := range 2 {
+		if w := ta.do(t, request{auth: userBasic("alice", "wrong")}); w.Code != 401 {
+			t.Fatalf("wrong password #%d = %d, want 401", i+1, w.Code)
+		}
+	}
+	if w := ta.do(t, request{auth: userBasic("alice", testenv.LDAPPassword("alice"))}); w.Code != 429 {
+		t.Errorf("right password after 2 failures = %d, want 429", w.Code)
+	}
+
+	ta = ldapAuth(t, dir, false)
+	ta.limiter = newFailureLimiter(2)
+	dir.Stop()
+	t.Cleanup(func() {
+		if err := dir.Start(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for range 3 {
+		if w := ta.do(t, request{auth: userBasic("carol", testenv.LDAPPassword("carol"))}); w.Code != 503 {
+			t.Errorf("directory down = %d, want 503", w.Code)
+		}
+	}
+	if err := dir.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if w := ta.do(t, request{auth: userBasic("carol", testenv.LDAPPassword("carol"))}); w.Code != 200 {
+		t.Errorf("after the directory is back = %d %q, want 200 (outages use no failure budget)", w.Code, w.Body.String())
+	}
+}

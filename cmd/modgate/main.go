@@ -47,6 +47,16 @@
 // Git source), whether the checksum database verifies the module (or which
 // pattern excludes it), and the policy rules.
 //
+//	modgate explain --identity htpasswd:alice [MODULE]
+//	modgate explain --identity ldap:alice --groups developers,staff [MODULE]
+//	modgate explain --identity oidc --claims @claims.json [MODULE]
+//
+// prints which scopes an htpasswd user, an LDAP user with the given
+// directory groups, or an OIDC token with the given claims (its decoded
+// payload, unverified) gets, from which group or claim rule, and, given a
+// MODULE, whether that identity may read it. It contacts nothing: no
+// directory, no issuer, no password.
+//
 // # check
 //
 //	modgate check [--policy FILE] [--vulndb DIR] [--json] [go.mod|go.sum|DIR]

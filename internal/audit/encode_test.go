@@ -22,6 +22,7 @@ func TestAppendEntryMatchesJSON(t *testing.T) {
 		{"minimal", entry{Seq: 1, Prev: Genesis, Record: Record{Time: ts, Result: ResultHit}}},
 		{"every field", entry{Seq: 42, Prev: strings.Repeat("ab", 32), Record: Record{
 			Time: ts.In(time.FixedZone("x", 3600)), RequestID: "r-1", Identity: "ci", ClientIP: "127.0.0.1",
+			AuthMethod: "oidc", Issuer: "https://token.example", Subject: "repo:acme/app", Grants: "rule acme-main (repository=acme/app)",
 			UserAgent: "Go-http-client/1.1", Module: "example.com/!upper", Version: "v1.2.3+incompatible",
 			File: "zip", Result: ResultBlocked, Rule: "no-evil", Detail: `blocked by rule "no-evil": a <b> & c`,
 			Bytes: 1234, Upstream: "https://proxy.example", Duration: 1500 * time.Microsecond, Action: "token.create",

@@ -271,6 +271,11 @@ func (l *Log) Write(r Record) {
 	if l.cfg.Pseudonymize {
 		r.ClientIP = Pseudonym(l.cfg.PseudonymKey, r.ClientIP)
 		r.Identity = Pseudonym(l.cfg.PseudonymKey, r.Identity)
+		if r.Subject != "" {
+			// An OIDC subject or an LDAP DN names a person as much as
+			// the identity does.
+			r.Subject = Pseudonym(l.cfg.PseudonymKey, r.Subject)
+		}
 	}
 	r.UserAgent = clip(r.UserAgent, maxUserAgent)
 	r.Detail = clip(r.Detail, maxDetail)

@@ -61,21 +61,29 @@ const (
 // module file, list, latest or checksum-database request, or an admin
 // action. The JSON names are part of the file format and never change.
 type Record struct {
-	Time      time.Time     `json:"time"`
-	RequestID string        `json:"request_id,omitempty"`
-	Identity  string        `json:"identity,omitempty"`   // who, as authenticated ("anonymous" for anonymous requests)
-	ClientIP  string        `json:"client_ip,omitempty"`  // without the port
-	UserAgent string        `json:"user_agent,omitempty"` // cut to maxUserAgent bytes
-	Module    string        `json:"module,omitempty"`
-	Version   string        `json:"version,omitempty"`
-	File      string        `json:"file,omitempty"` // info, mod, zip, list, latest, sumdb, ...
-	Result    Result        `json:"result"`
-	Rule      string        `json:"rule,omitempty"`   // the policy or auth rule that decided
-	Detail    string        `json:"detail,omitempty"` // the reason or error, cut to maxDetail bytes
-	Bytes     int64         `json:"bytes,omitempty"`
-	Upstream  string        `json:"upstream,omitempty"`
-	Duration  time.Duration `json:"duration_ns,omitempty"`
-	Action    string        `json:"action,omitempty"` // admin actions: token.create, token.revoke, policy.reload, tag.moved, ...
+	Time      time.Time `json:"time"`
+	RequestID string    `json:"request_id,omitempty"`
+	Identity  string    `json:"identity,omitempty"` // who, as authenticated ("anonymous" for anonymous requests)
+	// How the identity was established and why it has its scopes:
+	// the method (token, mtls, header, htpasswd, ldap, oidc), for OIDC the
+	// token's issuer and subject (for LDAP the user's DN), and the grants
+	// ("group developers", "rule acme-main (repository=acme/app, ...)").
+	AuthMethod string        `json:"auth_method,omitempty"`
+	Issuer     string        `json:"issuer,omitempty"`
+	Subject    string        `json:"subject,omitempty"`
+	Grants     string        `json:"grants,omitempty"`
+	ClientIP   string        `json:"client_ip,omitempty"`  // without the port
+	UserAgent  string        `json:"user_agent,omitempty"` // cut to maxUserAgent bytes
+	Module     string        `json:"module,omitempty"`
+	Version    string        `json:"version,omitempty"`
+	File       string        `json:"file,omitempty"` // info, mod, zip, list, latest, sumdb, ...
+	Result     Result        `json:"result"`
+	Rule       string        `json:"rule,omitempty"`   // the policy or auth rule that decided
+	Detail     string        `json:"detail,omitempty"` // the reason or error, cut to maxDetail bytes
+	Bytes      int64         `json:"bytes,omitempty"`
+	Upstream   string        `json:"upstream,omitempty"`
+	Duration   time.Duration `json:"duration_ns,omitempty"`
+	Action     string        `json:"action,omitempty"` // admin actions: token.create, token.revoke, policy.reload, tag.moved, ...
 }
 
 // Limits on free-text fields, so that one client cannot make every line

@@ -64,6 +64,19 @@ type Config struct {
 	// FailedPerMinute is how many failed credential checks a client
 	// address may make per minute (also the burst); 0 means no limit.
 	FailedPerMinute int
+
+	// Groups name sets of scopes that htpasswd users (through
+	// UserScopes.Groups) and LDAP users (through their directory groups
+	// of the same name, compared without case) receive.
+	Groups []NamedScopes
+	// HTPasswd, LDAP and OIDC, when set, enable those methods (see
+	// credentials.go for which credential goes to which).
+	HTPasswd *HTPasswdConfig
+	LDAP     *LDAPConfig
+	// LDAPDefaultScopes are the scopes of directory users in no group of
+	// Groups; empty, such users are refused with 403.
+	LDAPDefaultScopes []Scope
+	OIDC              *OIDCConfig
 }
 
 // NamedScopes gives one identity name its scopes.
@@ -111,6 +124,13 @@ type Authenticator struct {
 
 	headerScopes map[string][]Scope
 	certScopes   map[string][]Scope
+
+	htpasswd   *htpasswd
+	ldap       *ldapChecker
+	oidc       *oidcVerifier
+	users      map[string]UserScopes
+	groups     map[string][]Scope
+	ldapGroups map[string][]Scope // by lower-case name
 }
 
 // New returns an Authenticator for cfg.
@@ -144,6 +164,9 @@ func New(cfg Config, deps Deps) (*Authenticator, error) {
 	}
 	for _, n := range cfg.CertIdentities {
 		a.certScopes[n.Name] = n.Scopes
+	}
+	if err := a.buildIdentities(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -218,7 +241,7 @@ func (a *Authenticator) identify(r *http.Request) (Identity, error) {
 		return Identity{Name: name, Method: MethodMTLS, Scopes: scopes, ClientIP: client}, nil
 	}
 	if r.Header.Get("Authorization") != "" {
-		return a.tokenIdentity(r, id)
+		return a.credentialIdentity(r, id)
 	}
 	if a.cfg.Anonymous {
 		id.Scopes = a.cfg.AnonymousScopes
@@ -245,52 +268,6 @@ func (a *Authenticator) headerIdentity(id Identity, peer netip.Addr, name string
 	return Identity{Name: user, Method: MethodHeader, Scopes: scopes, ClientIP: id.ClientIP}, nil
 }
 
-// tokenIdentity checks the token in r's Authorization header.
-func (a *Authenticator) tokenIdentity(r *http.Request, id Identity) (Identity, error) {
-	if !a.cfg.Tokens {
-		return id, unauthenticated("this server does not accept tokens; remove the credentials for it")
-	}
-	now := a.now()
-	if d := a.limiter.blocked(id.ClientIP, now); d > 0 {
-		return id, &refusal{
-			msg:        fmt.Sprintf("too many failed attempts from %s; try again in %s", addrString(id.ClientIP), d.Round(time.Second)),
-			kind:       ErrRateLimited,
-			retryAfter: d,
-		}
-	}
-	secret, ok := credentials(r)
-	if !ok {
-		a.limiter.fail(id.ClientIP, now)
-		return id, unauthenticated("unsupported Authorization header; send the token as the Basic-auth password or as a Bearer token")
-	}
-	tok, err := a.tokens.Authenticate(secret)
-	switch {
-	case errors.Is(err, ErrTokenExpired):
-		return id, unauthenticated("%v; ask for a new token", err)
-	case errors.Is(err, ErrInvalidToken):
-		a.limiter.fail(id.ClientIP, now)
-		return id, unauthenticated("%v", err)
-	case err != nil:
-		return id, fmt.Errorf("checking token: %w", err)
-	}
-	return Identity{Name: tok.Name, Method: MethodToken, TokenID: tok.ID, Scopes: tok.Scopes, ClientIP: id.ClientIP}, nil
-}
-
-// credentials returns the token in a Bearer header or the password of a
-// Basic one; the Basic user name is ignored.
-func credentials(r *http.Request) (string, bool) {
-	scheme, rest, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	switch {
-	case strings.EqualFold(scheme, "Bearer"):
-		tok := strings.TrimSpace(rest)
-		return tok, tok != ""
-	case strings.EqualFold(scheme, "Basic"):
-		_, password, ok := r.BasicAuth()
-		return password, ok && password != ""
-	}
-	return "", false
-}
-
 // refuse answers a refused request and reports it.
 func (a *Authenticator) refuse(w http.ResponseWriter, r *http.Request, id Identity, err error) {
 	status := http.StatusInternalServerError
@@ -308,6 +285,9 @@ func (a *Authenticator) refuse(w http.ResponseWriter, r *http.Request, id Identi
 		default:
 			status = http.StatusForbidden
 		}
+	} else if de := (*directoryError)(nil); errors.As(err, &de) {
+		status, msg = http.StatusServiceUnavailable, de.PublicError()
+		a.log.Warn("identity provider unavailable", "err", err, "client", addrString(id.ClientIP))
 	} else {
 		a.log.Error("checking credentials failed", "err", err, "client", addrString(id.ClientIP))
 	}

@@ -61,8 +61,10 @@ func describeMethod(m string) string {
 		return "token"
 	case MethodMTLS:
 		return "client certificate"
-	case MethodHeader:
+	case MethodHeader, MethodHTPasswd, MethodLDAP:
 		return "user"
+	case MethodOIDC:
+		return "OIDC identity"
 	}
 	return m
 }

@@ -24,11 +24,17 @@
 //     Authorization header does not turn every request into a bad token;
 //  3. a verified client certificate (TLS with a client CA): the identity is
 //     the certificate's subject common name (or its first DNS name);
-//  4. credentials in the Authorization header: a token as the Basic-auth
-//     password (the user name is ignored, so .netrc and GOAUTH work with the
-//     go command) or as a Bearer token. Wrong, malformed or expired
-//     credentials answer 401 with WWW-Authenticate; they never fall back to
-//     anonymous, so a client learns its token is bad;
+//  4. credentials in the Authorization header, sent to one method by their
+//     shape (credentials.go, the one place that decides every method's
+//     identity and scopes): a modgate token as the Basic-auth password
+//     (the user name is ignored) or as a Bearer token; an OIDC ID token as
+//     a Bearer token or as the password of the user "oidc"; any other user
+//     name and password checked against the htpasswd file, then the LDAP
+//     directory. Wrong, malformed or expired credentials answer 401 with
+//     WWW-Authenticate, the same line for a wrong password and an unknown
+//     user; they never fall back to anonymous, so a client learns its
+//     credentials are bad. A directory or issuer that cannot be reached
+//     answers 503 (ErrDirectoryUnavailable), never 401 and never access;
 //  5. otherwise the request is anonymous.
 //
 // Behind a trusted proxy the client address is taken from X-Forwarded-For:
@@ -58,6 +64,23 @@
 // Authenticate and reload it when its inode, size or modification time
 // changed, so a token revoked from the command line stops working with the
 // very next request.
+//
+// # Users, directories and CI tokens
+//
+// htpasswd users (htpasswd.go): bcrypt hashes only, the file re-read when
+// it changes (a broken edit keeps the previous users); an unknown user
+// costs a bcrypt comparison of the file's own cost, like a wrong password.
+// LDAP (ldap.go): LDAPS or StartTLS, search-then-bind with a service
+// account or direct bind by DN template, user input escaped for filters
+// and DNs, groups mapped to scopes through Config.Groups; successes are
+// cached briefly under SHA-256(user, password), failures never. OIDC
+// (oidc.go): trusted issuers' discovery documents and keys fetched over
+// HTTPS and cached, fetched again for an unknown key id at most once per
+// refresh interval; audience, expiry and not-before checked with a small
+// skew; only asymmetric algorithms; claim rules map tokens to scopes. Every
+// identity carries its Method and Grants (where its scopes came from), and
+// OIDC ones their Issuer and Subject, for the audit log; ExplainIdentity
+// answers the same questions without credentials.
 //
 // # Authorisation
 //

@@ -11,16 +11,27 @@ const (
 	MethodToken     = "token"
 	MethodMTLS      = "mtls"
 	MethodHeader    = "header"
+	MethodHTPasswd  = "htpasswd"
+	MethodLDAP      = "ldap"
+	MethodOIDC      = "oidc"
 )
 
 // An Identity is who a request comes from, as Middleware established it.
 type Identity struct {
 	// Name is the token's name, the certificate's common name, the user
-	// named by the trusted header, or "anonymous".
+	// named by the trusted header, the htpasswd or LDAP user, the OIDC
+	// token's name claim, or "anonymous".
 	Name string
-	// Method is one of MethodAnonymous, MethodToken, MethodMTLS and
-	// MethodHeader. The zero Identity counts as anonymous.
+	// Method is one of the Method constants. The zero Identity counts as
+	// anonymous.
 	Method string
+	// Issuer and Subject are the OIDC token's "iss" and "sub" claims.
+	Issuer  string
+	Subject string
+	// Grants say where Scopes came from, for the audit log and explain:
+	// "user alice", "group developers", "ldap group developers",
+	// "rule acme-main (repository=acme/app, ref=refs/heads/main)".
+	Grants []string
 	// TokenID is the id of the token used, for MethodToken.
 	TokenID string
 	// Scopes are the identity's own scopes; Authorize adds the anonymous

@@ -19,11 +19,17 @@ import (
 )
 
 const explainUsage = `usage: modgate explain [--config FILE] MODULE[@VERSION]
+       modgate explain [--config FILE] --identity METHOD:USER [--groups G1,G2] [--claims JSON|@FILE] [MODULE]
 
 Explain prints what modgate would do for a module: where it is stored, which
 upstreams it is asked from and in what order, whether the checksum database
 verifies it, and which policy applies, each with the setting that decides it
 and where that setting came from. It contacts nothing.
+
+With --identity it prints which scopes an identity gets and why instead
+(and, given a MODULE, whether that identity may read it): htpasswd:USER,
+ldap:USER with the user's directory groups in --groups, or oidc with the
+token's claims (its decoded payload) in --claims.
 
 Flags:
 `
@@ -48,6 +54,9 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer, deps 
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", deps.getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG; default: none, only MODGATE_* and go env)")
+	identity := fs.String("identity", "", "explain the scopes of `METHOD:USER` (htpasswd:alice, ldap:alice, oidc) instead of a module")
+	groups := fs.String("groups", "", "with --identity ldap:USER: the user's directory `GROUPS`, comma-separated")
+	claims := fs.String("claims", "", "with --identity oidc: the token's claims as `JSON`, or @FILE")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), explainUsage)
 		fs.PrintDefaults()
@@ -57,14 +66,23 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer, deps 
 	if !ok {
 		return status
 	}
-	if len(positional) != 1 {
+	if len(positional) != 1 && (*identity == "" || len(positional) > 1) {
 		fmt.Fprintf(stderr, "modgate explain: want exactly one MODULE[@VERSION], got %d arguments\n", len(positional))
 		fs.Usage()
 		return 2
 	}
+	var query identityFlags
+	if *identity != "" {
+		var err error
+		if query, err = parseIdentityFlags(*identity, *groups, *claims); err != nil {
+			fmt.Fprintf(stderr, "modgate explain: %v\n", err)
+			return 2
+		}
+		positional = append(positional, "")
+	}
 
 	modPath, version, hasVersion := strings.Cut(positional[0], "@")
-	if err := module.CheckPath(modPath); err != nil {
+	if err := module.CheckPath(modPath); err != nil && (modPath != "" || *identity == "") {
 		fmt.Fprintf(stderr, "modgate explain: %v\n", err)
 		return 2
 	}
@@ -94,6 +112,10 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer, deps 
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "modgate explain: invalid configuration:\n%v\n", err)
 		return 2
+	}
+
+	if *identity != "" {
+		return explainIdentity(cfg, query, modPath, stdout, stderr)
 	}
 
 	// Everything printed comes from the redacted copy: no credentials on

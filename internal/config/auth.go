@@ -31,6 +31,12 @@ type Auth struct {
 	ClientIPs AuthClientIPs `yaml:"client_ips"`
 	// FailedAttempts rate-limits wrong credentials per client address.
 	FailedAttempts AuthFailedAttempts `yaml:"failed_attempts"`
+	// Groups, HTPasswd, LDAP and OIDC: the organisation's own identities
+	// (identity.go).
+	Groups   []AuthGroup  `yaml:"groups"`
+	HTPasswd AuthHTPasswd `yaml:"htpasswd"`
+	LDAP     AuthLDAP     `yaml:"ldap"`
+	OIDC     AuthOIDC     `yaml:"oidc"`
 }
 
 // AuthAnonymous configures anonymous access.
@@ -144,6 +150,7 @@ func (a Auth) AuthConfig() (auth.Config, error) {
 		Deny:                prefixes(a.ClientIPs.Deny),
 		FailedPerMinute:     a.FailedAttempts.PerMinute,
 	}
+	a.identityConfig(&cfg, scopes, &errs)
 	if len(errs) > 0 {
 		return auth.Config{}, fmt.Errorf("auth: %s", strings.Join(errs, "; "))
 	}
@@ -204,6 +211,7 @@ func (v *validator) auth() {
 	if n := a.FailedAttempts.PerMinute; n < 0 || n > 10000 {
 		v.add("auth.failed_attempts.per_minute", "", "must be between 0 (no limit) and 10000, got %d", n)
 	}
+	v.identity()
 }
 
 // scope checks one scope; anonymous scopes may not be admin.

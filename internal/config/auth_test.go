@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/modgate/modgate/internal/auth"
 )
@@ -128,7 +129,7 @@ auth:
 	if err != nil {
 		t.Fatalf("reloading YAML(): %v\n%s", err, out)
 	}
-	if diff := cmp.Diff(c.Auth, again.Auth); diff != "" {
+	if diff := cmp.Diff(c.Auth, again.Auth, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("auth after YAML() and Load mismatch (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(c.TLS, again.TLS); diff != "" {

@@ -81,6 +81,9 @@ var classes = []class{
 	{auth.ErrForbidden, http.StatusForbidden},
 	{policy.ErrBlocked, http.StatusForbidden},
 	{auth.ErrRateLimited, http.StatusTooManyRequests},
+	// The LDAP directory or an OIDC issuer cannot be reached: the
+	// credentials may be right, so neither 401 nor access.
+	{auth.ErrDirectoryUnavailable, http.StatusServiceUnavailable},
 	{audit.ErrUnwritable, http.StatusServiceUnavailable},
 	{ErrNotReady, http.StatusServiceUnavailable},
 	// The module store (an object store) cannot be reached: come back

@@ -42,6 +42,7 @@ func TestStatus(t *testing.T) {
 		{"blocked", fmt.Errorf("x@v1: %w", policy.ErrBlocked), 403},
 		{"hidden is not found", hidden{}, 404},
 		{"rate limited", auth.ErrRateLimited, 429},
+		{"directory down", fmt.Errorf("checking password: %w", auth.ErrDirectoryUnavailable), 503},
 		{"audit unwritable", audit.ErrUnwritable, 503},
 		{"not ready", ErrNotReady, 503},
 		{"storage unavailable", fmt.Errorf("reading x: %w", storage.ErrUnavailable), 503},

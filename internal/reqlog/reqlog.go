@@ -35,6 +35,12 @@ type Entry struct {
 	// proxy, the forwarded one).
 	Identity string
 	ClientIP string
+	// AuthMethod, Issuer, Subject and Grants say how the identity was
+	// established and why it has its scopes (see audit.Record).
+	AuthMethod string
+	Issuer     string
+	Subject    string
+	Grants     string
 	// Rule names the policy rule that blocked or warned, and Warning is
 	// the text of a warn rule, sent as a response header.
 	Rule    string

@@ -140,10 +140,7 @@ func (s *Server) withAccess(h http.Handler) http.Handler {
 	gated := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := reqlog.From(r.Context())
 		id := auth.FromContext(r.Context())
-		e.Identity = id.Name
-		if id.ClientIP.IsValid() {
-			e.ClientIP = id.ClientIP.String()
-		}
+		setIdentity(e, id)
 		if s.audit != nil && audited(r.URL.Path) {
 			if err := s.audit.Admit(); err != nil {
 				// The client learns what is wrong, not where: the cause
@@ -168,11 +165,21 @@ func audited(path string) bool {
 func (s *Server) authRefused(r *http.Request, id auth.Identity, status int, err error) {
 	s.metrics.AuthRefusal(status)
 	e := reqlog.From(r.Context())
+	setIdentity(e, id)
+	e.Err = err
+}
+
+// setIdentity copies who made the request, and how, into its entry.
+func setIdentity(e *reqlog.Entry, id auth.Identity) {
 	e.Identity = id.Name
+	if id.Method != auth.MethodAnonymous {
+		e.AuthMethod = id.Method
+	}
+	e.Issuer, e.Subject = id.Issuer, id.Subject
+	e.Grants = strings.Join(id.Grants, "; ")
 	if id.ClientIP.IsValid() {
 		e.ClientIP = id.ClientIP.String()
 	}
-	e.Err = err
 }
 
 // auditRequest writes the audit record of a finished request (a
@@ -197,19 +204,23 @@ func (s *Server) auditRequest(r *http.Request, e *reqlog.Entry, status int, byte
 		}
 	}
 	rec := audit.Record{
-		Time:      time.Now().Add(-d),
-		RequestID: e.ID,
-		Identity:  e.Identity,
-		ClientIP:  e.ClientIP,
-		UserAgent: r.UserAgent(),
-		Module:    mod,
-		Version:   version,
-		File:      file,
-		Result:    resultOf(status, e),
-		Rule:      e.Rule,
-		Bytes:     bytes,
-		Upstream:  e.Upstream,
-		Duration:  d,
+		Time:       time.Now().Add(-d),
+		RequestID:  e.ID,
+		Identity:   e.Identity,
+		AuthMethod: e.AuthMethod,
+		Issuer:     e.Issuer,
+		Subject:    e.Subject,
+		Grants:     e.Grants,
+		ClientIP:   e.ClientIP,
+		UserAgent:  r.UserAgent(),
+		Module:     mod,
+		Version:    version,
+		File:       file,
+		Result:     resultOf(status, e),
+		Rule:       e.Rule,
+		Bytes:      bytes,
+		Upstream:   e.Upstream,
+		Duration:   d,
 	}
 	if rec.ClientIP == "" {
 		rec.ClientIP = remoteIP(r)

@@ -7,8 +7,11 @@ import (
 	"github.com/modgate/modgate/internal/testenv"
 )
 
-// TestMain keeps the tests hermetic: dials outside loopback fail.
+// TestMain keeps the tests hermetic (dials outside loopback fail) and
+// stops the LDAP server the tests may have started.
 func TestMain(m *testing.M) {
 	testenv.GuardNetwork()
-	os.Exit(m.Run())
+	code := m.Run()
+	testenv.StopShared()
+	os.Exit(code)
 }

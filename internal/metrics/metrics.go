@@ -142,7 +142,7 @@ func New() *Metrics {
 var (
 	verifiedArtifacts = []string{"info", "mod", "zip"}
 	movedFiles        = []string{"go.mod", "zip", "go.mod in zip"}
-	auditErrorKinds   = []string{"dropped", "unwritable"}
+	auditErrorKinds   = []string{"dropped", "unwritable", "anchor"}
 	refusalStatuses   = []int{401, 403, 404, 429}
 	policyVerdicts    = []string{"block", "warn", "dry-run"}
 )

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -83,3 +84,5 @@ func sampleLabels(fams map[string]*family, name string) (map[string]bool, bool) 
 	}
 	return nil, false
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

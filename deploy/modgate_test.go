@@ -18,12 +18,12 @@ import (
 )
 
 // startModgate starts an in-process modgate on 127.0.0.1 in front of a
-// fake upstream, loaded from configYAML (upstream.goproxy and
-// sumdb.gosumdb are set to the fake's), and returns its URL and the
-// upstream. It is stopped when the test ends.
-func startModgate(t *testing.T, configYAML string) (string, *testenv.Upstream) {
+// fake upstream serving the fixtures and extra, loaded from configYAML
+// (upstream.goproxy and sumdb.gosumdb are set to the fake's), and returns
+// its URL and the upstream. It is stopped when the test ends.
+func startModgate(t *testing.T, configYAML string, extra ...*testenv.Module) (string, *testenv.Upstream) {
 	t.Helper()
-	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	up := testenv.NewUpstream(t, append(testenv.Fixtures(t), extra...))
 	file := filepath.Join(t.TempDir(), "modgate.yaml")
 	if err := os.WriteFile(file, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)

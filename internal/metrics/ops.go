@@ -23,11 +23,11 @@ func newOpsMetrics(reg *prometheus.Registry) opsMetrics {
 		readiness: readiness,
 		storageFree: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "modgate_storage_free_bytes",
-			Help: "Bytes available to modgate on the file system of the data directory's module store, updated every 30 seconds.",
+			Help: "Bytes available to modgate on the file system of the data directory, updated every 30 seconds.",
 		}),
 		storageSize: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "modgate_storage_size_bytes",
-			Help: "Size in bytes of the file system of the data directory's module store, updated every 30 seconds.",
+			Help: "Size in bytes of the file system of the data directory, updated every 30 seconds.",
 		}),
 	}
 	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -44,7 +44,7 @@ func newOpsMetrics(reg *prometheus.Registry) opsMetrics {
 }
 
 // StorageSpace records the free and total bytes of the file system that
-// holds the module store.
+// holds the data directory.
 func (m *Metrics) StorageSpace(free, size uint64) {
 	m.ops.storageFree.Set(float64(free))
 	m.ops.storageSize.Set(float64(size))

@@ -8,12 +8,11 @@ import (
 )
 
 // Space reports the bytes available to an unprivileged writer (free) and
-// the size of the file system that holds the store's root. It costs one
-// statfs(2) and is safe for concurrent use.
-func (s *Store) Space() (free, size uint64, err error) {
+// the size of the file system that holds dir. It costs one statfs(2).
+func Space(dir string) (free, size uint64, err error) {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(s.root, &st); err != nil {
-		return 0, 0, fmt.Errorf("reading free space of %s: %w", s.root, err)
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, fmt.Errorf("reading free space of %s: %w", dir, err)
 	}
 	// Field types differ between systems (int64 on some BSDs).
 	bsize := uint64(st.Bsize)

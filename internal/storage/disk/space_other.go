@@ -9,6 +9,6 @@ import (
 
 // Space is not implemented on this system: it returns an error matching
 // errors.ErrUnsupported.
-func (s *Store) Space() (free, size uint64, err error) {
-	return 0, 0, fmt.Errorf("reading free space of %s: %w", s.root, errors.ErrUnsupported)
+func Space(dir string) (free, size uint64, err error) {
+	return 0, 0, fmt.Errorf("reading free space of %s: %w", dir, errors.ErrUnsupported)
 }

@@ -3,15 +3,14 @@ package disk
 import "testing"
 
 func TestSpace(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	free, size, err := s.Space()
+	free, size, err := Space(t.TempDir())
 	if err != nil {
 		t.Fatalf("Space() error: %v", err)
 	}
 	if size == 0 || free > size {
 		t.Errorf("Space() = free %d, size %d; want 0 < free <= size", free, size)
+	}
+	if _, _, err := Space("/nonexistent/modgate"); err == nil {
+		t.Errorf("Space of a missing directory: no error")
 	}
 }

@@ -4,6 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -11,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,7 +109,50 @@ policy:
 	if err != nil {
 		t.Fatalf("chromium: %v\n%s", err, out)
 	}
+	if err := shrinkPNG(shot); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("wrote %s", shot)
+}
+
+// shrinkPNG rewrites the screenshot with its 256 most frequent colours: a
+// flat page of a few thousand antialiased shades loses nothing visible,
+// and the file shrinks to about a third.
+func shrinkPNG(file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	count := map[color.RGBA]int{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+			count[c]++
+		}
+	}
+	colors := slices.Collect(maps.Keys(count))
+	slices.SortFunc(colors, func(a, b color.RGBA) int { return count[b] - count[a] })
+	pal := make(color.Palette, 0, 256)
+	for _, c := range colors[:min(256, len(colors))] {
+		pal = append(pal, c)
+	}
+	p := image.NewPaletted(b, pal)
+	draw.Draw(p, b, img, b.Min, draw.Src)
+	out, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(out, p); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // startPrometheus runs a real Prometheus on 127.0.0.1 that scrapes target
@@ -430,5 +479,39 @@ func decimals(v float64) int {
 		return 1
 	default:
 		return 2
+	}
+}
+
+func TestShrinkPNG(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	for y := range 30 {
+		for x := range 40 {
+			img.Set(x, y, color.RGBA{uint8(x * 6), uint8(y * 8), 7, 255}) // 1200 colours
+		}
+	}
+	file := filepath.Join(t.TempDir(), "a.png")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := shrinkPNG(file); err != nil {
+		t.Fatalf("shrinkPNG: %v", err)
+	}
+	f, err = os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := got.(*image.Paletted)
+	if !ok || len(p.Palette) > 256 || p.Bounds() != img.Bounds() {
+		t.Errorf("shrinkPNG wrote %T with bounds %v, want a paletted image of at most 256 colours and bounds %v", got, got.Bounds(), img.Bounds())
 	}
 }

@@ -12,5 +12,7 @@
 // loudly, or fails under MODGATE_REQUIRE_SERVERS=1 as in .ci/run), check
 // that every metric the rules and the dashboard name exists in a scrape of a
 // running modgate, and build the binary with the container's flags.
-// TestDashboardScreenshot renders docs/dashboard.png (see its comment).
+// TestDashboard runs the dashboard's queries against a real Prometheus
+// scraping modgate under load, and renders docs/dashboard.png (see its
+// comment).
 package deploy

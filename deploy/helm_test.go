@@ -147,6 +147,9 @@ func TestHelmTemplate(t *testing.T) {
 	if len(objs["Secret"]) > 0 {
 		t.Errorf("the chart renders Secrets; secrets must be referenced, never created from values")
 	}
+	if len(objs["PodDisruptionBudget"]) > 0 {
+		t.Errorf("one replica has a PodDisruptionBudget, which would block node drains")
+	}
 	dep := only(t, objs, "Deployment")
 	pod := at(dep, "spec", "template", "spec")
 	c := at(pod, "containers", 0)
@@ -272,6 +275,9 @@ func TestHelmReplicated(t *testing.T) {
 		if at(ref, "name") != want[0] || at(ref, "key") != want[1] {
 			t.Errorf("env %s from %v, want Secret %s key %s", name, ref, want[0], want[1])
 		}
+	}
+	if pdb := only(t, objs, "PodDisruptionBudget"); at(pdb, "spec", "maxUnavailable") != 1 {
+		t.Errorf("PodDisruptionBudget maxUnavailable %v, want 1", at(pdb, "spec", "maxUnavailable"))
 	}
 	if len(objs["PersistentVolumeClaim"]) > 0 || at(dep, "spec", "strategy") != nil {
 		t.Errorf("replicas on S3 keep a claim or the Recreate strategy")

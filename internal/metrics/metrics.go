@@ -40,6 +40,7 @@ type Metrics struct {
 	fillQueue        prometheus.Gauge
 	fillRefusals     prometheus.Counter
 	upstreamUp       *prometheus.GaugeVec // upstream
+	ops              opsMetrics
 }
 
 // New creates the metrics and registers them in a fresh registry.
@@ -129,6 +130,7 @@ func New() *Metrics {
 		m.upstreamErrors, m.verifyFailures, m.securityEvents, m.fillsInFlight, m.fills,
 		m.movedVersions, m.policyDecisions, m.auditErrors, m.authRefusals, m.vulndbEntries, m.vulndbSynced,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.ops = newOpsMetrics(m.reg)
 	m.initZero()
 	return m
 }
@@ -140,7 +142,7 @@ func New() *Metrics {
 var (
 	verifiedArtifacts = []string{"info", "mod", "zip"}
 	movedFiles        = []string{"go.mod", "zip", "go.mod in zip"}
-	auditErrorKinds   = []string{"dropped", "unwritable"}
+	auditErrorKinds   = []string{"dropped", "unwritable", "anchor"}
 	refusalStatuses   = []int{401, 403, 404, 429}
 	policyVerdicts    = []string{"block", "warn", "dry-run"}
 )

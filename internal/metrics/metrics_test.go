@@ -40,3 +40,32 @@ func TestMetricsExposed(t *testing.T) {
 		}
 	}
 }
+
+func TestOpsGauges(t *testing.T) {
+	m := New()
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	// Present from the start, at zero, so alerts and dashboards find them.
+	for _, want := range []string{"modgate_storage_free_bytes 0", "modgate_storage_size_bytes 0", "modgate_ready 0"} {
+		if body := scrape(); !strings.Contains(body, want+"\n") {
+			t.Errorf("fresh /metrics lacks %q", want)
+		}
+	}
+	ready := false
+	m.Readiness(func() bool { return ready })
+	m.StorageSpace(1<<30, 4<<30)
+	ready = true
+	body := scrape()
+	for _, want := range []string{"modgate_storage_free_bytes 1.073741824e+09", "modgate_storage_size_bytes 4.294967296e+09", "modgate_ready 1"} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	ready = false
+	if body := scrape(); !strings.Contains(body, "modgate_ready 0\n") {
+		t.Error("modgate_ready did not follow the readiness function to 0")
+	}
+}

@@ -87,6 +87,7 @@ policy:
 		`modgate_auth_refusals_total{status="403"} 0`,
 		`modgate_audit_errors_total{kind="dropped"} 0`,
 		`modgate_audit_errors_total{kind="unwritable"} 0`,
+		`modgate_audit_errors_total{kind="anchor"} 0`,
 		`modgate_prefetched_total{artifact="mod"} 0`,
 		`modgate_fills_total{artifact="zip",result="error"} 0`,
 		`modgate_sumdb_security_events_total 0`,

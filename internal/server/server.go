@@ -260,6 +260,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 	}
 	s.gate = &gate{next: s.mirror, authn: s.authn, policy: &s.policy.engine, observe: s.observeDecision}
 	s.handler = s.routes(goproxy.NewHandler(s.gate, cfg.Cache.ListTTL.Duration, log), sumdbHandler)
+	s.metrics.Readiness(func() bool { return s.readiness() == nil })
 	return s, nil
 }
 
@@ -403,6 +404,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.background(s.watchPolicy)
 	s.background(s.watchTokens)
+	s.background(s.watchStorage)
 	if v := s.policy.vulns; v != nil {
 		s.background(v.Run)
 		s.background(s.watchVulnDB)

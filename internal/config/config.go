@@ -48,6 +48,9 @@ type Config struct {
 	// Cache configures how long mutable answers are reused.
 	Cache Cache `yaml:"cache"`
 
+	// Storage configures the module store (see scrub.go).
+	Storage Storage `yaml:"storage"`
+
 	// Server configures the HTTP server.
 	Server Server `yaml:"server"`
 

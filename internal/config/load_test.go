@@ -156,6 +156,8 @@ cache:
   negative_ttl: 10s
   sumdb_latest_ttl: 1h
   memory_mb: 8
+storage:
+  scrub_interval: 24h
 server:
   shutdown_timeout: 1m
   read_header_timeout: 3s
@@ -187,6 +189,7 @@ metrics:
 				}
 				c.SumDB = SumDB{GOSUMDB: "off", NoSumDB: []string{"corp.example"}}
 				c.Cache = Cache{ListTTL: Duration{5 * time.Minute}, NegativeTTL: Duration{10 * time.Second}, SumDBLatestTTL: Duration{time.Hour}, MemoryMB: 8}
+				c.Storage = Storage{ScrubInterval: Duration{24 * time.Hour}}
 				c.Server = Server{ShutdownTimeout: Duration{time.Minute}, ReadHeaderTimeout: Duration{3 * time.Second}}
 				c.Metrics = Metrics{Listen: "127.0.0.1:9100", Access: MetricsAccessScope}
 				// The sections of later issues have tests of their own.
@@ -238,8 +241,8 @@ metrics:
 		},
 		{
 			name: "unknown top-level key",
-			yaml: "listen: :3000\nstorage: /srv\n",
-			errs: [][]string{{"modgate.yaml:2: storage: unknown key", "known keys at the top level: listen, public_url"}},
+			yaml: "listen: :3000\nstorage_dir: /srv\n",
+			errs: [][]string{{"modgate.yaml:2: storage_dir: unknown key", "known keys at the top level: listen, public_url"}},
 		},
 		{
 			name: "unknown nested key names the full key and line",
@@ -496,6 +499,7 @@ func TestKeys(t *testing.T) {
 		"upstream.direct.proxy", "upstream.direct.ca_file",
 		"sumdb.gosumdb", "sumdb.nosumdb",
 		"cache.list_ttl", "cache.negative_ttl", "cache.sumdb_latest_ttl", "cache.memory_mb",
+		"storage.scrub_interval",
 		"server.shutdown_timeout", "server.read_header_timeout", "server.drain_period",
 		"metrics.listen", "metrics.access",
 		"tls.cert_file", "tls.key_file", "tls.client_ca_file", "tls.min_version",

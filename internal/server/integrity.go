@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+
+	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/httperr"
+	"github.com/modgate/modgate/internal/integrity"
+	"github.com/modgate/modgate/internal/metrics"
+	"github.com/modgate/modgate/internal/mirror"
+	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/tombstone"
+)
+
+// integrityState holds the checks of stored files and the purges.
+type integrityState struct {
+	guard   *integrity.Guard   // the serve path's check (through the memory cache)
+	scrub   *integrity.Checker // the background scrub's (reads the store itself)
+	tombs   *tombstone.Set
+	metrics *metrics.Integrity
+}
+
+// buildIntegrity makes the serve-path guard, the scrub's checker and the
+// tombstones. verifier is nil when the checksum database is off. The
+// tombstones read the store itself, not the memory cache, so that a purge
+// from the command line is seen at the next request.
+func (s *Server) buildIntegrity(store storage.Store, cached *storage.Cache, verifier integrity.Source) {
+	sources := []integrity.Source{verifier, integrity.LedgerSource{Ledger: s.ledger}}
+	if verifier == nil {
+		sources = sources[1:]
+	}
+	scratch := filepath.Join(s.cfg.DataDir, "tmp")
+	in := &integrityState{tombs: tombstone.New(store), metrics: s.metrics.NewIntegrity()}
+	in.guard = integrity.NewGuard(integrity.GuardConfig{
+		Checker: &integrity.Checker{Store: cached, Sources: sources, ScratchDir: scratch},
+		OnCorrupt: func(f integrity.Finding) {
+			in.metrics.CorruptServed(f.File)
+			s.log.Error("stored file is corrupt; taken out of service", "key", f.Key, "reason", f.Reason, "action", f.Action)
+		},
+	})
+	in.scrub = &integrity.Checker{Store: store, Evict: cached, Sources: sources, ScratchDir: scratch}
+	s.integrity = in
+}
+
+// repair fetches a file again through the mirror's fill, which verifies
+// it before storing it.
+func (s *Server) repair(ctx context.Context, path, version, key string) error {
+	f, err := s.mirror.File(ctx, path, version, key, mirror.Options{})
+	if err != nil {
+		return err
+	}
+	return f.Body.Close()
+}
+
+// runScrub is the background scrub (storage.scrub_interval).
+func (s *Server) runScrub(ctx context.Context) {
+	integrity.Scrub(ctx, integrity.ScrubConfig{
+		Checker:  s.integrity.scrub,
+		Interval: s.cfg.Storage.ScrubInterval.Duration,
+		Repair:   s.repair,
+		Recorded: s.ledger.Records,
+		Logger:   s.log,
+		OnFile:   func(f integrity.Finding) { s.integrity.metrics.Scrubbed(f.File, string(f.Status)) },
+	})
+}
+
+// servePurge answers DELETE /admin/modules/{module}[@{version}]
+// (?reason=...&allow_refetch=true), with the admin scope: see
+// tombstone.Purge. The answer is the tombstone.Result as JSON.
+func (s *Server) servePurge(w http.ResponseWriter, r *http.Request) {
+	id := auth.FromContext(r.Context())
+	if err := s.authn.Authorize(id, auth.Admin, ""); err != nil {
+		httperr.Write(w, r, err)
+		return
+	}
+	path, version, err := tombstone.Parse(r.PathValue("module"))
+	if err != nil {
+		httperr.Write(w, r, fmt.Errorf("%w: %w", httperr.ErrBadRequest, err))
+		return
+	}
+	allow := false
+	if v := r.URL.Query().Get("allow_refetch"); v != "" {
+		if allow, err = strconv.ParseBool(v); err != nil {
+			httperr.Write(w, r, fmt.Errorf("%w: allow_refetch=%q is not true or false", httperr.ErrBadRequest, v))
+			return
+		}
+	}
+	req := tombstone.Request{Module: path, Version: version, Reason: r.URL.Query().Get("reason"), By: id.Name, AllowRefetch: allow}
+	// Through the memory cache, so this process forgets the files too.
+	res, err := tombstone.Purge(r.Context(), s.mirror.Store(), s.integrity.tombs, req)
+	if err != nil {
+		httperr.Write(w, r, err)
+		return
+	}
+	s.integrity.metrics.Purged()
+	s.auditAdmin(r.Context(), "module.purge", purgeDetail(req, res))
+	s.log.Info("purged", "module", path, "version", version, "allow_refetch", allow, "removed", len(res.Removed), "user", id.Name)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(res)
+}
+
+// purgeDetail is the audit record's text for a purge.
+func purgeDetail(req tombstone.Request, res tombstone.Result) string {
+	what := req.Module
+	if req.Version != "" {
+		what += "@" + req.Version
+	}
+	d := fmt.Sprintf("%s: removed %d files", what, len(res.Removed))
+	if req.AllowRefetch {
+		d += ", may be fetched again"
+	} else {
+		d += ", tombstoned"
+	}
+	if req.Reason != "" {
+		d += "; reason: " + req.Reason
+	}
+	return d
+}

@@ -1,0 +1,215 @@
+// Package tombstone records module versions an operator purged (a legal
+// takedown, a malicious release), so that modgate does not fetch them
+// again, and removes their files (Purge).
+//
+// A tombstone is a small JSON record in the store itself, under the prefix
+// "tombstones/" (a first path element without a dot, which never collides
+// with a module path), so that every replica sharing the store, and a
+// server whose data directory `modgate purge` changed from the command
+// line, sees it at its next request: the mirror reads the tombstone keys
+// of a version on every request for one of its files (two reads of absent
+// keys on a disk store: microseconds) and of a module on every list,
+// latest and query answer.
+//
+// # What a tombstone covers
+//
+//   - Case: tombstones are keyed by the lower-cased module path, so a
+//     purge of example.com/m@v1.2.3 also refuses Example.com/M@v1.2.3 (a
+//     case variant is the same repository to a code host).
+//   - Versions: a version tombstone covers exactly that version string.
+//     A pseudo-version of the same commit, or "+incompatible" spellings
+//     of another version, are other versions with their own files: purge
+//     them by name, or purge the whole module. Queries (a branch, a
+//     commit, @latest) that resolve to a purged version are refused too,
+//     so `go get m@<commit of the purged tag>` finds nothing.
+//   - A module tombstone (MODULE without @VERSION) covers every version of
+//     the module, pseudo-versions and versions published later included.
+//
+// A purged version answers 410 Gone with "purged by operator". Note that
+// the go command falls through to its next GOPROXY entry on 410 (as on
+// 404): a client with GOPROXY=<modgate>,direct then fetches the version
+// from its origin. To forbid a version to clients, use a policy rule
+// (403, which stops the go command); purge removes it from the mirror.
+package tombstone
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/module"
+
+	"github.com/modgate/modgate/internal/storage"
+)
+
+// ErrPurged reports a module version an operator purged. 410.
+var ErrPurged = errors.New("purged by operator")
+
+// Prefix is the store prefix of tombstones.
+const Prefix = "tombstones/"
+
+// A Tombstone records one purge. Version is "" for a whole module.
+type Tombstone struct {
+	Module  string    `json:"module"`
+	Version string    `json:"version,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	By      string    `json:"by,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// A PurgedError is the error for a request of a purged version.
+type PurgedError struct {
+	Path, Version string
+	T             Tombstone
+}
+
+func (e *PurgedError) Error() string {
+	msg := fmt.Sprintf("%s@%s: purged by operator", e.Path, e.Version)
+	if e.T.Version == "" {
+		msg = fmt.Sprintf("%s@%s: purged by operator (every version of %s)", e.Path, e.Version, e.T.Module)
+	}
+	if e.T.Reason != "" {
+		msg += ": " + e.T.Reason
+	}
+	return msg
+}
+
+func (e *PurgedError) Unwrap() error { return ErrPurged }
+
+// A Set reads and writes tombstones in a store. It keeps nothing in
+// memory, so changes by other processes are seen at once. Give it the
+// store itself, not a memory cache in front of it.
+type Set struct {
+	store storage.Store
+}
+
+// New returns the Set of tombstones in store.
+func New(store storage.Store) *Set { return &Set{store: store} }
+
+// moduleDir returns the tombstone directory of path: lower-cased, so case
+// variants share it. Lower-case paths need no escaping.
+func moduleDir(path string) string {
+	return Prefix + strings.ToLower(path) + "/"
+}
+
+func moduleKey(path string) string { return moduleDir(path) + "@all" }
+
+func versionKey(path, version string) (string, error) {
+	esc, err := module.EscapeVersion(version)
+	if err != nil {
+		return "", err
+	}
+	return moduleDir(path) + "@v/" + esc, nil
+}
+
+// Check returns nil when path@version may be served, a *PurgedError
+// (matching ErrPurged) when it was purged, or the store's error.
+func (s *Set) Check(ctx context.Context, path, version string) error {
+	if t, err := s.read(ctx, moduleKey(path)); err == nil {
+		return &PurgedError{Path: path, Version: version, T: t}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	key, err := versionKey(path, version)
+	if err != nil {
+		return nil // not a version: nothing can be purged under that name
+	}
+	if t, err := s.read(ctx, key); err == nil {
+		return &PurgedError{Path: path, Version: version, T: t}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Filter returns a function reporting whether a version of path is
+// purged, for filtering a version list: one read and one directory
+// listing, whatever the list's length.
+func (s *Set) Filter(ctx context.Context, path string) (func(version string) bool, error) {
+	if _, err := s.read(ctx, moduleKey(path)); err == nil {
+		return func(string) bool { return true }, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	l, ok := s.store.(storage.Lister)
+	if !ok {
+		return func(string) bool { return false }, nil
+	}
+	names, err := l.List(ctx, moduleDir(path)+"@v/")
+	if err != nil {
+		return nil, err
+	}
+	purged := make(map[string]bool, len(names))
+	for _, n := range names {
+		if v, err := module.UnescapeVersion(n); err == nil {
+			purged[v] = true
+		}
+	}
+	return func(v string) bool { return purged[v] }, nil
+}
+
+// Add writes t. It replaces a tombstone of the same module and version.
+func (s *Set) Add(ctx context.Context, t Tombstone) error {
+	key := moduleKey(t.Module)
+	if t.Version != "" {
+		var err error
+		if key, err = versionKey(t.Module, t.Version); err != nil {
+			return err
+		}
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Put(ctx, key, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("writing tombstone for %s: %w", t.Module, err)
+	}
+	return nil
+}
+
+// Remove deletes the tombstone of path@version (version "" for the
+// module's). It reports whether there was one.
+func (s *Set) Remove(ctx context.Context, path, version string) (bool, error) {
+	key := moduleKey(path)
+	if version != "" {
+		var err error
+		if key, err = versionKey(path, version); err != nil {
+			return false, err
+		}
+	}
+	if _, err := s.read(ctx, key); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	d, ok := s.store.(storage.Deleter)
+	if !ok {
+		return false, errors.New("the store cannot delete files")
+	}
+	return true, d.Delete(ctx, key)
+}
+
+func (s *Set) read(ctx context.Context, key string) (Tombstone, error) {
+	rc, err := s.store.Get(ctx, key)
+	if err != nil {
+		return Tombstone{}, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 64<<10))
+	if err != nil {
+		return Tombstone{}, err
+	}
+	var t Tombstone
+	if err := json.Unmarshal(data, &t); err != nil {
+		// A damaged tombstone still stands: refusing is the safe side.
+		return Tombstone{Reason: "(unreadable tombstone " + key + ")"}, nil
+	}
+	return t, nil
+}
+
+// nowUTC is when a tombstone is written, to the second.
+func nowUTC() time.Time { return time.Now().UTC().Truncate(time.Second) }

@@ -26,25 +26,30 @@ func (v *Verifier) Expected(ctx context.Context, path, version string) (mod, zip
 	if err := module.Check(path, version); err != nil {
 		return "", "", fmt.Errorf("looking up %s@%s in checksum database %s: %w", path, version, v.db.Name, err)
 	}
-	var res lookupResult
-	select {
-	case res = <-v.startLookup(path, version):
-	case <-ctx.Done():
-		return "", "", fmt.Errorf("%s@%s: waiting for checksum database %s: %w", path, version, v.db.Name, ctx.Err())
-	}
-	if res.err != nil {
-		return "", "", res.err
-	}
-	for _, line := range res.lines {
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != path || !strings.HasPrefix(f[2], "h1:") {
-			continue
+	// The client answers a lookup with the lines of the file asked for
+	// only; the record behind both is fetched (or read) once.
+	zipC, modC := v.startLookup(path, version), v.startLookup(path, version+"/go.mod")
+	for _, c := range []<-chan lookupResult{zipC, modC} {
+		var res lookupResult
+		select {
+		case res = <-c:
+		case <-ctx.Done():
+			return "", "", fmt.Errorf("%s@%s: waiting for checksum database %s: %w", path, version, v.db.Name, ctx.Err())
 		}
-		switch f[1] {
-		case version:
-			zip = f[2]
-		case version + "/go.mod":
-			mod = f[2]
+		if res.err != nil {
+			return "", "", res.err
+		}
+		for _, line := range res.lines {
+			f := strings.Fields(line)
+			if len(f) != 3 || f[0] != path || !strings.HasPrefix(f[2], "h1:") {
+				continue
+			}
+			switch f[1] {
+			case version:
+				zip = f[2]
+			case version + "/go.mod":
+				mod = f[2]
+			}
 		}
 	}
 	if mod == "" && zip == "" {

@@ -21,6 +21,7 @@ type HitGuard interface {
 // shared store, so a purge by another process is seen at once.
 type Tombstones interface {
 	Check(ctx context.Context, path, version string) error
+	CheckModule(ctx context.Context, path string) error
 	Filter(ctx context.Context, path string) (func(version string) bool, error)
 }
 
@@ -57,6 +58,18 @@ func (m *Mirror) dropPurged(ctx context.Context, path string, a *Answer, err err
 	b := *a
 	b.Data = filterList(a.Data, purged)
 	return &b, nil
+}
+
+// purgedModule refuses a latest or query request for a module purged
+// whole, before the upstream is asked.
+func (m *Mirror) purgedModule(ctx context.Context, path string) error {
+	if m.cfg.Tombstones == nil {
+		return nil
+	}
+	if err := m.cfg.Tombstones.CheckModule(ctx, path); err != nil {
+		return fmt.Errorf("checking tombstones: %w", err)
+	}
+	return nil
 }
 
 // refusePurged turns a latest or query answer naming a purged version into

@@ -33,6 +33,9 @@ func (m *Mirror) List(ctx context.Context, path, escPath string, opts Options) (
 // Latest returns the @latest answer for module path.
 func (m *Mirror) Latest(ctx context.Context, path, escPath string, opts Options) (*Answer, error) {
 	key := escPath + "/@latest"
+	if err := m.purgedModule(ctx, path); err != nil {
+		return nil, err
+	}
 	a, err := m.mutableAnswer(ctx, key, true, opts, func(ctx context.Context) ([]byte, error) {
 		return m.refreshInfo(ctx, path, key, true)
 	})
@@ -44,6 +47,9 @@ func (m *Mirror) Latest(ctx context.Context, path, escPath string, opts Options)
 // request path. Query answers are never stored at their protocol path (it
 // would read as a version's .info), only as the last answer (see record).
 func (m *Mirror) Query(ctx context.Context, path, key string, opts Options) (*Answer, error) {
+	if err := m.purgedModule(ctx, path); err != nil {
+		return nil, err
+	}
 	a, err := m.mutableAnswer(ctx, key, false, opts, func(ctx context.Context) ([]byte, error) {
 		data, err := m.refreshInfo(ctx, path, key, false)
 		if err != nil {

@@ -70,9 +70,13 @@ type PurgedError struct {
 }
 
 func (e *PurgedError) Error() string {
-	msg := fmt.Sprintf("%s@%s: purged by operator", e.Path, e.Version)
+	what := e.Path
+	if e.Version != "" {
+		what += "@" + e.Version
+	}
+	msg := what + ": purged by operator"
 	if e.T.Version == "" {
-		msg = fmt.Sprintf("%s@%s: purged by operator (every version of %s)", e.Path, e.Version, e.T.Module)
+		msg = fmt.Sprintf("%s: purged by operator (every version of %s)", what, e.T.Module)
 	}
 	if e.T.Reason != "" {
 		msg += ": " + e.T.Reason
@@ -126,6 +130,19 @@ func (s *Set) Check(ctx context.Context, path, version string) error {
 		return err
 	}
 	return nil
+}
+
+// CheckModule returns a *PurgedError when the whole module path was
+// purged, nil when it was not, or the store's error.
+func (s *Set) CheckModule(ctx context.Context, path string) error {
+	t, err := s.read(ctx, moduleKey(path))
+	if err == nil {
+		return &PurgedError{Path: path, T: t}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // Filter returns a function reporting whether a version of path is

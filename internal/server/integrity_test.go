@@ -99,7 +99,7 @@ func TestCorruptStoredFiles(t *testing.T) {
 	build(in)
 	in.shutdown(t)
 
-	const zipKey = "example.com/greet/@v/v1.0.0.zip"  // private: only modgate can catch it
+	const zipKey = "example.com/greet/@v/v1.0.0.zip" // private: only modgate can catch it
 	const modKey = "example.com/hello/@v/v1.0.0.mod" // public
 	flipByte(t, data, zipKey)
 	flipByte(t, data, modKey)

@@ -1,6 +1,10 @@
 package storage
 
-import "context"
+import (
+	"context"
+	"slices"
+	"strings"
+)
 
 // A Walker is a Store that can visit every name under a prefix, at any
 // depth: the module tree for `modgate verify` and the background scrub, the
@@ -20,6 +24,36 @@ type Walker interface {
 func (c *Cache) Walk(ctx context.Context, prefix string, fn func(name string) error) error {
 	if w, ok := c.inner.(Walker); ok {
 		return w.Walk(ctx, prefix, fn)
+	}
+	return nil
+}
+
+var _ Walker = (*Memory)(nil)
+
+// Walk calls fn with every name under prefix ("" for all), sorted. fn may
+// write to the store.
+func (m *Memory) Walk(ctx context.Context, prefix string, fn func(name string) error) error {
+	if prefix != "" {
+		if err := CheckDir(prefix); err != nil {
+			return err
+		}
+	}
+	m.mu.RLock()
+	var names []string
+	for key := range m.files {
+		if strings.HasPrefix(key, prefix) {
+			names = append(names, key)
+		}
+	}
+	m.mu.RUnlock()
+	slices.Sort(names)
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modgate/modgate/internal/cli"
 	"github.com/modgate/modgate/internal/config"
@@ -157,4 +158,50 @@ func TestCorruptStoredFiles(t *testing.T) {
 	}
 	in = startModgate(t, up, edit)
 	build(in)
+}
+
+// TestScrub: with storage.scrub_interval set, the background scrub finds
+// a corrupt stored zip, quarantines it, fetches it again, and counts it;
+// the metrics exist at zero before.
+func TestScrub(t *testing.T) {
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	data := filepath.Join(t.TempDir(), "data")
+	in := startModgate(t, up, func(c *config.Config) { c.DataDir = data })
+	mustGo(t, t.TempDir(), goEnv(t, in, up), "mod", "download", "example.com/hello@v1.1.0")
+	_, body, _ := in.get(t, "/metrics")
+	for _, series := range []string{
+		`modgate_scrub_files_total{file="zip",status="corrupt"} 0`,
+		`modgate_store_corrupt_total{file="mod",found_by="scrub"} 0`,
+		`modgate_purges_total 0`,
+	} {
+		if !bytes.Contains(body, []byte(series)) {
+			t.Errorf("metrics lack %s", series)
+		}
+	}
+	in.shutdown(t)
+
+	const key = "example.com/hello/@v/v1.1.0.zip"
+	good := mustRead(t, filepath.Join(data, "modules", key))
+	flipByte(t, data, key)
+	in = startModgate(t, up, func(c *config.Config) {
+		c.DataDir = data
+		c.Storage.ScrubInterval = config.Duration{Duration: time.Hour}
+	})
+	pollUntil(t, 20*time.Second, func() string {
+		_, body, _ := in.get(t, "/metrics")
+		if !bytes.Contains(body, []byte(`modgate_scrub_files_total{file="zip",status="corrupt"} 1`)) {
+			return "scrub has not counted the corrupt zip:\n" + grepLines(string(body), "scrub")
+		}
+		return ""
+	})
+	pollUntil(t, 10*time.Second, func() string {
+		got, err := os.ReadFile(filepath.Join(data, "modules", key))
+		if err != nil || !bytes.Equal(got, good) {
+			return fmt.Sprintf("zip not repaired: %v", err)
+		}
+		return ""
+	})
+	if !in.stored("quarantine/" + key) {
+		t.Error("the corrupt copy was not kept in quarantine/")
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
@@ -91,6 +93,9 @@ type Checker struct {
 	// ScratchDir holds zips copied out of a store that does not hand out
 	// local files, while they are hashed ("" is the system's temp dir).
 	ScratchDir string
+
+	// memo holds the hashes looked up during a Run; nil outside one.
+	memo atomic.Pointer[sync.Map]
 }
 
 // ParseKey splits a stored file's key into module path, version and file
@@ -131,6 +136,25 @@ func FileKey(path, version, file string) (string, error) {
 	return escPath + "/@v/" + escVer + "." + file, nil
 }
 
+// lookup asks src for the hashes of path@version, once per version
+// during a Run (its .mod and .zip share the answer).
+func (c *Checker) lookup(ctx context.Context, src Source, path, version string) (string, string, error) {
+	memo := c.memo.Load()
+	if memo == nil {
+		return src.Expected(ctx, path, version)
+	}
+	k := path + "@" + version
+	if h, ok := memo.Load(k); ok {
+		p := h.([2]string)
+		return p[0], p[1], nil
+	}
+	mod, zip, err := src.Expected(ctx, path, version)
+	if err == nil {
+		memo.Store(k, [2]string{mod, zip})
+	}
+	return mod, zip, err
+}
+
 func (c *Checker) source(path string) Source {
 	for _, s := range c.Sources {
 		if s != nil && s.Covers(path) {
@@ -148,7 +172,7 @@ func (c *Checker) expected(ctx context.Context, f Finding) (string, *Finding) {
 		f.Status, f.Reason = Unverifiable, "no checksum database or ledger covers this module"
 		return "", &f
 	}
-	mod, zip, err := src.Expected(ctx, f.Module, f.Version)
+	mod, zip, err := c.lookup(ctx, src, f.Module, f.Version)
 	if err != nil {
 		f.Status, f.Reason = Unverifiable, err.Error()
 		return "", &f

@@ -66,6 +66,8 @@ func (c *Checker) Run(ctx context.Context, opts RunOptions) (Summary, []Finding,
 		return Summary{}, nil, fmt.Errorf("verifying: the store cannot list its files")
 	}
 	start := time.Now()
+	c.memo.Store(new(sync.Map))
+	defer c.memo.Store(nil)
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)

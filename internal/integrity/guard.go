@@ -21,8 +21,10 @@ import (
 //     whenever the stored file's size or modification time changes): the
 //     whole file is re-hashed and compared with the checksum database's
 //     hash (from the lookup cached in the store) or the ledger's. A go.mod
-//     costs microseconds; a zip costs one read of it (see the README for
-//     measured rates), paid by the first request after a restart;
+//     costs microseconds; a zip costs one read and inflate of it (tens of
+//     MB/s per core: see the README for measured rates), paid by the
+//     first request after a restart. Zips larger than MaxZipBytes are not
+//     hashed on the serve path;
 //   - every later hit: only that the file's size and modification time
 //     (on an object store, what its Stat reports) are those that were
 //     checked. A byte flipped in place without changing them (bit rot
@@ -41,8 +43,9 @@ type Guard struct {
 	onCorrupt func(Finding)
 
 	mu   sync.Mutex
-	seen map[string]stamp // key → the size and time that were verified
-	max  int
+	seen   map[string]stamp // key → the size and time that were verified
+	max    int
+	maxZip int64
 }
 
 type stamp struct {
@@ -60,14 +63,25 @@ type GuardConfig struct {
 	// 1,000,000, about 100 MB); when full, the memory is cleared and files
 	// are verified again as they are served.
 	MaxEntries int
+	// MaxZipBytes is the largest zip checked on the serve path (default
+	// DefaultMaxZipBytes); larger ones are left to verify and the scrub.
+	MaxZipBytes int64
 }
+
+// DefaultMaxZipBytes is the default GuardConfig.MaxZipBytes: hashing runs
+// at a few tens of MB/s per core (inflate and SHA-256), so a zip this size
+// costs its first request about a second or two.
+const DefaultMaxZipBytes = 64 << 20
 
 // NewGuard returns a Guard.
 func NewGuard(cfg GuardConfig) *Guard {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 1_000_000
 	}
-	return &Guard{checker: cfg.Checker, onCorrupt: cfg.OnCorrupt, seen: make(map[string]stamp), max: cfg.MaxEntries}
+	if cfg.MaxZipBytes <= 0 {
+		cfg.MaxZipBytes = DefaultMaxZipBytes
+	}
+	return &Guard{checker: cfg.Checker, onCorrupt: cfg.OnCorrupt, seen: make(map[string]stamp), max: cfg.MaxEntries, maxZip: cfg.MaxZipBytes}
 }
 
 type statter interface {
@@ -93,6 +107,11 @@ func (g *Guard) CheckHit(ctx context.Context, path, version, key string, body io
 				return body, nil
 			}
 		}
+	}
+	if file == "zip" && st.size > g.maxZip {
+		// Hashing it would hold this request for seconds; verify and
+		// the scrub check it.
+		return body, nil
 	}
 	f := Finding{Key: key, Module: path, Version: version, File: file}
 	serve := body

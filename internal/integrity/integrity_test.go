@@ -36,7 +36,7 @@ func (s *fakeSource) Expected(_ context.Context, path, version string) (string, 
 
 // testModule stores the go.mod and zip of path@version and records their
 // hashes in src.
-func testModule(t *testing.T, store storage.Store, src *fakeSource, path, version string) {
+func testModule(t testing.TB, store storage.Store, src *fakeSource, path, version string) {
 	t.Helper()
 	ctx := t.Context()
 	gomod := []byte("module " + path + "\n\ngo 1.21\n")

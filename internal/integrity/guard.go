@@ -42,7 +42,7 @@ type Guard struct {
 	checker   *Checker
 	onCorrupt func(Finding)
 
-	mu   sync.Mutex
+	mu     sync.Mutex
 	seen   map[string]stamp // key → the size and time that were verified
 	max    int
 	maxZip int64

@@ -13,6 +13,7 @@
 //	{data_dir}/git/       bare mirrors of private repositories, one directory per source
 //	{data_dir}/git-direct/  bare mirrors of public repositories fetched for GOPROXY "direct"
 //	{data_dir}/webhook/   webhook deliveries accepted recently, to ignore replays
+//	{data_dir}/maintenance-*/  scratch of a running `modgate verify` or `purge` (see maintenance.go)
 package server
 
 import (

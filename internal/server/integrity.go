@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/httperr"
@@ -23,6 +26,12 @@ type integrityState struct {
 	scrub   *integrity.Checker // the background scrub's (reads the store itself)
 	tombs   *tombstone.Set
 	metrics *metrics.Integrity
+
+	// known holds the tombstone keys already audited, so that the watcher
+	// audits purges made from the command line once, and not those made
+	// through the admin API (audited by the handler).
+	mu    sync.Mutex
+	known map[string]bool
 }
 
 // buildIntegrity makes the serve-path guard, the scrub's checker and the
@@ -35,7 +44,7 @@ func (s *Server) buildIntegrity(store storage.Store, cached *storage.Cache, veri
 		sources = sources[1:]
 	}
 	scratch := filepath.Join(s.cfg.DataDir, "tmp")
-	in := &integrityState{tombs: tombstone.New(store), metrics: s.metrics.NewIntegrity()}
+	in := &integrityState{tombs: tombstone.New(store), metrics: s.metrics.NewIntegrity(), known: make(map[string]bool)}
 	in.guard = integrity.NewGuard(integrity.GuardConfig{
 		Checker: &integrity.Checker{Store: cached, Sources: sources, ScratchDir: scratch},
 		OnCorrupt: func(f integrity.Finding) {
@@ -91,13 +100,24 @@ func (s *Server) servePurge(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	req := tombstone.Request{Module: path, Version: version, Reason: r.URL.Query().Get("reason"), By: id.Name, AllowRefetch: allow}
-	// Through the memory cache, so this process forgets the files too.
-	res, err := tombstone.Purge(r.Context(), s.mirror.Store(), s.integrity.tombs, req)
+	// Through the memory cache, so this process forgets the files too;
+	// under the watcher's lock, so that it does not audit this purge again.
+	in := s.integrity
+	in.mu.Lock()
+	res, err := tombstone.Purge(r.Context(), s.mirror.Store(), in.tombs, req)
+	if key, kerr := tombstone.Key(path, version); err == nil && kerr == nil {
+		if res.Tombstoned {
+			in.known[key] = true
+		} else {
+			delete(in.known, key)
+		}
+	}
+	in.mu.Unlock()
 	if err != nil {
 		httperr.Write(w, r, err)
 		return
 	}
-	s.integrity.metrics.Purged()
+	in.metrics.Purged()
 	s.auditAdmin(r.Context(), "module.purge", purgeDetail(req, res))
 	s.log.Info("purged", "module", path, "version", version, "allow_refetch", allow, "removed", len(res.Removed), "user", id.Name)
 	w.Header().Set("Content-Type", "application/json")
@@ -119,6 +139,80 @@ func purgeDetail(req tombstone.Request, res tombstone.Result) string {
 	}
 	if req.Reason != "" {
 		d += "; reason: " + req.Reason
+	}
+	return d
+}
+
+// tombstoneWatchInterval is how often the server looks for purges made
+// from the command line, to audit them.
+const tombstoneWatchInterval = 2 * time.Second
+
+// watchTombstones audits the purges made by other processes (`modgate
+// purge` on the command line, another replica's admin API): every
+// tombstone that appears or disappears in the store is written to the
+// audit log once, as the token watcher does for tokens. (Refusing purged
+// versions does not wait for this: the mirror reads the tombstones on
+// every request.)
+func (s *Server) watchTombstones(ctx context.Context) {
+	in := s.integrity
+	// scan diffs the store's tombstones with the known ones, under the
+	// lock the admin handler holds while it purges.
+	scan := func(audit bool) {
+		in.mu.Lock()
+		all, err := in.tombs.All(ctx)
+		if err != nil {
+			in.mu.Unlock()
+			if ctx.Err() == nil {
+				s.log.Warn("reading tombstones failed", "err", err)
+			}
+			return
+		}
+		var events []string
+		for k, tomb := range all {
+			if !in.known[k] {
+				in.known[k] = true
+				events = append(events, tombDetail(tomb, "purged, tombstoned"))
+			}
+		}
+		for k := range in.known {
+			if _, ok := all[k]; !ok {
+				delete(in.known, k)
+				events = append(events, strings.TrimPrefix(k, tombstone.Prefix)+": tombstone lifted (purged with --allow-refetch)")
+			}
+		}
+		in.mu.Unlock()
+		if !audit {
+			return
+		}
+		for _, e := range events {
+			s.log.Info("purge made by another process", "detail", e)
+			s.auditAdmin(context.Background(), "module.purge", e+" (command line or another replica)")
+		}
+	}
+	scan(false) // what was there at start was audited when it was made
+	t := time.NewTicker(tombstoneWatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			scan(true)
+		}
+	}
+}
+
+func tombDetail(t tombstone.Tombstone, what string) string {
+	d := t.Module
+	if t.Version != "" {
+		d += "@" + t.Version
+	}
+	d += ": " + what
+	if t.By != "" {
+		d += " by " + t.By
+	}
+	if t.Reason != "" {
+		d += "; reason: " + t.Reason
 	}
 	return d
 }

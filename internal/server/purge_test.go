@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/modgate/modgate/internal/audit"
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/testenv"
 )
@@ -64,6 +66,16 @@ func TestPurge(t *testing.T) {
 			t.Errorf("purge left the .%s", ext)
 		}
 	}
+	// The server audits the purge it did not make itself.
+	pollUntil(t, 10*time.Second, func() string {
+		for _, rec := range readAuditLog(t, auditDir(in)) {
+			if rec.Result == audit.ResultAdmin && rec.Action == "module.purge" &&
+				strings.Contains(rec.Detail, "example.com/hello@v1.1.0: purged, tombstoned by ") && strings.Contains(rec.Detail, "reason: legal takedown T-1") {
+				return ""
+			}
+		}
+		return "no audit record of the command-line purge"
+	})
 	up.ResetLog()
 	if got, want := versions(), "example.com/hello v1.0.0 v1.2.0-rc.1"; got != want {
 		t.Errorf("list after the purge = %q, want %q", got, want)
@@ -190,6 +202,16 @@ func TestPurgeModuleAndAdminAPI(t *testing.T) {
 	}
 	if _, body, _ := in.get(t, "/metrics"); !strings.Contains(string(body), "modgate_purges_total 1") {
 		t.Errorf("purges not counted:\n%s", grepLines(string(body), "purges"))
+	}
+	in.shutdown(t)
+	var purges []string
+	for _, rec := range readAuditLog(t, auditDir(in)) {
+		if rec.Action == "module.purge" {
+			purges = append(purges, rec.Identity+": "+rec.Detail)
+		}
+	}
+	if len(purges) != 1 || !strings.HasPrefix(purges[0], "ops: example.com/Hello: removed ") || !strings.Contains(purges[0], "reason: malicious") {
+		t.Errorf("audit records of purges = %q, want one by ops with the reason", purges)
 	}
 }
 

@@ -425,6 +425,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.Storage.ScrubInterval.Duration > 0 {
 		s.background(s.runScrub)
 	}
+	s.background(s.watchTombstones)
 	if v := s.policy.vulns; v != nil {
 		s.background(v.Run)
 		s.background(s.watchVulnDB)

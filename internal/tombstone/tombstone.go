@@ -230,3 +230,32 @@ func (s *Set) read(ctx context.Context, key string) (Tombstone, error) {
 
 // nowUTC is when a tombstone is written, to the second.
 func nowUTC() time.Time { return time.Now().UTC().Truncate(time.Second) }
+
+// Key returns the store key of the tombstone of path@version (version ""
+// for the whole module).
+func Key(path, version string) (string, error) {
+	if version == "" {
+		return moduleKey(path), nil
+	}
+	return versionKey(path, version)
+}
+
+// All returns every tombstone by its key. The store must be a
+// storage.Walker; otherwise All returns nothing.
+func (s *Set) All(ctx context.Context) (map[string]Tombstone, error) {
+	w, ok := s.store.(storage.Walker)
+	if !ok {
+		return nil, nil
+	}
+	all := make(map[string]Tombstone)
+	err := w.Walk(ctx, Prefix, func(key string) error {
+		t, err := s.read(ctx, key)
+		if err == nil {
+			all[key] = t
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+	return all, err
+}

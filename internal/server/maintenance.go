@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/integrity"
@@ -51,8 +52,11 @@ type Maintenance struct {
 	log      *slog.Logger
 	ledger   *ledger.Ledger
 	verifier *sumdb.Verifier
-	mirror   *mirror.Mirror // nil until Repair first needs it
-	scratch  string         // removed by Close
+	// mirror is built by the first Repair (repairs run concurrently).
+	mirrorOnce sync.Once
+	mirror     *mirror.Mirror
+	mirrorErr  error
+	scratch    string // removed by Close
 }
 
 // OpenMaintenance opens cfg's data directory for maintenance. cfg must
@@ -144,10 +148,9 @@ func (m *Maintenance) chain(db sumdb.DB) (*upstream.Chain, error) {
 // fill, which verifies it against the checksum database or the ledger
 // before storing it. It is an integrity.RepairFunc.
 func (m *Maintenance) Repair(ctx context.Context, path, version, key string) error {
-	if m.mirror == nil {
-		if err := m.buildMirror(); err != nil {
-			return err
-		}
+	m.mirrorOnce.Do(func() { m.mirrorErr = m.buildMirror() })
+	if m.mirrorErr != nil {
+		return m.mirrorErr
 	}
 	f, err := m.mirror.File(ctx, path, version, key, mirror.Options{})
 	if err != nil {
@@ -178,7 +181,7 @@ func (m *Maintenance) buildMirror() error {
 	if m.verifier != nil {
 		verifier = m.verifier
 	}
-	m.mirror, err = mirror.New(mirror.Config{
+	mm, err := mirror.New(mirror.Config{
 		Store:      m.Store,
 		Upstream:   chain,
 		Direct:     privateRouter{git: gitSources, direct: direct},
@@ -188,7 +191,11 @@ func (m *Maintenance) buildMirror() error {
 		Logger:     m.log,
 		Tombstones: m.Tombstones,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	m.mirror = mm
+	return nil
 }
 
 // Recorded lists the files the ledger says were served.

@@ -28,7 +28,8 @@ sees the purge at its next request.
 VERSION must be canonical (v1.2.3, a pseudo-version, v2.0.0+incompatible):
 a tombstone covers that exact version, in any case of the module path.
 Purge the whole module to refuse every version, pseudo-versions included.
-The admin API does the same, with an audit record:
+The running server writes an audit record of the purge when it sees the
+tombstone. The admin API does the same as this command:
 DELETE /admin/modules/MODULE[@VERSION]?reason=TEXT&allow_refetch=true.
 `
 

@@ -142,16 +142,27 @@ func TestCorruptStoredFiles(t *testing.T) {
 	build(in)
 	in.shutdown(t)
 
-	// verify --repair restores corrupt files from the upstream.
+	// verify --repair restores corrupt files from the upstream, and a
+	// private go.mod the ledger says was served but the store lost.
 	flipByte(t, data, zipKey)
 	flipByte(t, data, modKey)
+	const lostKey = "example.com/greet/@v/v1.0.0.mod"
+	if err := os.Remove(filepath.Join(data, "modules", lostKey)); err != nil {
+		t.Fatal(err)
+	}
+	code, rep = runVerify(t, cfgFile)
+	if code != 1 || rep.Summary.Missing != 1 || rep.Summary.Corrupt != 2 {
+		t.Errorf("verify with a lost private go.mod: exit %d, summary %+v, findings %+v; want 1 missing, 2 corrupt", code, rep.Summary, rep.Findings)
+	}
 	up.ResetLog()
 	code, rep = runVerify(t, cfgFile, "--repair")
-	if code != 0 || rep.Summary.Repaired != 2 || rep.Summary.Quarantined != 2 {
-		t.Errorf("verify --repair: exit %d, summary %+v, findings %+v; want 2 repaired and exit 0", code, rep.Summary, rep.Findings)
+	if code != 0 || rep.Summary.Repaired != 3 || rep.Summary.Quarantined != 2 {
+		t.Errorf("verify --repair: exit %d, summary %+v, findings %+v; want 3 repaired (2 quarantined) and exit 0", code, rep.Summary, rep.Findings)
 	}
-	if up.Count("/"+zipKey) != 1 || up.Count("/"+modKey) != 1 {
-		t.Errorf("verify --repair fetched %v from the upstream, want the two bad files once each", up.Requests())
+	for _, k := range []string{zipKey, modKey, lostKey} {
+		if up.Count("/"+k) != 1 {
+			t.Errorf("verify --repair fetched %v from the upstream, want each bad file once", up.Requests())
+		}
 	}
 	if code, rep = runVerify(t, cfgFile); code != 0 || rep.Summary.Corrupt != 0 {
 		t.Errorf("verify after repair: exit %d, %+v", code, rep)

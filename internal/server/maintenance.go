@@ -169,7 +169,10 @@ func (m *Maintenance) buildMirror() error {
 		return err
 	}
 	client := upstream.NewHTTPClient(upstream.HTTPConfig{DialTimeout: m.cfg.Upstream.DialTimeout.Duration, ResponseHeaderTimeout: m.cfg.Upstream.ResponseTimeout.Duration})
-	gitSources, err := buildGitSources(m.cfg, client, git.NewLimiter(m.cfg.Private.MaxConcurrentGit), m.log)
+	// Git mirrors of its own: the server's may be fetching right now.
+	gitCfg := m.cfg
+	gitCfg.Private.GitDir = filepath.Join(m.scratch, "git")
+	gitSources, err := buildGitSources(gitCfg, client, git.NewLimiter(m.cfg.Private.MaxConcurrentGit), m.log)
 	if err != nil {
 		return err
 	}

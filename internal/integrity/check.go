@@ -19,6 +19,10 @@ import (
 	"github.com/modgate/modgate/internal/storage"
 )
 
+// ErrNoHash reports that a Source covers a module but has no hash for the
+// version: nothing will vouch for the stored file, now or later.
+var ErrNoHash = errors.New("no hash known")
+
 // ErrCorrupt reports a stored file whose hash differs from the one the
 // checksum database or the ledger gives for it. It is never served.
 var ErrCorrupt = errors.New("stored file is corrupt")
@@ -51,7 +55,7 @@ func (s LedgerSource) Covers(path string) bool { return s.Ledger.Covers(path) }
 func (s LedgerSource) Expected(ctx context.Context, path, version string) (string, string, error) {
 	mod, zip, ok := s.Ledger.Lookup(path, version)
 	if !ok {
-		return "", "", fmt.Errorf("%s@%s: no hash recorded in the ledger", path, version)
+		return "", "", fmt.Errorf("%s@%s: %w in the ledger", path, version, ErrNoHash)
 	}
 	return mod, zip, nil
 }
@@ -165,27 +169,28 @@ func (c *Checker) source(path string) Source {
 }
 
 // expected returns the expected hash of one file, or a Finding that is
-// not OK when there is none.
-func (c *Checker) expected(ctx context.Context, f Finding) (string, *Finding) {
+// not OK when there is none; final says that asking again will not help
+// (nothing covers the module, or its source has no hash for it).
+func (c *Checker) expected(ctx context.Context, f Finding) (want string, bad *Finding, final bool) {
 	src := c.source(f.Module)
 	if src == nil {
 		f.Status, f.Reason = Unverifiable, "no checksum database or ledger covers this module"
-		return "", &f
+		return "", &f, true
 	}
 	mod, zip, err := c.lookup(ctx, src, f.Module, f.Version)
 	if err != nil {
 		f.Status, f.Reason = Unverifiable, err.Error()
-		return "", &f
+		return "", &f, errors.Is(err, ErrNoHash)
 	}
-	want := mod
+	want = mod
 	if f.File == "zip" {
 		want = zip
 	}
 	if want == "" {
 		f.Status, f.Reason = Unverifiable, "no hash known for the "+f.File
-		return "", &f
+		return "", &f, true
 	}
-	return want, nil
+	return want, nil, false
 }
 
 // Check re-hashes the stored file key and compares it with its expected
@@ -215,7 +220,7 @@ func (c *Checker) Check(ctx context.Context, key string) Finding {
 		f.Status, f.Reason = Corrupt, err.Error()
 		return f
 	}
-	want, bad := c.expected(ctx, f)
+	want, bad, _ := c.expected(ctx, f)
 	if bad != nil {
 		return *bad
 	}

@@ -140,11 +140,11 @@ func (g *Guard) CheckHit(ctx context.Context, path, version, key string, body io
 	}
 	if err != nil {
 		f.Status, f.Reason = Corrupt, err.Error()
-	} else if want, bad := g.checker.expected(ctx, f); bad != nil {
-		// Unverifiable: serve what was verified when it was stored. A
-		// module nothing covers stays so; a database that did not answer
+	} else if want, bad, final := g.checker.expected(ctx, f); bad != nil {
+		// Unverifiable: serve what was verified when it was stored. What
+		// nothing vouches for stays so; a database that did not answer
 		// may answer the next request.
-		if g.checker.source(path) == nil {
+		if final {
 			g.remember(key, st)
 		}
 		return serve, nil

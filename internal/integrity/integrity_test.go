@@ -209,11 +209,18 @@ func TestGuard(t *testing.T) {
 	if len(found) != 2 {
 		t.Errorf("OnCorrupt called %d times, want 2", len(found))
 	}
-	// A file that cannot be verified is served.
+	// A file that cannot be verified now is served, and checked again on
+	// its next hit.
+	corrupt(t, store, "example.com/m2/@v/v1.0.0.mod")
 	src.err = errors.New("database down")
 	if _, err := hit("example.com/m2", "example.com/m2/@v/v1.0.0.mod"); err != nil {
 		t.Errorf("unverifiable file refused: %v", err)
 	}
+	src.err = nil
+	if _, err := hit("example.com/m2", "example.com/m2/@v/v1.0.0.mod"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("after the database answered again: err = %v, want ErrCorrupt", err)
+	}
+	src.err = errors.New("database down")
 	// A file verified once is not hashed again while its stamp holds:
 	// with the source failing, a good file is still served.
 	if _, err := hit("example.com/m0", "example.com/m0/@v/v1.0.0.zip"); err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/tombstone"
 )
 
@@ -215,4 +217,18 @@ func tombDetail(t tombstone.Tombstone, what string) string {
 		d += "; reason: " + t.Reason
 	}
 	return d
+}
+
+// sumdbSource is the checksum-database verifier as an integrity.Source:
+// a version the database does not know is one nothing will vouch for.
+type sumdbSource struct{ v *sumdb.Verifier }
+
+func (s sumdbSource) Covers(path string) bool { return s.v.Covers(path) }
+
+func (s sumdbSource) Expected(ctx context.Context, path, version string) (string, string, error) {
+	mod, zip, err := s.v.Expected(ctx, path, version)
+	if errors.Is(err, sumdb.ErrNotInDB) {
+		err = fmt.Errorf("%w: %w", integrity.ErrNoHash, err)
+	}
+	return mod, zip, err
 }

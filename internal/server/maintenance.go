@@ -109,7 +109,7 @@ func OpenMaintenance(cfg config.Config, log *slog.Logger) (_ *Maintenance, err e
 		if err != nil {
 			return nil, fmt.Errorf("checksum database: %w", err)
 		}
-		sources = append([]integrity.Source{m.verifier}, sources...)
+		sources = append([]integrity.Source{sumdbSource{m.verifier}}, sources...)
 	}
 	m.Checker = &integrity.Checker{Store: store, Sources: sources, ScratchDir: m.scratch}
 	return m, nil

@@ -225,7 +225,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 	if db.Off() {
 		s.buildIntegrity(store, cached, nil)
 	} else {
-		s.buildIntegrity(store, cached, s.verifier)
+		s.buildIntegrity(store, cached, sumdbSource{s.verifier})
 	}
 
 	if err := s.buildPolicy(); err != nil {

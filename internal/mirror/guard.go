@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"fmt"
 	"io"
 )
 
@@ -16,7 +15,9 @@ type HitGuard interface {
 }
 
 // Tombstones say which versions an operator purged (tombstone.Set). Check
-// returns an error matching tombstone.ErrPurged for a purged version.
+// returns an error matching tombstone.ErrPurged for a purged version, whose
+// text is the client's answer; CheckModule does for a module purged whole.
+// Other errors (the store's) carry their own context.
 // Filter returns whether each version of path is purged. Both read the
 // shared store, so a purge by another process is seen at once.
 type Tombstones interface {
@@ -31,10 +32,7 @@ func (m *Mirror) purged(ctx context.Context, path, version string) error {
 	if m.cfg.Tombstones == nil {
 		return nil
 	}
-	if err := m.cfg.Tombstones.Check(ctx, path, version); err != nil {
-		return fmt.Errorf("checking tombstones: %w", err)
-	}
-	return nil
+	return m.cfg.Tombstones.Check(ctx, path, version)
 }
 
 func (m *Mirror) guard(ctx context.Context, path, version, key string, body io.ReadCloser) (io.ReadCloser, error) {
@@ -53,7 +51,7 @@ func (m *Mirror) dropPurged(ctx context.Context, path string, a *Answer, err err
 	}
 	purged, err := m.cfg.Tombstones.Filter(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("checking tombstones: %w", err)
+		return nil, err
 	}
 	b := *a
 	b.Data = filterList(a.Data, purged)
@@ -66,10 +64,7 @@ func (m *Mirror) purgedModule(ctx context.Context, path string) error {
 	if m.cfg.Tombstones == nil {
 		return nil
 	}
-	if err := m.cfg.Tombstones.CheckModule(ctx, path); err != nil {
-		return fmt.Errorf("checking tombstones: %w", err)
-	}
-	return nil
+	return m.cfg.Tombstones.CheckModule(ctx, path)
 }
 
 // refusePurged turns a latest or query answer naming a purged version into

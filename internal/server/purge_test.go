@@ -84,7 +84,7 @@ func TestPurge(t *testing.T) {
 		t.Errorf("latest after the purge = %q, want v1.0.0", got)
 	}
 	stderr = failGo(t, t.TempDir(), env(), "mod", "download", "example.com/hello@v1.1.0")
-	if !strings.Contains(stderr, "410 Gone") || !strings.Contains(stderr, "purged by operator: legal takedown T-1") {
+	if !strings.Contains(stderr, "410 Gone") || !strings.Contains(stderr, "modgate: example.com/hello@v1.1.0: purged by operator: legal takedown T-1") {
 		t.Errorf("go mod download of the purged version:\n%s\nwant 410 purged by operator with the reason", stderr)
 	}
 	// Other spellings: a case variant of the path, each file, @latest as a query.

@@ -129,7 +129,10 @@ func (s *Set) names(ctx context.Context, path string) ([]string, bool, error) {
 		return nil, false, nil
 	}
 	names, err := l.List(ctx, versionsDir(path))
-	return names, true, err
+	if err != nil {
+		return nil, true, fmt.Errorf("reading tombstones of %s: %w", path, err)
+	}
+	return names, true, nil
 }
 
 // Check returns nil when path@version may be served, a *PurgedError
@@ -158,7 +161,7 @@ func (s *Set) Check(ctx context.Context, path, version string) error {
 			return &PurgedError{Path: path, Version: version, T: t}
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return err
+			return fmt.Errorf("reading tombstone %s: %w", key, err)
 		}
 	}
 	return nil
@@ -174,7 +177,7 @@ func (s *Set) CheckModule(ctx context.Context, path string) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return err
+	return fmt.Errorf("reading tombstones of %s: %w", path, err)
 }
 
 // Filter returns a function reporting whether a version of path is

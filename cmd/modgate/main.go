@@ -12,6 +12,8 @@
 //	modgate token create|list|revoke     manage access tokens
 //	modgate audit verify|query           check the audit log's hash chain, or search it
 //	modgate source test NAME [MODULE]    check a private Git source
+//	modgate verify [--repair]            re-hash every stored .mod and .zip; exit 1 on any problem
+//	modgate purge MODULE[@VERSION]       remove a stored version and refuse to fetch it again
 //	modgate version                      print the version
 //	modgate help                         print this text
 //
@@ -110,7 +112,38 @@
 // answers and accepts modgate's credentials, and what it lists. Exit status
 // 1 when a check fails.
 //
-// Planned subcommands (prefetch, export, import, verify, publish) arrive in
+// # verify
+//
+//	modgate verify [--config FILE] [--data-dir DIR] [--quarantine] [--repair] [--json]
+//
+// re-hashes every stored .mod and .zip and compares it with the checksum
+// database (its lookups cached in the store; missing ones are fetched) or,
+// for private modules, the hash the ledger recorded. It prints a table
+// (status, module, version, file, reason, action) and a summary with the
+// rate in files/s, or JSON, and exits 1 when a corrupt, missing or
+// unverifiable file remains. --quarantine moves corrupt files to
+// quarantine/ in the store; --repair also fetches corrupt and missing files
+// again through the mirror's verifying fill. Safe while the server runs.
+//
+//	modgate verify --repair --data-dir /var/lib/modgate
+//
+// # purge
+//
+//	modgate purge [--config FILE] [--data-dir DIR] [--reason TEXT] [--allow-refetch] [--json] MODULE[@VERSION]
+//
+// removes the stored files of a version (or of every version of a module)
+// and leaves a tombstone in the store: the version answers 410 "purged by
+// operator" and is never fetched again; lists, @latest and queries leave
+// it out. Tombstones ignore the case of the module path; a version
+// tombstone covers that exact version (purge a pseudo-version by name, or
+// the whole module). --allow-refetch removes the files without a tombstone
+// and lifts an existing one. A running server sees the purge at its next
+// request. The admin API does the same with an audit record:
+//
+//	modgate purge --reason "legal takedown T-123" example.com/lib@v1.4.2
+//	curl -X DELETE -H "Authorization: Bearer $ADMIN" "https://modgate.corp/admin/modules/example.com/lib@v1.4.2?reason=T-123"
+//
+// Planned subcommands (prefetch, export, import, publish) arrive in
 // later releases; modgate says so when asked for one.
 //
 // Exit status: 0 on success, 1 when serving failed (or a check found

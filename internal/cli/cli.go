@@ -23,6 +23,8 @@ Usage:
   modgate token create|list|revoke   manage access tokens
   modgate audit verify|query         check the audit log's hash chain, or search it
   modgate source test NAME [MODULE]  check a private Git source: reachability, credentials, refs
+  modgate verify [--repair]          re-hash every stored file against the checksum database or ledger
+  modgate purge MODULE[@VERSION]     remove a stored version and refuse to fetch it again
   modgate version                    print the version
   modgate help                       print this text
 
@@ -32,7 +34,7 @@ Set clients up with:  go env -w GOPROXY=http://127.0.0.1:3000
 // planned names subcommands that later releases add, so that asking for one
 // explains itself instead of reading as a typo.
 var planned = map[string]bool{
-	"prefetch": true, "export": true, "import": true, "verify": true, "publish": true,
+	"prefetch": true, "export": true, "import": true, "publish": true,
 }
 
 // Main runs the subcommand named by args[0] and returns the exit status.
@@ -57,6 +59,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return Audit(context.Background(), rest, stdout, stderr)
 	case "source":
 		return Source(context.Background(), rest, stdout, stderr)
+	case "verify":
+		return Verify(context.Background(), rest, stdout, stderr)
+	case "purge":
+		return Purge(context.Background(), rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "modgate", version())
 		return 0

@@ -156,6 +156,8 @@ cache:
   negative_ttl: 10s
   sumdb_latest_ttl: 1h
   memory_mb: 8
+storage:
+  scrub_interval: 24h
 server:
   shutdown_timeout: 1m
   read_header_timeout: 3s
@@ -187,6 +189,7 @@ metrics:
 				}
 				c.SumDB = SumDB{GOSUMDB: "off", NoSumDB: []string{"corp.example"}}
 				c.Cache = Cache{ListTTL: Duration{5 * time.Minute}, NegativeTTL: Duration{10 * time.Second}, SumDBLatestTTL: Duration{time.Hour}, MemoryMB: 8}
+				c.Storage.ScrubInterval = Duration{24 * time.Hour}
 				c.Server = Server{ShutdownTimeout: Duration{time.Minute}, ReadHeaderTimeout: Duration{3 * time.Second}}
 				c.Metrics = Metrics{Listen: "127.0.0.1:9100", Access: MetricsAccessScope}
 				// The sections of later issues have tests of their own.
@@ -195,6 +198,7 @@ metrics:
 						c.Sources[k] = SourceFile
 					}
 				}
+				c.Sources["storage.scrub_interval"] = SourceFile
 			},
 		},
 		{
@@ -518,7 +522,7 @@ func TestKeys(t *testing.T) {
 		"audit.key_file", "audit.anchor_file", "audit.anchor_syslog",
 		"storage.type", "storage.s3.endpoint", "storage.s3.region", "storage.s3.bucket", "storage.s3.prefix",
 		"storage.s3.path_style", "storage.s3.access_key_env", "storage.s3.secret_key_env",
-		"storage.s3.credentials_file", "storage.s3.cache_dir", "storage.s3.cache_max_mb",
+		"storage.s3.credentials_file", "storage.s3.cache_dir", "storage.s3.cache_max_mb", "storage.scrub_interval",
 	}
 	if diff := cmp.Diff(want, Keys()); diff != "" {
 		t.Errorf("Keys() mismatch (-want +got):\n%s", diff)

@@ -15,6 +15,12 @@ type Storage struct {
 
 	// S3 configures the object store when type is s3.
 	S3 StorageS3 `yaml:"s3"`
+
+	// ScrubInterval, when positive, re-checks every stored .mod and .zip
+	// against the checksum database or the ledger once per interval, at a
+	// bounded rate, quarantining and fetching again what is corrupt (see
+	// package integrity). Default 0: off.
+	ScrubInterval Duration `yaml:"scrub_interval"`
 }
 
 // StorageType names a storage back end.

@@ -118,6 +118,7 @@ func (c Config) Validate() error {
 	if c.Cache.MemoryMB < 0 || c.Cache.MemoryMB > 1<<20 {
 		v.add("cache.memory_mb", "", "must be between 0 (off) and 1048576, got %d", c.Cache.MemoryMB)
 	}
+	v.scrub(c.Storage)
 	v.positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
 	v.positive("server.read_header_timeout", c.Server.ReadHeaderTimeout)
 	if c.Server.DrainPeriod.Duration < 0 {

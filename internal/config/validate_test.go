@@ -56,6 +56,11 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name:   "negative scrub interval",
+			modify: func(c *Config) { c.Storage.ScrubInterval = Duration{-time.Hour} },
+			errs:   [][]string{{`storage.scrub_interval: must not be negative (0 turns the scrub off), got "-1h"`}},
+		},
+		{
 			name: "direct proxy and CA",
 			modify: func(c *Config) {
 				c.Upstream.Direct = UpstreamDirect{Proxy: "http://u:pw@proxy.corp.example:3128", CAFile: "/etc/ca.pem"}

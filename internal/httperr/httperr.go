@@ -35,10 +35,12 @@ import (
 
 	"github.com/modgate/modgate/internal/audit"
 	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/integrity"
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/reqlog"
 	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/tombstone"
 	"github.com/modgate/modgate/internal/upstream"
 )
 
@@ -93,6 +95,11 @@ var classes = []class{
 	// queue is full, so the client should come back (Retry-After).
 	{mirror.ErrBusy, http.StatusServiceUnavailable},
 	{mirror.ErrVerification, http.StatusBadGateway},
+	// A stored file failed its check on the serve path: taken out of
+	// service, fetched again on the next request.
+	{integrity.ErrCorrupt, http.StatusBadGateway},
+	// An operator purged the version: gone, and not fetched again.
+	{tombstone.ErrPurged, http.StatusGone},
 	// Only "does not exist" answers 404: the go command falls through to
 	// its next GOPROXY entry on 404 and 410.
 	{fs.ErrNotExist, http.StatusNotFound},

@@ -13,10 +13,12 @@ import (
 
 	"github.com/modgate/modgate/internal/audit"
 	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/integrity"
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/reqlog"
 	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/tombstone"
 	"github.com/modgate/modgate/internal/upstream"
 )
 
@@ -48,6 +50,8 @@ func TestStatus(t *testing.T) {
 		{"storage unavailable", fmt.Errorf("reading x: %w", storage.ErrUnavailable), 503},
 		{"fill queue full", fmt.Errorf("fetching x: %w", mirror.ErrBusy), 503},
 		{"verification", fmt.Errorf("x: %w", mirror.ErrVerification), 502},
+		{"corrupt stored file", fmt.Errorf("x: %w", integrity.ErrCorrupt), 502},
+		{"purged", &tombstone.PurgedError{Path: "example.com/m", Version: "v1.0.0"}, 410},
 		// A failed verification wins over the not-found it may wrap.
 		{"verification of a missing file", fmt.Errorf("%w: %w", mirror.ErrVerification, fs.ErrNotExist), 502},
 		{"not found", fs.ErrNotExist, 404},

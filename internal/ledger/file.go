@@ -20,6 +20,9 @@ type file struct {
 	name string
 	size int64 // bytes of complete lines; appends go here
 	err  error // set when a failed append could not be undone; fails later appends
+	// readOnly: another process owns the file (see OpenReadOnly); a torn
+	// last line is ignored, not cut off, and appends fail.
+	readOnly bool
 }
 
 // openFile opens or creates the ledger file in dir and loads its records. A
@@ -81,6 +84,10 @@ func (lf *file) load(log *slog.Logger) (map[string]record, error) {
 	// exactly as it was for the operator to inspect.
 	if torn := data[len(complete):]; len(torn) > 0 {
 		lineNo := bytes.Count(complete, []byte("\n")) + 1
+		if lf.readOnly {
+			lf.size = int64(len(complete))
+			return records, nil // the owner may be appending it right now
+		}
 		log.Warn("ignoring torn last line of ledger (a crash interrupted an append)",
 			"file", lf.name, "line", lineNo, "text", string(torn))
 		if err := lf.f.Truncate(int64(len(complete))); err != nil {
@@ -123,6 +130,9 @@ func (lf *file) append(k string, rec record) error {
 	}
 	if lf.f == nil {
 		return errors.New("ledger is closed")
+	}
+	if lf.readOnly {
+		return ErrReadOnly
 	}
 	line := k + " " + rec.hash + " " + rec.at.Format(time.RFC3339) + "\n"
 	_, err := lf.f.WriteAt([]byte(line), lf.size)

@@ -6,7 +6,9 @@
 //
 // Versioned files (.info, .mod, .zip of a canonical version) are immutable:
 //
-//	store hit  → serve
+//	tombstone? → 410 (purged by operator; guard.go)
+//	store hit  → first serve in this process? re-hash against the checksum
+//	             database or ledger (Config.Guard) → serve, or quarantine + 502
 //	store miss → negative cache? → single-flight fill:
 //	             upstream fetch → size cap → validate (.info JSON, zip layout)
 //	             → checksum database (Checker) → store.Put (temp file, fsync, rename)

@@ -86,6 +86,11 @@ type Config struct {
 	MaxMutable int
 	Logger     *slog.Logger
 	Observer   Observer // may be nil; told about the fill queue if it is a LimitObserver
+	// Guard, when set, checks a stored file before it is served as a hit
+	// (integrity.Guard); Tombstones, when set, refuses purged versions
+	// (tombstone.Set). See guard.go.
+	Guard      HitGuard
+	Tombstones Tombstones
 	// OnList, when set, is told every version list an upstream answered
 	// (before merging with stored versions), for the policy's record of
 	// when each version first appeared. It must be cheap or hand off.
@@ -216,8 +221,14 @@ func (m *Mirror) File(ctx context.Context, path, version, key string, opts Optio
 // file implements File; prefetchRequirements says whether filling a go.mod
 // queues its requirements (true for clients, false for the prefetchers).
 func (m *Mirror) file(ctx context.Context, path, version, key string, opts Options, prefetchRequirements bool) (*File, error) {
+	if err := m.purged(ctx, path, version); err != nil {
+		return nil, err
+	}
 	body, err := m.cfg.Store.Get(ctx, key)
 	if err == nil {
+		if body, err = m.guard(ctx, path, version, key, body); err != nil {
+			return nil, err
+		}
 		return &File{Body: body, Result: Hit}, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {

@@ -24,17 +24,22 @@ const backgroundRefreshTimeout = 2 * time.Minute
 // escPath: the union of the upstream's versions and every version stored.
 func (m *Mirror) List(ctx context.Context, path, escPath string, opts Options) (*Answer, error) {
 	key := escPath + "/@v/list"
-	return m.mutableAnswer(ctx, key, true, opts, func(ctx context.Context) ([]byte, error) {
+	a, err := m.mutableAnswer(ctx, key, true, opts, func(ctx context.Context) ([]byte, error) {
 		return m.refreshList(ctx, path, escPath, key)
 	})
+	return m.dropPurged(ctx, path, a, err)
 }
 
 // Latest returns the @latest answer for module path.
 func (m *Mirror) Latest(ctx context.Context, path, escPath string, opts Options) (*Answer, error) {
 	key := escPath + "/@latest"
-	return m.mutableAnswer(ctx, key, true, opts, func(ctx context.Context) ([]byte, error) {
+	if err := m.purgedModule(ctx, path); err != nil {
+		return nil, err
+	}
+	a, err := m.mutableAnswer(ctx, key, true, opts, func(ctx context.Context) ([]byte, error) {
 		return m.refreshInfo(ctx, path, key, true)
 	})
+	return m.refusePurged(ctx, path, a, err)
 }
 
 // Query returns the .info answer for a non-canonical version query (a
@@ -42,13 +47,17 @@ func (m *Mirror) Latest(ctx context.Context, path, escPath string, opts Options)
 // request path. Query answers are never stored at their protocol path (it
 // would read as a version's .info), only as the last answer (see record).
 func (m *Mirror) Query(ctx context.Context, path, key string, opts Options) (*Answer, error) {
-	return m.mutableAnswer(ctx, key, false, opts, func(ctx context.Context) ([]byte, error) {
+	if err := m.purgedModule(ctx, path); err != nil {
+		return nil, err
+	}
+	a, err := m.mutableAnswer(ctx, key, false, opts, func(ctx context.Context) ([]byte, error) {
 		data, err := m.refreshInfo(ctx, path, key, false)
 		if err != nil {
 			return nil, err
 		}
 		return data, checkQueryAnswer(key, data)
 	})
+	return m.refusePurged(ctx, path, a, err)
 }
 
 // checkQueryAnswer refuses an upstream's answer to an exact-version query

@@ -13,6 +13,7 @@
 //	{data_dir}/git/       bare mirrors of private repositories, one directory per source
 //	{data_dir}/git-direct/  bare mirrors of public repositories fetched for GOPROXY "direct"
 //	{data_dir}/webhook/   webhook deliveries accepted recently, to ignore replays
+//	{data_dir}/maintenance-*/  scratch of a running `modgate verify` or `purge` (see maintenance.go)
 package server
 
 import (
@@ -77,6 +78,9 @@ type Server struct {
 	// that ask for port 0.
 	metricsAddr atomic.Value
 
+	// integrity checks stored files and keeps tombstones (integrity.go).
+	integrity *integrityState
+
 	// Background work (webhook prefetches): bgCtx is cancelled by Close,
 	// which then waits for bg.
 	bgCtx  context.Context
@@ -101,11 +105,12 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		}
 	}()
 
-	store, err := openStore(s.bgCtx, cfg, log) // storage.go
+	store, err := OpenStore(s.bgCtx, cfg, log) // storage.go
 	if err != nil {
 		return nil, err
 	}
 	s.store = store
+	cleanInterruptedWrites(store, log)
 	// Small files (.info, .mod) are most requests; keep them in memory.
 	cached := storage.NewCache(store, int64(cfg.Cache.MemoryMB)<<20, maxMemoryFile)
 
@@ -212,6 +217,11 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		return nil, fmt.Errorf("opening the ledger of private module hashes: %w", err)
 	}
 	checker := mirror.CheckFirst(verifier, s.ledger)
+	if db.Off() {
+		s.buildIntegrity(store, cached, nil)
+	} else {
+		s.buildIntegrity(store, cached, sumdbSource{s.verifier})
+	}
 
 	if err := s.buildPolicy(); err != nil {
 		return nil, err
@@ -229,6 +239,8 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		Logger:          log,
 		Observer:        s.metrics,
 		OnList:          s.observeList,
+		Guard:           s.integrity.guard,
+		Tombstones:      s.integrity.tombs,
 
 		MaxFills:         cfg.Upstream.MaxConcurrentFills,
 		FillQueueTimeout: cfg.Upstream.FillQueueTimeout.Duration,
@@ -325,6 +337,8 @@ func (s *Server) routes(modules, sumdbHandler http.Handler) http.Handler {
 	if s.webhook != nil {
 		mux.Handle("POST /webhook/{provider}", s.tag("webhook", s.webhook.ServeHTTP))
 	}
+	// Purges (admin scope): DELETE /admin/modules/{module}[@{version}].
+	mux.Handle("DELETE /admin/modules/{module...}", s.tag("admin", s.servePurge))
 	// A one-line hint for people who open the root in a browser.
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "modgate: a Go module proxy. Use it with: go env -w GOPROXY=<this URL>")
@@ -405,6 +419,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.background(s.watchPolicy)
 	s.background(s.watchTokens)
 	s.background(s.watchStorage)
+	if s.cfg.Storage.ScrubInterval.Duration > 0 {
+		s.background(s.runScrub)
+	}
+	s.background(s.watchTombstones)
 	if v := s.policy.vulns; v != nil {
 		s.background(v.Run)
 		s.background(s.watchVulnDB)

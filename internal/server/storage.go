@@ -19,19 +19,16 @@ import (
 // storageReadyTimeout bounds the storage probe of one /readyz request.
 const storageReadyTimeout = 2 * time.Second
 
-// openStore builds the module store cfg.Storage names: the disk store in
-// {data_dir}/modules (after removing the temporary files of a crashed
-// process), or an S3 bucket with its local cache.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storage.Store, error) {
+// OpenStore opens the module store cfg.Storage names: the disk store in
+// {data_dir}/modules, or an S3 bucket with its local cache. It changes
+// nothing in the store, so maintenance commands may open it beside a
+// running server; New also clears the disk store's interrupted writes
+// (cleanInterruptedWrites), which only the serving process may do.
+func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storage.Store, error) {
 	if cfg.Storage.Type != config.StorageTypeS3 {
 		store, err := disk.New(filepath.Join(cfg.DataDir, "modules"))
 		if err != nil {
 			return nil, fmt.Errorf("opening module store: %w", err)
-		}
-		if n, err := store.CleanTemp(); err != nil {
-			log.Warn("cleaning interrupted writes failed", "err", err)
-		} else if n > 0 {
-			log.Info("removed interrupted writes", "count", n)
 		}
 		return store, nil
 	}
@@ -56,6 +53,20 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storag
 		return nil, fmt.Errorf("opening module store: %w", err)
 	}
 	return store, nil
+}
+
+// cleanInterruptedWrites removes the temporary files a crashed process
+// left in a disk store; other stores have none.
+func cleanInterruptedWrites(store storage.Store, log *slog.Logger) {
+	d, ok := store.(*disk.Store)
+	if !ok {
+		return
+	}
+	if n, err := d.CleanTemp(); err != nil {
+		log.Warn("cleaning interrupted writes failed", "err", err)
+	} else if n > 0 {
+		log.Info("removed interrupted writes", "count", n)
+	}
 }
 
 // s3Credentials reads the access and secret key from the credentials file

@@ -6,8 +6,10 @@
 // means the disk store is itself a valid file:// GOPROXY, can be seeded from a
 // module cache's download directory, and an object store needs no translation.
 // A module path's first element always contains a dot, so keys under the
-// dot-free prefixes "sumdb/" and "answers/" (the mirror's last answers to
-// queries and remembered misses) never collide with module files.
+// dot-free prefixes "sumdb/", "answers/" (the mirror's last answers to
+// queries and remembered misses), "quarantine/" (corrupt files moved aside,
+// package integrity) and "tombstones/" (purged versions, package
+// tombstone) never collide with module files.
 //
 // The package owns the Store contract, its in-memory implementation and the
 // conformance suite in storagetest. It does not decide what may be stored:

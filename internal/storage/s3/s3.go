@@ -477,6 +477,38 @@ func (s *Store) List(ctx context.Context, dir string) ([]string, error) {
 	return names, nil
 }
 
+// Walk calls fn with every name under prefix ("" for all), at any depth,
+// from one paginated listing (see storage.Walker). Objects whose keys are
+// not valid storage names (written by something else) are skipped.
+func (s *Store) Walk(ctx context.Context, prefix string, fn func(name string) error) error {
+	if prefix != "" {
+		if err := storage.CheckDir(prefix); err != nil {
+			return err
+		}
+	}
+	base := s.key("")
+	p := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{
+		Bucket: &s.bucket,
+		Prefix: aws.String(base + prefix),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return s.classify(ctx, "listing", prefix, err)
+		}
+		for _, o := range page.Contents {
+			name, ok := strings.CutPrefix(aws.ToString(o.Key), base)
+			if !ok || storage.CheckName(name) != nil {
+				continue
+			}
+			if err := fn(name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Delete removes name from S3 and from the local cache. Deleting an
 // absent name is not an error.
 func (s *Store) Delete(ctx context.Context, name string) error {

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"List", testList},
 		{"Delete", testDelete},
 		{"PutFile", testPutFile},
+		{"Walk", testWalk},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

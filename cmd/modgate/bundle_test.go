@@ -225,3 +225,74 @@ func TestExportSince(t *testing.T) {
 		}
 	}
 }
+
+// envValue returns the value of key in a go command environment.
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestImportGoModCache: a developer's module cache seeds a site; every
+// file is checked against the checksum database (online through the
+// upstream, or offline through a bundle's tiles), a file the database
+// contradicts is reported and not stored, and the seeded site serves an
+// offline build that verifies through its /sumdb/.
+func TestImportGoModCache(t *testing.T) {
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	dir := prefetchProject(t, up)
+	devEnv := testenv.GoEnv(t, up.URL(), up.VerifierKey())
+	if _, stderr, err := testenv.RunGo(t, dir, devEnv, "mod", "download"); err != nil {
+		t.Fatalf("go mod download: %v\n%s", err, stderr)
+	}
+	modCache := envValue(devEnv, "GOMODCACHE")
+	// A file the checksum database does not vouch for.
+	forged := filepath.Join(modCache, "cache", "download", "example.com", "hello", "@v", "v1.1.0.mod")
+	if err := os.WriteFile(forged, []byte("module example.com/hello\n\nrequire example.com/evil v1.0.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	siteD := filepath.Join(t.TempDir(), "d")
+	envD := []string{"GOPROXY=" + up.URL(), "GOSUMDB=" + up.VerifierKey()}
+	code, out, stderr := runModgate(t, envD, "import", "--data-dir", siteD, "--gomodcache", modCache)
+	if code != 1 || !strings.Contains(out, "failed example.com/hello@v1.1.0.mod") {
+		t.Errorf("seeding with a forged .mod: exit %d, want 1 naming it\n%s\n%s", code, out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(siteD, "modules", "example.com", "hello", "@v", "v1.1.0.mod")); err == nil {
+		t.Errorf("the forged .mod was stored")
+	}
+	for _, f := range []string{"example.com/hello/@v/v1.0.0.zip", "example.com/greet/@v/v1.0.0.mod", "sumdb/" + up.SumDBName() + "/lookup/example.com/greet@v1.0.0"} {
+		if _, err := os.Stat(filepath.Join(siteD, "modules", f)); err != nil {
+			t.Errorf("after seeding: %v", err)
+		}
+	}
+
+	// Offline: the checksum database files come from a bundle.
+	work := t.TempDir()
+	key := filepath.Join(work, "k")
+	mustRun(t, nil, "export", "--generate-key", key)
+	tiles := filepath.Join(work, "tiles.tar")
+	mustRun(t, envD, "export", "--data-dir", siteD, "--key", key, "-o", tiles, "--all")
+	up.SetDown(true)
+	if err := os.Remove(forged); err != nil {
+		t.Fatal(err)
+	}
+	siteE := filepath.Join(t.TempDir(), "e")
+	envE := []string{"GOPROXY=off", "GOSUMDB=" + up.VerifierKey()}
+	out = mustRun(t, envE, "import", "--data-dir", siteE, "--gomodcache", modCache, "--tiles", tiles)
+	if !strings.Contains(out, "seeded 6 files") {
+		t.Errorf("offline seeding:\n%s", out)
+	}
+
+	e := startBinary(t, envE, "-data-dir", siteE)
+	if err := os.Remove(filepath.Join(dir, "go.sum")); err != nil {
+		t.Fatal(err)
+	}
+	env := testenv.GoEnv(t, e.URL, up.VerifierKey(), "GOCACHE="+testenv.HostGoCache(t), "GOFLAGS=-modcacherw -mod=mod")
+	if _, stderr, err := testenv.RunGo(t, dir, env, "build", "-o", os.DevNull, "."); err != nil {
+		t.Fatalf("offline build through the seeded site: %v\n%s", err, stderr)
+	}
+}

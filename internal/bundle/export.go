@@ -87,10 +87,15 @@ func Export(ctx context.Context, w io.Writer, cfg ExportConfig) (signed []byte, 
 		st.Bytes += e.Size
 		return nil
 	}
+	done := make(map[string]bool)
 	for _, key := range cfg.Keys {
 		if err := ctx.Err(); err != nil {
 			return nil, st, err
 		}
+		if done[key] {
+			continue
+		}
+		done[key] = true
 		if err := add("modules/"+key, func() (io.ReadCloser, error) { return cfg.Store.Get(ctx, key) }); err != nil {
 			return nil, st, fmt.Errorf("exporting %s: %w", key, err)
 		}

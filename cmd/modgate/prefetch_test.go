@@ -110,6 +110,23 @@ func TestPrefetchServerThenBuildOffline(t *testing.T) {
 	if !strings.Contains(out, "3 fetched") {
 		t.Errorf("hello@v1.1.0 was not fetched beside the refusal:\n%s", out)
 	}
+
+	// -all: every listed version.
+	code, out, stderr = runPrefetch(t, nil, "--server", p.URL, "--json", "-all", "example.com/hello")
+	if s := decodeSummary(t, out); code != 0 || s.Fetched != 3+1 || s.Cached != 6 {
+		// list, v1.2.0-rc.1's three files; v1.0.0 and v1.1.0 were stored before.
+		t.Errorf("-all: exit %d, fetched %d, cached %d; want 0, 4, 6\n%s\n%s", code, s.Fetched, s.Cached, out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dataDirOf(cfg), "modules", "example.com", "hello", "@v", "v1.2.0-rc.1.zip")); err != nil {
+		t.Errorf("-all did not store v1.2.0-rc.1: %v", err)
+	}
+}
+
+// dataDirOf reads data_dir from a test configuration file.
+func dataDirOf(cfg string) string {
+	data, _ := os.ReadFile(cfg)
+	line, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimPrefix(line, "data_dir: ")
 }
 
 // TestPrefetchDataDirThenServeOffline: without --server, prefetch builds

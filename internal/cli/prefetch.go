@@ -112,6 +112,13 @@ func Prefetch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // prefetchRequest sorts the arguments into files and modules.
 func prefetchRequest(args []string, all bool) (prefetch.Request, error) {
 	var req prefetch.Request
+	if all {
+		if len(args) == 0 {
+			return req, errors.New("-all needs MODULE arguments")
+		}
+		req.Modules, req.All = args, true
+		return req, nil
+	}
 	if len(args) == 0 {
 		args = []string{"."}
 	}
@@ -132,16 +139,12 @@ func prefetchRequest(args []string, all bool) (prefetch.Request, error) {
 			req.GoSums = append(req.GoSums, a)
 		case err == nil:
 			req.GoMods = append(req.GoMods, a)
-		case strings.Contains(a, "@") || all:
+		case strings.Contains(a, "@"):
 			req.Modules = append(req.Modules, a)
 		default:
 			return req, fmt.Errorf("%s: neither a file, a directory nor MODULE@VERSION", a)
 		}
 	}
-	if all && len(req.Modules) == 0 {
-		return req, errors.New("-all needs MODULE arguments")
-	}
-	req.All = all
 	return req, nil
 }
 
@@ -179,8 +182,8 @@ func writePrefetchSummary(w io.Writer, s *prefetch.Summary) {
 	if secs > 0 {
 		rate = float64(s.Bytes) / secs
 	}
-	fmt.Fprintf(w, "prefetch: %d modules, %d files in %s: %d fetched, %d already cached, %d refused, %d failed (%s, %s/s)\n",
-		s.Modules, s.Fetched+s.Cached+len(s.Refused)+len(s.Failed), s.Duration.Round(time.Millisecond),
+	fmt.Fprintf(w, "prefetch: %d module versions, %d files in %s: %d fetched, %d already cached, %d refused, %d failed (%s, %s/s)\n",
+		s.Versions, s.Fetched+s.Cached+len(s.Refused)+len(s.Failed), s.Duration.Round(time.Millisecond),
 		s.Fetched, s.Cached, len(s.Refused), len(s.Failed), humanBytes(s.Bytes), humanBytes(int64(rate)))
 	for _, it := range s.Refused {
 		fmt.Fprintf(w, "refused %s@%s %s: %s\n", it.Module, it.Version, it.File, it.Error)

@@ -75,7 +75,7 @@ type Summary struct {
 	Refused  []Item        `json:"refused"`
 	Failed   []Item        `json:"failed"`
 	Bytes    int64         `json:"bytes"` // of the files fetched or cached
-	Modules  int           `json:"modules"`
+	Versions int           `json:"versions"` // module versions touched
 	Duration time.Duration `json:"duration_ns"`
 }
 
@@ -152,11 +152,14 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Summary, error) {
 	}
 	named := make(map[string]bool)
 	for _, arg := range req.Modules {
-		path, query, _ := strings.Cut(arg, "@")
+		path, query, hasVersion := strings.Cut(arg, "@")
 		if err := module.CheckPath(path); err != nil {
 			return nil, fmt.Errorf("%s: %w", arg, err)
 		}
 		if req.All {
+			if hasVersion {
+				return nil, fmt.Errorf("%s: -all takes module paths, without a version", arg)
+			}
 			named[path] = true
 			continue
 		}
@@ -220,7 +223,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Summary, error) {
 	for k := range r.seen {
 		mods[strings.SplitN(k, " ", 2)[0]] = true
 	}
-	s.Modules = len(mods)
+	s.Versions = len(mods)
 	s.Duration = time.Since(start)
 	sortItems(s.Refused)
 	sortItems(s.Failed)

@@ -74,7 +74,7 @@ type Summary struct {
 	Cached   int           `json:"cached"`
 	Refused  []Item        `json:"refused"`
 	Failed   []Item        `json:"failed"`
-	Bytes    int64         `json:"bytes"` // of the files fetched or cached
+	Bytes    int64         `json:"bytes"`    // of the files fetched or cached
 	Versions int           `json:"versions"` // module versions touched
 	Duration time.Duration `json:"duration_ns"`
 }

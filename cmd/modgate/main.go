@@ -82,6 +82,7 @@
 //	-config FILE, -data-dir DIR
 //	              without -server: build modgate in-process from this
 //	              configuration, as serve does, and fill its data directory
+//	              (one no running modgate serves: its audit log has one writer)
 //	-j N          files requested at once (default 8)
 //	-all          every listed version of the named modules
 //	-json         print the summary as JSON

@@ -173,7 +173,7 @@ func put(ctx context.Context, cfg ImportConfig, name, local string) (bool, error
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return false, err
 		}
-		return true, os.Rename(local, dst) // vulndb entries replace the copy
+		return true, replaceFile(local, dst) // vulndb entries replace the copy
 	}
 	key := strings.TrimPrefix(name, "modules/")
 	if rc, err := cfg.Store.Get(ctx, key); err == nil {
@@ -213,4 +213,37 @@ func moduleOf(name string) (module.Version, string, bool) {
 		return module.Version{}, "", false
 	}
 	return m, ext, true
+}
+
+// replaceFile moves local to dst atomically; across file systems (the
+// vulnerability database may live elsewhere) it copies to a temporary file
+// beside dst first.
+func replaceFile(local, dst string) error {
+	if err := os.Rename(local, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(local)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".import-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, in)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
 }

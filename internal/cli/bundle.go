@@ -211,6 +211,9 @@ func Export(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cerr
 	}
 	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644) // a bundle holds public modules; the key is what is secret
+	}
+	if err == nil {
 		err = os.WriteFile(*out+".manifest", signed, 0o644)
 	}
 	if err == nil {

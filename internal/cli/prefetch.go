@@ -34,7 +34,9 @@ With --server, requests go to a running modgate, so its policy, access
 control and audit log apply; the token comes from MODGATE_TOKEN, else from
 the .netrc entry for the server's host (as the go command reads it).
 Without --server, modgate is built in-process from the configuration
-(--config, --data-dir, as for serve) and fills that data directory.
+(--config, --data-dir, as for serve) and fills that data directory; use
+it for a data directory no running modgate serves (a server's audit log
+has one writer), and --server otherwise.
 
 Running it again is cheap and finishes what an interrupted run started.
 The summary counts files fetched, already cached, refused (with modgate's

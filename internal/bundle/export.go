@@ -62,20 +62,15 @@ func Export(ctx context.Context, w io.Writer, cfg ExportConfig) (signed []byte, 
 	tw := tar.NewWriter(w)
 	m := &Manifest{Created: now()}
 	add := func(name string, open func() (io.ReadCloser, error)) error {
-		e, tmp, err := spool(name, open, cfg.ScratchDir)
-		if err != nil {
-			return err
-		}
-		defer os.Remove(tmp)
-		if prev[name] == e.SHA256 {
-			st.Skipped++
-			return nil
-		}
-		f, err := os.Open(tmp)
+		e, f, err := hashed(name, open, cfg.ScratchDir)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
+		if prev[name] == e.SHA256 {
+			st.Skipped++
+			return nil
+		}
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: e.Size, ModTime: m.Created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
 			return err
 		}
@@ -137,6 +132,61 @@ func Export(ctx context.Context, w io.Writer, cfg ExportConfig) (signed []byte, 
 	return signed, st, tw.Close()
 }
 
+// A localFile is what the disk store's Get returns (an *os.File): it can
+// be hashed in place and read again, with no copy.
+type localFile interface {
+	io.ReadSeekCloser
+	io.ReaderAt
+	Stat() (fs.FileInfo, error)
+}
+
+// hashed returns the entry of what open returns and a reader of the same
+// bytes from the start, which the caller closes: the file itself when it
+// is local, else a spooled copy that is removed on Close.
+func hashed(name string, open func() (io.ReadCloser, error), dir string) (Entry, io.ReadCloser, error) {
+	rc, err := open()
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	if f, ok := rc.(localFile); ok {
+		e, err := hashLocal(name, f)
+		if err == nil {
+			_, err = f.Seek(0, io.SeekStart)
+		}
+		if err != nil {
+			f.Close()
+			return Entry{}, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return e, f, nil
+	}
+	rc.Close()
+	e, tmp, err := spool(name, open, dir)
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	f, err := os.Open(tmp)
+	os.Remove(tmp) // the open file stays readable
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	return e, f, nil
+}
+
+func hashLocal(name string, f localFile) (Entry, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return Entry{}, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size()))
+	if err != nil {
+		return Entry{}, err
+	}
+	e := Entry{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
+	e.H1, err = goSumHashAt(name, f, n)
+	return e, err
+}
+
 // spool copies what open returns into a temporary file, hashing it, and
 // returns its entry (with the go.sum hash of a .mod or .zip) and the file.
 func spool(name string, open func() (io.ReadCloser, error), dir string) (Entry, string, error) {
@@ -172,16 +222,34 @@ func goSumHash(name, local string) (string, error) {
 	if !strings.HasPrefix(name, "modules/") || !strings.Contains(name, "/@v/") {
 		return "", nil
 	}
+	f, err := os.Open(local)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	return goSumHashAt(name, f, fi.Size())
+}
+
+// goSumHashAt is goSumHash for size bytes read through r.
+func goSumHashAt(name string, r io.ReaderAt, size int64) (string, error) {
+	if !strings.HasPrefix(name, "modules/") || !strings.Contains(name, "/@v/") {
+		return "", nil
+	}
 	switch path.Ext(name) {
 	case ".mod":
-		return dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) { return os.Open(local) })
+		return dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+			return io.NopCloser(io.NewSectionReader(r, 0, size)), nil
+		})
 	case ".zip":
 		// dirhash.HashZip with the zip's own file list.
-		z, err := zip.OpenReader(local)
+		z, err := zip.NewReader(r, size)
 		if err != nil {
 			return "", err
 		}
-		defer z.Close()
 		var files []string
 		byName := make(map[string]*zip.File)
 		for _, f := range z.File {

@@ -156,3 +156,43 @@ func TestPrefetchDataDirThenServeOffline(t *testing.T) {
 	p := startBinary(t, env, "-data-dir", data)
 	buildOffline(t, dir, p.URL, up)
 }
+
+// TestPrefetchWithToken: a modgate that requires a token refuses a
+// prefetch without one; MODGATE_TOKEN or the .netrc entry for its host
+// (the go command's rule) gets everything through.
+func TestPrefetchWithToken(t *testing.T) {
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "modgate.yaml")
+	if err := os.WriteFile(cfg, []byte("data_dir: "+filepath.Join(dir, "data")+
+		"\nauth:\n  anonymous:\n    enabled: false\n  tokens:\n    enabled: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, nil, "token", "create", "-config", cfg, "--name", "ci", "--scope", "read")
+	var token string
+	for l := range strings.Lines(out) {
+		if f := strings.Fields(l); len(f) == 1 && len(f[0]) > 20 {
+			token = f[0]
+			break
+		}
+	}
+	if token == "" {
+		t.Fatalf("no token in:\n%s", out)
+	}
+	p := startBinary(t, []string{"GOPROXY=" + up.URL(), "GOSUMDB=" + up.VerifierKey()}, "-config", cfg)
+
+	if code, out, _ := runPrefetch(t, nil, "--server", p.URL, "example.com/hello@v1.0.0"); code != 1 || !strings.Contains(out, "1 failed") || !strings.Contains(out, "anonymous clients may not read") {
+		t.Errorf("without a token: exit %d, want 1 and modgate's refusal:\n%s", code, out)
+	}
+	if code, out, stderr := runPrefetch(t, []string{"MODGATE_TOKEN=" + token}, "--server", p.URL, "example.com/hello@v1.0.0"); code != 0 {
+		t.Errorf("with MODGATE_TOKEN: exit %d\n%s\n%s", code, out, stderr)
+	}
+	netrc := filepath.Join(dir, "netrc")
+	host := strings.TrimPrefix(p.URL, "http://")
+	if err := os.WriteFile(netrc, []byte("machine "+host+"\n  login token\n  password "+token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runPrefetch(t, []string{"NETRC=" + netrc}, "--server", p.URL, "example.com/greet@v1.0.0"); code != 0 {
+		t.Errorf("with .netrc: exit %d\n%s\n%s", code, out, stderr)
+	}
+}

@@ -152,7 +152,9 @@ func NetrcLogin(host string) (user, password string, ok bool) {
 				return user, password, true
 			}
 			cur = words[i+1]
-			found = cur == host
+			// The go command's rule: the machine is the host, with the
+			// port when the URL has one.
+			found = cur == host || cur == hostname(host)
 			i++
 		case "login":
 			if found {
@@ -169,12 +171,17 @@ func NetrcLogin(host string) (user, password string, ok bool) {
 	return user, password, found
 }
 
-// HostOf returns the host name of a server URL, for NetrcLogin.
+// HostOf returns the host (and port) of a server URL, for NetrcLogin.
 func HostOf(server string) string {
 	u, err := url.Parse(server)
 	if err != nil {
 		return ""
 	}
+	return u.Host
+}
+
+func hostname(host string) string {
+	u := url.URL{Host: host}
 	return u.Hostname()
 }
 

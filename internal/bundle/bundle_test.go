@@ -215,6 +215,18 @@ func TestImportRejects(t *testing.T) {
 			}
 			return []tarEntry{{name: name, body: body}}
 		}), verifier, "vulndb/../../etc/x"},
+		{"unescaped path", rewrite(t, data, func(name string, body []byte) []tarEntry {
+			if name == "manifest" {
+				return []tarEntry{{name: "modules/example.com/Hello/@v/v1.0.0.mod", body: []byte("module example.com/Hello\n")}, {name: name, body: body}}
+			}
+			return []tarEntry{{name: name, body: body}}
+		}), verifier, "modules/example.com/Hello/@v/v1.0.0.mod"},
+		{"not a module file", rewrite(t, data, func(name string, body []byte) []tarEntry {
+			if name == "manifest" {
+				return []tarEntry{{name: "modules/answers/example.com/hello/list", body: []byte("v9.9.9\n")}, {name: name, body: body}}
+			}
+			return []tarEntry{{name: name, body: body}}
+		}), verifier, "modules/answers/example.com/hello/list"},
 		{"symlink", rewrite(t, data, func(name string, body []byte) []tarEntry {
 			if name == "vulndb/ID/GO-2099-0001.json" {
 				return []tarEntry{{name: name, symlink: true}}

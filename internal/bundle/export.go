@@ -264,7 +264,22 @@ func goSumHashAt(name string, r io.ReaderAt, size int64) (string, error) {
 // checkEntryName accepts the names a bundle may hold.
 func checkEntryName(name string) error {
 	if key, ok := strings.CutPrefix(name, "modules/"); ok {
-		return storage.CheckName(key)
+		if err := storage.CheckName(key); err != nil {
+			return err
+		}
+		// Only what Export writes: module files under their canonical
+		// escaped names (so no spelling of a path lands beside the one
+		// the server looks up), and checksum-database files.
+		if _, _, ok := parseFileKey(key); ok {
+			return nil
+		}
+		if rest, ok := strings.CutPrefix(key, "sumdb/"); ok {
+			_, file, _ := strings.Cut(rest, "/")
+			if file == "supported" || strings.HasPrefix(file, "lookup/") || strings.HasPrefix(file, "tile/") {
+				return nil
+			}
+		}
+		return fmt.Errorf("name %q is not a module file or checksum database file", name)
 	}
 	if rel, ok := strings.CutPrefix(name, "vulndb/"); ok && fs.ValidPath(rel) && path.Clean(rel) == rel && !strings.HasPrefix(rel, ".") {
 		return nil

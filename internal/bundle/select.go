@@ -214,6 +214,9 @@ func parseFileKey(key string) (module.Version, string, bool) {
 	if err != nil || module.Check(p, v) != nil {
 		return module.Version{}, "", false
 	}
+	if k, err := fileKey(module.Version{Path: p, Version: v}, ext); err != nil || k != key {
+		return module.Version{}, "", false // not the canonical spelling
+	}
 	return module.Version{Path: p, Version: v}, ext, true
 }
 

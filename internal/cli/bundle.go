@@ -23,6 +23,7 @@ import (
 	"github.com/modgate/modgate/internal/prefetch"
 	"github.com/modgate/modgate/internal/server"
 	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/storage/disk"
 	"github.com/modgate/modgate/internal/sumdb"
 )
 
@@ -99,9 +100,12 @@ func (f storeFlags) open(ctx context.Context, stderr io.Writer) (config.Config, 
 	if err != nil {
 		return cfg, nil, err
 	}
-	if _, ok := store.(bundle.Walker); !ok && cfg.DataDir != "" {
-		// The disk store's tree is its key space.
-		store = dirWalker{store, filepath.Join(cfg.DataDir, "modules")}
+	if _, ok := store.(bundle.Walker); !ok {
+		if _, isDisk := store.(*disk.Store); isDisk {
+			// The disk store's tree is its key space. (Once the disk
+			// store walks by itself, this is never reached.)
+			store = dirWalker{store, filepath.Join(cfg.DataDir, "modules")}
+		}
 	}
 	if err := os.MkdirAll(scratchDir(cfg), 0o755); err != nil {
 		return cfg, nil, err

@@ -176,11 +176,12 @@ func put(ctx context.Context, cfg ImportConfig, name, local string) (bool, error
 		return true, replaceFile(local, dst) // vulndb entries replace the copy
 	}
 	key := strings.TrimPrefix(name, "modules/")
+	// Everything a bundle carries is immutable (a tile of a given width
+	// never changes, nor does a lookup or a module file): keep what is
+	// stored.
 	if rc, err := cfg.Store.Get(ctx, key); err == nil {
 		rc.Close()
-		if !mutable(key) {
-			return false, nil
-		}
+		return false, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
@@ -196,10 +197,6 @@ func put(ctx context.Context, cfg ImportConfig, name, local string) (bool, error
 	defer f.Close()
 	return true, cfg.Store.Put(ctx, key, f)
 }
-
-// mutable reports whether a key may be replaced by an import: nothing a
-// bundle carries is, except the checksum database's "supported" marker.
-func mutable(key string) bool { return strings.HasSuffix(key, "/supported") }
 
 // moduleOf returns the module version and file kind of a bundle name for a
 // .mod or .zip.

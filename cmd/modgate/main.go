@@ -9,6 +9,10 @@
 //	modgate serve [flags]                run the proxy
 //	modgate explain MODULE[@VERSION]     say which upstreams, checksum database and policy apply to a module, and why
 //	modgate check [go.mod|go.sum|DIR]    evaluate a build list against the policy, offline; exit 1 if anything is blocked
+//	modgate prefetch [go.mod|go.sum|DIR|MODULE@VERSION ...]   fill modgate with a project's module graph
+//	modgate export --key FILE -o BUNDLE [...]   write a signed bundle for an air-gapped site
+//	modgate import --public-key FILE BUNDLE     check a bundle whole, then store it
+//	modgate import --gomodcache DIR             seed from a module cache, verified against the checksum database
 //	modgate token create|list|revoke     manage access tokens
 //	modgate audit verify|query           check the audit log's hash chain, or search it
 //	modgate source test NAME [MODULE]    check a private Git source
@@ -71,6 +75,79 @@
 // reason, fix) or JSON and exits 1 when anything is blocked: a CI gate.
 //
 //	modgate check --policy /etc/modgate.yaml --vulndb /var/lib/modgate/vulndb .
+//
+// # prefetch
+//
+//	modgate prefetch [--server URL | --config FILE --data-dir DIR] [-j N] [-all] [--json] [go.mod|go.sum|DIR|MODULE@VERSION ...]
+//
+// resolves the module graph the go command would load for each go.mod
+// (graph pruning of go 1.17 and later, the main module's replace and
+// exclude), every version of each go.sum, or MODULE@VERSION (a version or
+// a query such as latest) as a main module, and makes modgate store the
+// go.mod of every version the graph visits and the .info, .mod and .zip of
+// every module in the build list. A directory (default ".") means every
+// go.mod and go.sum below it; -all fetches every listed version of each
+// named MODULE instead.
+//
+//	-server URL   a running modgate: its policy, access control and audit apply;
+//	              the token comes from MODGATE_TOKEN, else the .netrc entry for its host
+//	-config FILE, -data-dir DIR
+//	              without -server: build modgate in-process from this
+//	              configuration, as serve does, and fill its data directory
+//	              (one no running modgate serves: its audit log has one writer)
+//	-j N          files requested at once (default 8)
+//	-all          every listed version of the named modules
+//	-json         print the summary as JSON
+//
+// It shows a progress bar (files, bytes, rate, ETA) on a terminal and one
+// line per file otherwise, then a summary: fetched, already cached, refused
+// (with modgate's answer, which names the rule) and failed. Exit status 1
+// when anything was refused or failed. Running it again is cheap and
+// finishes an interrupted run.
+//
+//	modgate prefetch --server https://modgate.corp.example ./...
+//
+// # export
+//
+//	modgate export --generate-key FILE
+//	modgate export --key FILE -o BUNDLE [--config FILE] [--data-dir DIR] [--since MANIFEST] [--all | go.mod|go.sum|DIR|PATTERN ...]
+//
+// writes BUNDLE, a tar file for an air-gapped site: the module files of the
+// selection under their GOPROXY paths (modules/...), the checksum-database
+// lookups of those versions and every stored tile (modules/sumdb/...), the
+// vulnerability database copy (vulndb/...), and last a manifest of every
+// file's SHA-256 and go.sum hash signed with the ed25519 key in FILE (a
+// golang.org/x/mod/sumdb/note signing key; --generate-key writes one, and
+// FILE.pub for the importing site). The manifest is also written to
+// BUNDLE.manifest. The selection is the module graph of each go.mod, the
+// versions of each go.sum, stored modules matching a PATTERN
+// (example.com/corp/... or a path.Match pattern), or --all; --since leaves
+// out what a previous bundle (its .manifest or the bundle) carried with the
+// same bytes. Files the selection needs that are not stored are listed and
+// nothing is written (exit 1).
+//
+//	modgate export --key /etc/modgate/bundle.key -o week2.tar --since week1.tar.manifest --all
+//
+// # import
+//
+//	modgate import --public-key FILE [--config FILE] [--data-dir DIR] BUNDLE
+//	modgate import --gomodcache DIR [--tiles BUNDLE] [--config FILE] [--data-dir DIR]
+//
+// checks the bundle whole before storing anything: the manifest's signature
+// against the public key in FILE, every file's bytes and go.sum hash
+// against the manifest, nothing missing and nothing extra, and every .mod
+// and .zip with a lookup in the bundle against the checksum database of
+// sumdb.gosumdb, offline, with the bundle's tiles. One altered byte refuses
+// the whole bundle, naming the file (exit 1). Files already stored are kept.
+//
+// --gomodcache seeds the store from a module cache's cache/download
+// directory: every .mod and .zip is verified against the checksum database
+// (online through the configured upstream, or offline through the lookups
+// and tiles of --tiles BUNDLE) and stored with the lookups and tiles that
+// prove it; what the database does not vouch for is reported and not
+// stored (exit 1), and modules matching sumdb.nosumdb are skipped.
+//
+//	modgate import --public-key /etc/modgate/siteA.pub /media/usb/week2.tar
 //
 // # token
 //
@@ -143,8 +220,8 @@
 //	modgate purge --reason "legal takedown T-123" example.com/lib@v1.4.2
 //	curl -X DELETE -H "Authorization: Bearer $ADMIN" "https://modgate.corp/admin/modules/example.com/lib@v1.4.2?reason=T-123"
 //
-// Planned subcommands (prefetch, export, import, publish) arrive in
-// later releases; modgate says so when asked for one.
+// Planned subcommand (publish) arrives in a later release; modgate says so
+// when asked for it.
 //
 // Exit status: 0 on success, 1 when serving failed (or a check found
 // something), 2 for usage or configuration errors.

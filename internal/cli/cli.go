@@ -20,6 +20,12 @@ Usage:
   modgate serve [flags]              run the proxy (modgate serve -h for flags)
   modgate explain MODULE[@VERSION]   say which upstreams, checksum database and policy apply to a module
   modgate check [go.mod|go.sum|DIR]  evaluate a build list against the policy, offline (a CI gate)
+  modgate prefetch [go.mod|go.sum|DIR|MODULE@VERSION ...]
+                                     fill modgate with a project's whole module graph
+  modgate export --key FILE -o BUNDLE [--since M] [--all|go.mod|PATTERN ...]
+                                     write a signed bundle for an air-gapped site
+  modgate import --public-key FILE BUNDLE | --gomodcache DIR
+                                     check and store a bundle, or seed from a module cache
   modgate token create|list|revoke   manage access tokens
   modgate audit verify|query         check the audit log's hash chain, or search it
   modgate source test NAME [MODULE]  check a private Git source: reachability, credentials, refs
@@ -34,7 +40,7 @@ Set clients up with:  go env -w GOPROXY=http://127.0.0.1:3000
 // planned names subcommands that later releases add, so that asking for one
 // explains itself instead of reading as a typo.
 var planned = map[string]bool{
-	"prefetch": true, "export": true, "import": true, "publish": true,
+	"publish": true,
 }
 
 // Main runs the subcommand named by args[0] and returns the exit status.
@@ -53,6 +59,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return Explain(context.Background(), rest, stdout, stderr)
 	case "check":
 		return Check(context.Background(), rest, stdout, stderr)
+	case "prefetch":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return Prefetch(ctx, rest, stdout, stderr)
+	case "export":
+		return Export(context.Background(), rest, stdout, stderr)
+	case "import":
+		return Import(context.Background(), rest, stdout, stderr)
 	case "token":
 		return Token(context.Background(), rest, stdout, stderr)
 	case "audit":

@@ -116,6 +116,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer f.Body.Close()
 		e.Cache, e.Upstream = string(f.Result), f.Upstream
+		// Tells `modgate prefetch` (and curious operators) whether the
+		// file was stored already.
+		w.Header().Set("X-Modgate-Cache", string(f.Result))
 		if e.Warning != "" {
 			w.Header().Set(policy.HeaderWarning, e.Warning)
 		}

@@ -29,7 +29,10 @@
 // the disk store's tree is a complete file:// GOPROXY, database included
 // (see filelayout.go). The latest tree head and unverified partial tiles
 // change, so the Handler keeps them in memory only (plus a last-good copy
-// in the Store for when the upstream is down). When one has expired and an
+// in the Store for when the upstream is down); a partial tile already in
+// the Store under its protocol path (the Verifier's, or one `modgate
+// import` brought to a site without an upstream) is served from there, since
+// a tile of a given width never changes. When one has expired and an
 // older copy could answer, a request waits for the upstream at most
 // HandlerConfig.RefreshWait, then gets the older copy marked stale while
 // the fetch finishes in the background (wait.go): a hanging upstream costs

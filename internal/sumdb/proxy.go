@@ -335,6 +335,14 @@ func (h *Handler) serveTile(w http.ResponseWriter, r *http.Request, name, rest s
 		return nil
 	}
 
+	// A tile at a given width never changes (it is the first W hashes of
+	// that tile, whatever the tree grows to). One stored under its
+	// protocol path, by the Verifier or by `modgate import`, answers
+	// without the upstream, which an air-gapped site does not have.
+	if data, err := h.readStore(r.Context(), upPath); err == nil && check(data) == nil {
+		h.writeBody(w, r, "application/octet-stream", immutableCacheControl, data)
+		return nil
+	}
 	data, err := h.partialTile(r.Context(), upPath, check, h.hasPartialFallback(r.Context(), name, t))
 	if err != nil {
 		fallback, ok := h.partialFallback(r.Context(), name, t, err)

@@ -430,3 +430,36 @@ func TestHandlerNeverForwardsPrivateLookups(t *testing.T) {
 		t.Errorf("the upstream was asked %d times about a private module", n)
 	}
 }
+
+// TestHandlerServesStoredPartialTile: a partial tile stored under its
+// protocol path (by the Verifier, or by `modgate import` at a site without
+// an upstream) answers without the upstream; a stored copy of the wrong
+// size does not.
+func TestHandlerServesStoredPartialTile(t *testing.T) {
+	e := newHandlerEnv(t)
+	const p = "/sumdb/sum.test/tile/8/0/001.p/45"
+	first := serve(t, e.h, "GET", p)
+	if first.Code != http.StatusOK {
+		t.Fatalf("GET %s = %d", p, first.Code)
+	}
+	if err := e.store.Put(t.Context(), "sumdb/sum.test/tile/8/0/001.p/45", bytes.NewReader(first.Body.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	e.source.setFail(errors.New("upstream gone"))
+	e.clock.Advance(time.Hour) // past the memory copy
+	got := serve(t, e.h, "GET", p)
+	if got.Code != http.StatusOK || !bytes.Equal(got.Body.Bytes(), first.Body.Bytes()) || got.Header().Get("Warning") != "" {
+		t.Errorf("GET %s with the upstream gone = %d, %d bytes (Warning %q); want the stored tile, not stale", p, got.Code, got.Body.Len(), got.Header().Get("Warning"))
+	}
+	if n := e.db.count(p); n != 1 {
+		t.Errorf("upstream requests = %d; want 1", n)
+	}
+
+	short := "/sumdb/sum.test/tile/8/0/001.p/44"
+	if err := e.store.Put(t.Context(), "sumdb/sum.test/tile/8/0/001.p/44", bytes.NewReader(first.Body.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got := serve(t, e.h, "GET", short); got.Code == http.StatusOK && bytes.Equal(got.Body.Bytes(), first.Body.Bytes()) {
+		t.Errorf("GET %s served a stored tile of the wrong width", short)
+	}
+}

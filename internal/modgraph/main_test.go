@@ -1,0 +1,14 @@
+package modgraph
+
+import (
+	"os"
+	"testing"
+
+	"github.com/modgate/modgate/internal/testenv"
+)
+
+// TestMain keeps the tests hermetic: dials outside loopback fail.
+func TestMain(m *testing.M) {
+	testenv.GuardNetwork()
+	os.Exit(m.Run())
+}

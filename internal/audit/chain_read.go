@@ -2,9 +2,9 @@ package audit
 
 import (
 	"bytes"
-	"errors"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"slices"
 )

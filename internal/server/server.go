@@ -40,6 +40,7 @@ import (
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/reqlog"
+	"github.com/modgate/modgate/internal/state/postgres"
 	"github.com/modgate/modgate/internal/storage"
 	"github.com/modgate/modgate/internal/storage/disk"
 	"github.com/modgate/modgate/internal/sumdb"
@@ -71,6 +72,7 @@ type Server struct {
 	authn    *auth.Authenticator
 	tokens   *auth.Tokens // nil when tokens are off
 	audit    *audit.Log   // nil when the audit log is off
+	auditDB  *postgres.DB // the shared audit chain's database; nil without state.postgres (auditstate.go)
 	tls      *tls.Config  // nil: plain HTTP
 	handler  http.Handler
 	ready    atomic.Bool
@@ -502,6 +504,7 @@ func (s *Server) Close() error {
 	if s.audit != nil {
 		errs = append(errs, s.audit.Close())
 	}
+	s.closeAuditDB()
 	return errors.Join(errs...)
 }
 

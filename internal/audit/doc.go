@@ -1,6 +1,7 @@
 // Package audit owns modgate's tamper-evident audit log: the Record of who
 // was served, refused or failed what (and of every admin action), a
-// hash-chained append-only sink on local disk, signed checkpoints of the
+// hash-chained append-only sink on local disk (or, for replicas, in a
+// shared database: see "Shared chain"), signed checkpoints of the
 // chain head, and the Verify and Query readers behind `modgate audit`.
 //
 // It is separate from the process log (package reqlog, log/slog): the

@@ -21,6 +21,10 @@ type Chain interface {
 	// nothing, in one transaction. An error from link is returned as is.
 	Append(ctx context.Context, mark SpoolMark, link func(ChainHead) ([]ChainRow, error)) error
 
+	// Has reports whether the chain holds a row with h's seq and hash:
+	// whether an append whose commit was not confirmed took place.
+	Has(ctx context.Context, h ChainHead) (bool, error)
+
 	// SpoolProgress returns how many lines of the spool file named file
 	// were appended (the Lines of the last mark stored for it), 0 if none.
 	SpoolProgress(ctx context.Context, file string) (int64, error)
@@ -205,9 +209,17 @@ func (l *Log) commit(recs []Record) {
 	if noted > 0 {
 		recs = append(recs, note)
 	}
+	var tried *ChainHead // the last row of a failed append, if it was linked
 	if !w.spool.pending() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.chainTimeout())
-		err := w.chain.Append(ctx, SpoolMark{}, func(h ChainHead) ([]ChainRow, error) { return linkRecords(h, recs) })
+		err := w.chain.Append(ctx, SpoolMark{}, func(h ChainHead) ([]ChainRow, error) {
+			rows, err := linkRecords(h, recs)
+			if err == nil && len(rows) > 0 {
+				last := rows[len(rows)-1]
+				tried = &ChainHead{Seq: last.Seq, Hash: last.Hash}
+			}
+			return rows, err
+		})
 		cancel()
 		if err == nil {
 			w.appended = true
@@ -217,7 +229,14 @@ func (l *Log) commit(recs []Record) {
 		}
 		l.fail(fmt.Errorf("appending to the shared audit chain (%s): %w", w.chain.Name(), err))
 	}
-	if err := w.spool.write(recs); err != nil {
+	file, end, err := w.spool.write(recs)
+	if err == nil && tried != nil {
+		// The connection may have failed after the commit: the drain asks
+		// the chain whether this batch's last row is there before it
+		// appends these lines again.
+		w.spool.uncertain = append(w.spool.uncertain, uncertainBatch{file: file, end: end, last: *tried})
+	}
+	if err != nil {
 		// Give the notice's count back: it is written with a later batch.
 		if noted > 0 {
 			recs = recs[:len(recs)-1]
@@ -294,7 +313,24 @@ func (l *Log) drainSpool() {
 	}, func(file string) (int64, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), l.chainTimeout())
 		defer cancel()
-		return w.chain.SpoolProgress(ctx, file)
+		done, err := w.chain.SpoolProgress(ctx, file)
+		if err != nil {
+			return 0, err
+		}
+		for _, u := range w.spool.uncertain {
+			if u.file != file || u.end <= done {
+				continue
+			}
+			in, err := w.chain.Has(ctx, u.last)
+			if err != nil {
+				return 0, err
+			}
+			if in {
+				l.log.Warn("an append reported as failed had committed; its spooled copy is skipped", "file", file, "seq", u.last.Seq)
+				done = u.end
+			}
+		}
+		return done, nil
 	})
 	if err != nil {
 		l.fail(fmt.Errorf("appending spooled records to the shared audit chain (%s): %w", w.chain.Name(), err))

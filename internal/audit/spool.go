@@ -37,6 +37,20 @@ type spool struct {
 	size  int64    // bytes in all files
 	files []string // base names, oldest first
 	cur   *os.File // the file being appended to, the last of files
+	lines int64    // lines in cur
+
+	// uncertain are batches whose append failed after they were linked
+	// (the commit may have happened); see drain's progress function.
+	uncertain []uncertainBatch
+}
+
+// An uncertainBatch is a spooled batch, lines up to end of file, whose
+// append failed in a way that may hide a commit; last is its last row as
+// linked then.
+type uncertainBatch struct {
+	file string
+	end  int64
+	last ChainHead
 }
 
 const (
@@ -74,9 +88,18 @@ func openSpool(dir string, max int64) (*spool, error) {
 
 func (s *spool) pending() bool { return len(s.files) > 0 }
 
-// write appends recs to the spool and fsyncs; the error says why they are
-// not kept (matching ErrSpoolFull when the spool is at its bound).
-func (s *spool) write(recs []Record) error {
+// write appends recs to the spool and fsyncs, and returns the file and
+// its line count after them; the error says why they are not kept
+// (matching ErrSpoolFull when the spool is at its bound).
+func (s *spool) write(recs []Record) (file string, end int64, err error) {
+	if err := s.writeLines(recs); err != nil {
+		return "", 0, err
+	}
+	s.lines += int64(len(recs))
+	return s.files[len(s.files)-1], s.lines, nil
+}
+
+func (s *spool) writeLines(recs []Record) error {
 	var buf []byte
 	for _, r := range recs {
 		b, err := json.Marshal(r)
@@ -101,7 +124,7 @@ func (s *spool) write(recs []Record) error {
 			os.Remove(f.Name())
 			return fmt.Errorf("spooling audit records: %w", err)
 		}
-		s.cur = f
+		s.cur, s.lines = f, 0
 		s.files = append(s.files, name)
 	}
 	fi, err := s.cur.Stat()
@@ -176,6 +199,7 @@ func (s *spool) drain(appendFn func(file string, done int64, recs []Record) erro
 		syncDir(s.dir)
 		s.size -= int64(len(data))
 		s.files = s.files[1:]
+		s.uncertain = slices.DeleteFunc(s.uncertain, func(u uncertainBatch) bool { return u.file == name })
 	}
 	s.size = 0
 	return nil

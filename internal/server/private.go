@@ -291,7 +291,7 @@ func (s *Server) buildWebhook() error {
 		Secret:         []byte(secret),
 		Logger:         s.log,
 		DeliveriesFile: filepath.Join(s.cfg.DataDir, "webhook", "deliveries"),
-	}, s.onWebhook)
+	}, s.webhookReceived)
 	if err != nil {
 		return fmt.Errorf("private.webhook: %w", err)
 	}

@@ -246,6 +246,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		MaxFills:         cfg.Upstream.MaxConcurrentFills,
 		FillQueueTimeout: cfg.Upstream.FillQueueTimeout.Duration,
 		RefreshWait:      cfg.Upstream.RefreshWait.Duration,
+		Leaser:           s.leaser(),
 	})
 	if err != nil {
 		return nil, err

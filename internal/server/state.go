@@ -8,6 +8,7 @@ import (
 
 	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/ledger"
+	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/state/postgres"
 	"github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/webhook"
@@ -70,6 +71,14 @@ func (s *Server) ledgerBackend() ledger.Backend {
 		return nil
 	}
 	return s.pg.Ledger()
+}
+
+// leaser coordinates fills with the other replicas; nil fills alone.
+func (s *Server) leaser() mirror.Leaser {
+	if s.pg == nil {
+		return nil
+	}
+	return s.pg.Leases(0)
 }
 
 // tokenStore is the shared token store; nil keeps the tokens file.

@@ -81,6 +81,15 @@ func (s *Server) leaser() mirror.Leaser {
 	return s.pg.Leases(0)
 }
 
+// deliveryStore remembers webhook deliveries for all replicas; nil keeps
+// the file.
+func (s *Server) deliveryStore() webhook.DeliveryStore {
+	if s.pg == nil {
+		return nil
+	}
+	return s.pg.Deliveries()
+}
+
 // tokenStore is the shared token store; nil keeps the tokens file.
 func (s *Server) tokenStore() auth.TokenStore {
 	if s.pg == nil {

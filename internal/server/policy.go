@@ -71,7 +71,7 @@ func (s *Server) buildPolicy() error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	s.policy = p // from here on, Close closes the ages file
-	p.licenses = policy.NewLicenseDetector(filepath.Join(dir, "licenses"), s.openZip)
+	p.licenses = s.licenseDetector(filepath.Join(dir, "licenses"))
 	p.tags = policy.NewTagIndex(mirrorInfos{s})
 	if vc := s.cfg.Policy.VulnDB; vc.URL != "" || vc.Dir != "" {
 		sc := vulndb.SyncConfig{

@@ -9,6 +9,7 @@ import (
 	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/ledger"
 	"github.com/modgate/modgate/internal/mirror"
+	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/state/postgres"
 	"github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/webhook"
@@ -88,6 +89,14 @@ func (s *Server) deliveryStore() webhook.DeliveryStore {
 		return nil
 	}
 	return s.pg.Deliveries()
+}
+
+// licenseDetector keeps licence results for all replicas, or in dir.
+func (s *Server) licenseDetector(dir string) *policy.LicenseDetector {
+	if s.pg == nil {
+		return policy.NewLicenseDetector(dir, s.openZip)
+	}
+	return policy.NewSharedLicenseDetector(s.pg.Licenses(), s.openZip)
 }
 
 // tokenStore is the shared token store; nil keeps the tokens file.

@@ -95,8 +95,8 @@ func linkRecords(h ChainHead, recs []Record) ([]ChainRow, error) {
 
 // maxBatch is how many records one transaction appends at most, and
 // maxPending how many wait for the committer at most.
-const (
-	maxBatch   = 4096
+var (
+	maxBatch   = 4096 // a variable for tests only
 	maxPending = 4096
 )
 
@@ -106,6 +106,10 @@ type sharedWriter struct {
 	spool          *spool
 	appended       bool // since the last checkpoint
 	lastCheckpoint time.Time
+	// The spool is drained from retryAt on; after a failure retryAt moves
+	// back by backoff, doubled up to maxDrainBackoff.
+	retryAt time.Time
+	backoff time.Duration
 }
 
 // chainTimeout bounds one database call of the writer.
@@ -123,7 +127,7 @@ func (l *Log) openShared() (*Log, error) {
 	l.anchors = startAnchors(l.cfg.Anchors, l.cfg.AnchorTimeout, l.log, l.cfg.OnAnchorError)
 	if sp.pending() {
 		l.log.Warn("audit records spooled by an earlier run wait for the shared chain", "spool", sp.dir)
-		l.drainSpool()
+		l.drainDue(drainPerTick)
 	}
 	go l.runShared()
 	return l, nil
@@ -195,6 +199,9 @@ func (l *Log) commitLoop(batches <-chan []Record, done chan<- struct{}) {
 				l.commit(b[:n:n])
 				b = b[n:]
 			}
+			// Under load, drain a little after every batch too, so the
+			// spool empties while new records keep coming.
+			l.drainDue(1)
 		case <-tick.C:
 			l.maintainShared(false)
 		}
@@ -286,8 +293,12 @@ func (l *Log) noted(n int64) {
 // sign a checkpoint when due (always when final).
 func (l *Log) maintainShared(final bool) {
 	w := l.sw
-	if w.spool.pending() {
-		l.drainSpool()
+	if final {
+		// Close: all that can be drained now, whatever the backoff.
+		for w.spool.pending() && l.drainSpool(drainPerTick) {
+		}
+	} else {
+		l.drainDue(drainPerTick)
 	}
 	if !w.spool.pending() {
 		if _, n := l.dropNote(); n > 0 {
@@ -301,12 +312,39 @@ func (l *Log) maintainShared(final bool) {
 	}
 }
 
-// drainSpool appends the spooled records to the chain, oldest first, in
-// batches, each with its spool mark; a file is removed once all of it is
-// in the chain. It stops at the first failure, to retry at the next tick.
-func (l *Log) drainSpool() {
+// How much of the spool one drain appends (in transactions of at most
+// maxBatch records) on a tick, and the longest wait between attempts while
+// the chain cannot be reached. Draining in bounded steps keeps the
+// committer taking new batches (into the spool, behind the old records)
+// while a large spool empties.
+const (
+	drainPerTick    = 16
+	maxDrainBackoff = 5 * time.Second
+)
+
+// drainDue drains up to budget transactions' worth of the spool if it
+// holds records and the backoff allows.
+func (l *Log) drainDue(budget int) {
 	w := l.sw
-	err := w.spool.drain(func(file string, done int64, recs []Record) error {
+	now := l.cfg.Now()
+	if !w.spool.pending() || now.Before(w.retryAt) {
+		return
+	}
+	if l.drainSpool(budget) {
+		w.backoff = 0
+		return
+	}
+	w.backoff = min(max(l.cfg.SyncInterval, 2*w.backoff), maxDrainBackoff)
+	w.retryAt = now.Add(w.backoff)
+}
+
+// drainSpool appends the spooled records to the chain, oldest first, in
+// at most budget transactions, each with its spool mark; a file is removed
+// once all of it is in the chain. It stops at the first failure and
+// reports whether it had none.
+func (l *Log) drainSpool(budget int) bool {
+	w := l.sw
+	err := w.spool.drain(budget, func(file string, done int64, recs []Record) error {
 		ctx, cancel := context.WithTimeout(context.Background(), l.chainTimeout())
 		defer cancel()
 		return w.chain.Append(ctx, SpoolMark{File: file, Lines: done}, func(h ChainHead) ([]ChainRow, error) { return linkRecords(h, recs) })
@@ -334,13 +372,14 @@ func (l *Log) drainSpool() {
 	})
 	if err != nil {
 		l.fail(fmt.Errorf("appending spooled records to the shared audit chain (%s): %w", w.chain.Name(), err))
-		return
+		return false
 	}
+	w.appended = true
 	if !w.spool.pending() {
-		w.appended = true
 		l.recovered()
 		l.log.Info("spooled audit records appended to the shared chain", "chain", w.chain.Name())
 	}
+	return true
 }
 
 // checkpointShared signs the chain head, under the chain's lock so that

@@ -187,7 +187,10 @@
 // files spool-<time>-<random>.jsonl of unchained records, one JSON Record
 // per line, fsynced before they count. While the spool holds anything,
 // new records go there too, so the replica's order is kept. Every
-// SyncInterval the committer appends the spooled records, oldest first,
+// SyncInterval (backing off to maxDrainBackoff while it keeps failing),
+// and a little after every new batch, the committer appends spooled
+// records, oldest first, in bounded steps (files of at most 4 MiB,
+// drainPerTick transactions a tick) so new batches keep being taken,
 // each transaction also storing a spool mark (file, lines done) — so a
 // crash between the append and the file's removal never appends a record
 // twice — and removes the files it finished. An append that failed after

@@ -18,6 +18,7 @@
 //	modgate source test NAME [MODULE]    check a private Git source
 //	modgate verify [--repair]            re-hash every stored .mod and .zip; exit 1 on any problem
 //	modgate purge MODULE[@VERSION]       remove a stored version and refuse to fetch it again
+//	modgate migrate                      apply the shared state's PostgreSQL schema migrations
 //	modgate version                      print the version
 //	modgate help                         print this text
 //
@@ -178,6 +179,10 @@
 // against an outside copy of the checkpoints and names the first record
 // that disagrees; --public-key FILE takes the key from outside the data
 // directory. query prints the matching records as a table or JSON lines.
+// When the configuration sets state.postgres (and --dir is not given), both
+// read the replicas' shared chain from PostgreSQL: verify lists the
+// replicas that wrote records and names a changed or deleted row by its seq
+// and replica, and query adds a REPLICA column.
 //
 //	modgate audit verify --checkpoints /mnt/anchor/checkpoints --public-key /etc/modgate/audit.key.pub
 //
@@ -220,6 +225,15 @@
 //	modgate purge --reason "legal takedown T-123" example.com/lib@v1.4.2
 //	curl -X DELETE -H "Authorization: Bearer $ADMIN" "https://modgate.corp/admin/modules/example.com/lib@v1.4.2?reason=T-123"
 //
+// # migrate
+//
+//	MODGATE_POSTGRES_DSN=postgres://modgate:PW@db:5432/modgate modgate migrate --config /etc/modgate.yaml
+//
+// applies the schema migrations the shared state's PostgreSQL database
+// (state.postgres.dsn_env or dsn_file) lacks, printing each one ("applied
+// 0001_fill_leases.sql"), or "schema up to date". serve applies them at
+// start as well; replicas starting at once apply each migration once.
+// Exit status 1 when the database cannot be reached or a migration fails.
 // Planned subcommand (publish) arrives in a later release; modgate says so
 // when asked for it.
 //

@@ -31,6 +31,7 @@ Usage:
   modgate source test NAME [MODULE]  check a private Git source: reachability, credentials, refs
   modgate verify [--repair]          re-hash every stored file against the checksum database or ledger
   modgate purge MODULE[@VERSION]     remove a stored version and refuse to fetch it again
+  modgate migrate                    apply the shared state's PostgreSQL schema migrations
   modgate version                    print the version
   modgate help                       print this text
 
@@ -77,6 +78,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return Verify(context.Background(), rest, stdout, stderr)
 	case "purge":
 		return Purge(context.Background(), rest, stdout, stderr)
+	case "migrate":
+		return Migrate(context.Background(), rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "modgate", version())
 		return 0

@@ -162,6 +162,7 @@ server:
   shutdown_timeout: 1m
   read_header_timeout: 3s
   drain_period: 0s
+  replica_name: host-1
 metrics:
   listen: 127.0.0.1:9100
   access: Scope
@@ -190,11 +191,11 @@ metrics:
 				c.SumDB = SumDB{GOSUMDB: "off", NoSumDB: []string{"corp.example"}}
 				c.Cache = Cache{ListTTL: Duration{5 * time.Minute}, NegativeTTL: Duration{10 * time.Second}, SumDBLatestTTL: Duration{time.Hour}, MemoryMB: 8}
 				c.Storage.ScrubInterval = Duration{24 * time.Hour}
-				c.Server = Server{ShutdownTimeout: Duration{time.Minute}, ReadHeaderTimeout: Duration{3 * time.Second}}
+				c.Server = Server{ShutdownTimeout: Duration{time.Minute}, ReadHeaderTimeout: Duration{3 * time.Second}, ReplicaName: "host-1"}
 				c.Metrics = Metrics{Listen: "127.0.0.1:9100", Access: MetricsAccessScope}
 				// The sections of later issues have tests of their own.
 				for _, k := range Keys() {
-					if section, _, _ := strings.Cut(k, "."); !slices.Contains([]string{"tls", "private", "policy", "auth", "audit", "storage"}, section) {
+					if section, _, _ := strings.Cut(k, "."); !slices.Contains([]string{"tls", "private", "policy", "auth", "audit", "storage", "state"}, section) {
 						c.Sources[k] = SourceFile
 					}
 				}
@@ -500,7 +501,7 @@ func TestKeys(t *testing.T) {
 		"upstream.direct.proxy", "upstream.direct.ca_file",
 		"sumdb.gosumdb", "sumdb.nosumdb",
 		"cache.list_ttl", "cache.negative_ttl", "cache.sumdb_latest_ttl", "cache.memory_mb",
-		"server.shutdown_timeout", "server.read_header_timeout", "server.drain_period",
+		"server.shutdown_timeout", "server.read_header_timeout", "server.drain_period", "server.replica_name",
 		"metrics.listen", "metrics.access",
 		"tls.cert_file", "tls.key_file", "tls.client_ca_file", "tls.min_version",
 		"private.git_dir", "private.git_timeout", "private.max_concurrent_git",
@@ -518,11 +519,12 @@ func TestKeys(t *testing.T) {
 		"auth.ldap.cache_ttl", "auth.ldap.cache_size", "auth.ldap.timeout",
 		"auth.oidc.issuers", "auth.oidc.skew", "auth.oidc.keys_refresh_interval", "auth.oidc.ca_file",
 		"audit.enabled", "audit.dir", "audit.max_size_mb", "audit.max_age", "audit.retention", "audit.checkpoint_interval",
-		"audit.buffer", "audit.fail_closed", "audit.pseudonymize", "audit.pseudonym_key_file",
+		"audit.buffer", "audit.fail_closed", "audit.spool_max_mb", "audit.pseudonymize", "audit.pseudonym_key_file",
 		"audit.key_file", "audit.anchor_file", "audit.anchor_syslog",
 		"storage.type", "storage.s3.endpoint", "storage.s3.region", "storage.s3.bucket", "storage.s3.prefix",
 		"storage.s3.path_style", "storage.s3.access_key_env", "storage.s3.secret_key_env",
 		"storage.s3.credentials_file", "storage.s3.cache_dir", "storage.s3.cache_max_mb", "storage.scrub_interval",
+		"state.postgres.dsn_env", "state.postgres.dsn_file",
 	}
 	if diff := cmp.Diff(want, Keys()); diff != "" {
 		t.Errorf("Keys() mismatch (-want +got):\n%s", diff)

@@ -132,6 +132,8 @@ func (c Config) Validate() error {
 	v.auth()
 	v.audit()
 	v.storage()
+	v.state()
+	v.replicaName()
 
 	return errors.Join(v.problems...)
 }

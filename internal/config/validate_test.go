@@ -113,6 +113,25 @@ func TestValidate(t *testing.T) {
 			errs:   [][]string{{`server.drain_period: must not be negative, got -1s`}},
 		},
 		{name: "drain period zero", modify: func(c *Config) { c.Server.DrainPeriod = Duration{} }},
+		{name: "replica name", modify: func(c *Config) { c.Server.ReplicaName = "db-1.corp:8080" }},
+		{
+			name:   "replica name with a space",
+			modify: func(c *Config) { c.Server.ReplicaName = "a b" },
+			errs:   [][]string{{`server.replica_name: "a b": want 1 to 64 letters, digits and .-_:@`}},
+		},
+		{
+			name: "audit retention with the shared chain",
+			modify: func(c *Config) {
+				c.Audit.Retention = Duration{time.Hour}
+				c.State.Postgres.DSNEnv = "PG_DSN"
+			},
+			errs: [][]string{{`audit.retention: applies to the audit log's files, not to the replicas' shared chain in PostgreSQL`}},
+		},
+		{
+			name:   "audit spool of zero",
+			modify: func(c *Config) { c.Audit.SpoolMaxMB = 0 },
+			errs:   [][]string{{`audit.spool_max_mb: must be between 1 and 1048576, got 0`}},
+		},
 		{name: "metrics listen", modify: func(c *Config) { c.Metrics.Listen = "127.0.0.1:9100" }},
 		{
 			name:   "metrics listen without port",

@@ -33,12 +33,11 @@ func OpenReadOnly(cfg Config) (*Ledger, error) {
 		log:      logger.With("component", "ledger"),
 		onMoved:  cfg.OnMoved,
 		now:      time.Now,
-		records:  make(map[string]record),
 	}
 	name := filepath.Join(cfg.Dir, FileName)
 	f, err := os.Open(name)
 	if errors.Is(err, os.ErrNotExist) {
-		l.file = &file{name: name, readOnly: true, err: ErrReadOnly}
+		l.backend = &fileBackend{file: &file{name: name, readOnly: true, err: ErrReadOnly}, records: make(map[string]record)}
 		return l, nil
 	}
 	if err != nil {
@@ -50,6 +49,6 @@ func OpenReadOnly(cfg Config) (*Ledger, error) {
 		f.Close()
 		return nil, err
 	}
-	l.file, l.records = lf, records
+	l.backend = &fileBackend{file: lf, records: records}
 	return l, nil
 }

@@ -49,7 +49,7 @@ func (s *Server) buildAccess() error {
 		return fmt.Errorf("auth: %w", err)
 	}
 	if acfg.Tokens {
-		s.tokens, err = auth.OpenTokens(cfg.AuthDir(), auth.TokensOptions{OnChange: s.tokenChanged})
+		s.tokens, err = auth.OpenTokens(cfg.AuthDir(), auth.TokensOptions{OnChange: s.tokenChanged, Store: s.tokenStore()})
 		if err != nil {
 			return fmt.Errorf("auth: %w", err)
 		}
@@ -83,7 +83,7 @@ func (s *Server) buildAccess() error {
 func (s *Server) openAudit() error {
 	a := s.cfg.Audit
 	dir := s.cfg.AuditDir()
-	key, err := audit.LoadOrCreateKey(s.cfg.AuditKeyFile())
+	key, err := s.auditSigningKey()
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -127,6 +127,9 @@ func (s *Server) openAudit() error {
 		if c.PseudonymKey, err = audit.LoadOrCreateSecret(file); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
+	}
+	if err := s.sharedAuditChain(&c); err != nil {
+		return err
 	}
 	s.audit, err = audit.Open(c)
 	if err != nil {

@@ -13,5 +13,6 @@ func TestMain(m *testing.M) {
 	testenv.GuardNetwork()
 	code := m.Run()
 	testenv.StopShared()
+	testenv.StopPostgres()
 	os.Exit(code)
 }

@@ -71,7 +71,7 @@ func (s *Server) buildPolicy() error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	s.policy = p // from here on, Close closes the ages file
-	p.licenses = policy.NewLicenseDetector(filepath.Join(dir, "licenses"), s.openZip)
+	p.licenses = s.licenseDetector(filepath.Join(dir, "licenses"))
 	p.tags = policy.NewTagIndex(mirrorInfos{s})
 	if vc := s.cfg.Policy.VulnDB; vc.URL != "" || vc.Dir != "" {
 		sc := vulndb.SyncConfig{
@@ -230,6 +230,7 @@ func (s *Server) reloadPolicy(why string) error {
 		return err
 	}
 	p.engine.Store(e)
+	s.policyReloaded(why)
 	s.log.Info("policy reloaded", "trigger", why, "rules", n)
 	s.auditAdmin(context.Background(), "policy.reload", fmt.Sprintf("%d rules (%s)", n, why))
 	return nil

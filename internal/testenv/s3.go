@@ -39,7 +39,7 @@ type S3Server struct {
 	cmd *exec.Cmd
 }
 
-var shared struct {
+var sharedS3 struct {
 	once    sync.Once
 	srv     *S3Server
 	err     error
@@ -63,47 +63,47 @@ func versitygwPath() (string, error) {
 	return p, nil
 }
 
-// S3 returns the endpoint and credentials of the versitygw shared by the
+// S3 returns the endpoint and credentials of the versitygw sharedS3 by the
 // test process (started on first use; StopS3, called from TestMain, stops
 // it) and the name of a new, empty bucket for this test. Without a
 // versitygw binary it skips the test, or fails it under
 // MODGATE_REQUIRE_SERVERS=1 (see Unavailable).
 func S3(t testing.TB) (endpoint, bucket, accessKey, secretKey string) {
 	t.Helper()
-	shared.once.Do(func() {
+	sharedS3.once.Do(func() {
 		bin, err := versitygwPath()
 		if err != nil {
-			shared.missing = true
-			shared.err = fmt.Errorf("testenv: no versitygw (GOBIN=$HOME/.cache/modgate-ci/bin go install github.com/versity/versitygw/cmd/versitygw@%s, as .ci/run does): %w", versitygwVersion, err)
+			sharedS3.missing = true
+			sharedS3.err = fmt.Errorf("testenv: no versitygw (GOBIN=$HOME/.cache/modgate-ci/bin go install github.com/versity/versitygw/cmd/versitygw@%s, as .ci/run does): %w", versitygwVersion, err)
 			return
 		}
 		root, err := os.MkdirTemp("", "modgate-s3-")
 		if err != nil {
-			shared.err = err
+			sharedS3.err = err
 			return
 		}
 		srv := &S3Server{bin: bin, root: root, AccessKey: "modgate-test", SecretKey: randomHex(), log: new(LogBuffer)}
 		if err := srv.start(); err != nil {
 			os.RemoveAll(root)
-			shared.err = err
+			sharedS3.err = err
 			return
 		}
-		shared.srv = srv
+		sharedS3.srv = srv
 	})
-	if shared.err != nil {
-		if shared.missing {
-			Unavailable(t, "%v", shared.err)
+	if sharedS3.err != nil {
+		if sharedS3.missing {
+			Unavailable(t, "%v", sharedS3.err)
 		}
-		t.Fatal(shared.err)
+		t.Fatal(sharedS3.err)
 	}
-	srv := shared.srv
+	srv := sharedS3.srv
 	return srv.Endpoint, srv.NewBucket(t), srv.AccessKey, srv.SecretKey
 }
 
 // StopS3 stops the versitygw that S3 started, if any, and removes its
 // files. TestMain calls it after m.Run.
 func StopS3() {
-	if srv := shared.srv; srv != nil {
+	if srv := sharedS3.srv; srv != nil {
 		srv.Stop()
 		os.RemoveAll(srv.root)
 	}

@@ -91,6 +91,15 @@ func (s *Server) deliveryStore() webhook.DeliveryStore {
 	return s.pg.Deliveries()
 }
 
+// openAges opens the first-seen times of the cooldown rule, shared by all
+// replicas or in dir.
+func (s *Server) openAges(dir string) (*policy.Ages, error) {
+	if s.pg == nil {
+		return policy.OpenAges(dir, s.cfg.Policy.Ages.Source(), nil)
+	}
+	return policy.OpenSharedAges(s.pg.Ages(), s.cfg.Policy.Ages.Source(), nil)
+}
+
 // licenseDetector keeps licence results for all replicas, or in dir.
 func (s *Server) licenseDetector(dir string) *policy.LicenseDetector {
 	if s.pg == nil {

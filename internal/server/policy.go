@@ -79,6 +79,7 @@ func (s *Server) buildPolicy() error {
 			Dir:      filepath.Join(s.cfg.DataDir, "vulndb"),
 			Interval: vc.SyncInterval.Duration,
 			Logger:   s.log, // vulndb adds its component
+			Shared:   s.vulnShared(),
 
 			RedirectHosts: s.cfg.Upstream.RedirectHosts,
 		}

@@ -38,6 +38,7 @@ import (
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/reqlog"
+	"github.com/modgate/modgate/internal/state"
 	"github.com/modgate/modgate/internal/upstream"
 )
 
@@ -82,6 +83,7 @@ var classes = []class{
 	{auth.ErrRateLimited, http.StatusTooManyRequests},
 	{audit.ErrUnwritable, http.StatusServiceUnavailable},
 	{ErrNotReady, http.StatusServiceUnavailable},
+	{state.ErrUnavailable, http.StatusServiceUnavailable},
 	// Before ErrUnavailable, which a busy error also matches: the fill
 	// queue is full, so the client should come back (Retry-After).
 	{mirror.ErrBusy, http.StatusServiceUnavailable},

@@ -152,3 +152,45 @@ func TestSharedStatePostgresRestart(t *testing.T) {
 		return ""
 	})
 }
+
+// TestSharedStatePolicyReloadReachesReplicas: a policy reload on replica
+// A makes replica B read its own configuration file again at once, though
+// B's file watcher sees no change (its modification time is kept), so the
+// notification alone carries it.
+func TestSharedStatePolicyReloadReachesReplicas(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	a, fileA := startPolicy(t, up, "log:\n  level: warn\n", sharedState(t, dsn))
+	b, fileB := startPolicy(t, up, "log:\n  level: warn\n", sharedState(t, dsn))
+	const greet = "/example.com/greet/@v/v1.0.0.info"
+	for _, in := range []*instance{a, b} {
+		if code, body, _ := in.get(t, greet); code != http.StatusOK {
+			t.Fatalf("GET %s before any rule: %d %q", greet, code, body)
+		}
+	}
+	const denyGreet = `
+policy:
+  rules:
+    - name: no-greet
+      deny:
+        modules: [example.com/greet]
+`
+	// B's file changes behind its watcher's back.
+	fi, err := os.Stat(fileB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fileB, []byte(denyGreet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(fileB, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	writeConfigFile(t, fileA, denyGreet)
+	pollUntil(t, 15*time.Second, func() string {
+		if code, _, _ := b.get(t, greet); code != http.StatusForbidden {
+			return fmt.Sprintf("replica B: GET %s = %d after replica A reloaded; want 403", greet, code)
+		}
+		return ""
+	})
+}

@@ -194,3 +194,29 @@ policy:
 		return ""
 	})
 }
+
+// TestSharedStateMovedVersionAcrossReplicas: with no checksum database,
+// the ledger is all that holds a version to its first content. Replica A
+// stores a go.mod; the upstream then serves different bytes for that
+// version (a moved tag); replica B, which never saw the version, refuses
+// them, because the first hash is shared.
+func TestSharedStateMovedVersionAcrossReplicas(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	edit := func(c *config.Config) { sharedState(t, dsn)(c); c.SumDB.GOSUMDB = "off" }
+	a := startModgate(t, up, edit)
+	b := startModgate(t, up, edit)
+	const mod = "/example.com/greet/@v/v1.0.0.mod"
+	code, first, _ := a.get(t, mod)
+	if code != http.StatusOK {
+		t.Fatalf("A: GET %s = %d %q", mod, code, first)
+	}
+	up.SetTamperMod("example.com/greet", "v1.0.0", true)
+	code, body, _ := b.get(t, mod)
+	if code != http.StatusBadGateway || !strings.Contains(string(body), "moved") {
+		t.Errorf("B: GET %s after the version changed upstream = %d %q; want 502 naming a moved tag", mod, code, body)
+	}
+	if b.stored("example.com/greet/@v/v1.0.0.mod") {
+		t.Errorf("B stored the changed go.mod")
+	}
+}

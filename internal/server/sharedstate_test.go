@@ -3,10 +3,12 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,5 +220,55 @@ func TestSharedStateMovedVersionAcrossReplicas(t *testing.T) {
 	}
 	if b.stored("example.com/greet/@v/v1.0.0.mod") {
 		t.Errorf("B stored the changed go.mod")
+	}
+}
+
+// TestSharedStateOneFetchAcrossReplicas: two modgates sharing one module
+// store (here one data directory; S3 in production) and one database get
+// 16 concurrent requests for one uncached zip, half each: the upstream is
+// asked once, and every request gets the zip.
+func TestSharedStateOneFetchAcrossReplicas(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	dataDir := filepath.Join(t.TempDir(), "data")
+	edit := func(c *config.Config) {
+		sharedState(t, dsn)(c)
+		c.DataDir = dataDir
+		c.Audit.Enabled = false // one audit log per replica; not what this test is about
+	}
+	a := startModgate(t, up, edit)
+	b := startModgate(t, up, edit)
+	const zip = "/example.com/hello/@v/v1.1.0.zip"
+	up.SetDelay(300 * time.Millisecond)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bodies [][]byte
+	for i := range 16 {
+		in := []*instance{a, b}[i%2]
+		wg.Go(func() {
+			resp, err := http.Get(in.URL + zip)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET %s: %d %q", zip, resp.StatusCode, body)
+				return
+			}
+			mu.Lock()
+			bodies = append(bodies, body)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if n := up.Count(zip); n != 1 {
+		t.Errorf("16 requests over 2 replicas: %d upstream fetches of the zip, want 1", n)
+	}
+	for _, body := range bodies[1:] {
+		if sha(body) != sha(bodies[0]) {
+			t.Fatalf("replicas served different zips")
+		}
 	}
 }

@@ -70,8 +70,10 @@
 // Scopes are read:PATTERN, publish:PATTERN, admin, and metrics (reading
 // /metrics only, for Prometheus). create prints the token once; it is
 // stored only as a hash in
-// {data_dir}/auth. Use it as the password in .netrc or through GOAUTH. A
-// running server sees every change at its next request. Each subcommand
+// {data_dir}/auth, or in the shared PostgreSQL database when the
+// configuration sets state.postgres. Use it as the password in .netrc or
+// through GOAUTH. Every running server sees every change at its next
+// request. Each subcommand
 // takes --config FILE and --data-dir DIR.
 //
 // # audit

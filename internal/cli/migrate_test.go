@@ -78,3 +78,37 @@ func TestMigrateCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenCommandSharedState: with state.postgres set, modgate token
+// creates, lists and revokes tokens in the database, not in the data
+// directory.
+func TestTokenCommandSharedState(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	dataDir := t.TempDir()
+	cfgFile := filepath.Join(t.TempDir(), "modgate.yaml")
+	if err := os.WriteFile(cfgFile, []byte("data_dir: "+dataDir+"\nstate:\n  postgres:\n    dsn_env: TEST_PG_DSN\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HOME": "/home/gopher", "MODGATE_CONFIG": cfgFile, "TEST_PG_DSN": dsn}
+	now := time.Now()
+	if code, _, stderr := tokenRun(t, env, now, "create", "--name", "ci", "--scope", "read"); code != 0 {
+		t.Fatalf("token create = %d:\n%s", code, stderr)
+	}
+	if code, stdout, stderr := tokenRun(t, env, now, "list"); code != 0 || !strings.Contains(stdout, "ci") {
+		t.Fatalf("token list = %d:\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "auth", "tokens.json")); err == nil {
+		t.Errorf("the token went to the data directory; want it in PostgreSQL only")
+	}
+	if code, _, stderr := tokenRun(t, env, now, "revoke", "ci"); code != 0 {
+		t.Fatalf("token revoke = %d:\n%s", code, stderr)
+	}
+	if code, stdout, _ := tokenRun(t, env, now, "list"); code != 0 || strings.Contains(stdout, "ci") {
+		t.Errorf("token list after revoke:\n%s", stdout)
+	}
+	// The database down: a clear error, exit 1.
+	env["TEST_PG_DSN"] = "postgres://u:s3cret@127.0.0.1:1/x?connect_timeout=2"
+	if code, _, stderr := tokenRun(t, env, now, "list"); code != 1 || !strings.Contains(stderr, "shared state database unavailable") || strings.Contains(stderr, "s3cret") {
+		t.Errorf("token list with the database down = %d, %q; want 1 naming the database as unavailable, without the password", code, stderr)
+	}
+}

@@ -113,6 +113,13 @@
 // start as well; replicas starting at once apply each migration once.
 // Exit status 1 when the database cannot be reached or a migration fails.
 //
+//	modgate migrate --config /etc/modgate.yaml --import /var/lib/modgate
+//
+// then copies a single modgate's state (tokens, the private-module ledger,
+// verified tree heads, first-seen times, licence results) into the
+// database; what the database holds already wins, and a ledger hash that
+// contradicts it is reported (exit 1). Running it again adds nothing.
+//
 // Planned subcommands (prefetch, export, import, verify, publish) arrive in
 // later releases; modgate says so when asked for one.
 //

@@ -159,8 +159,10 @@
 // Scopes are read:PATTERN, publish:PATTERN, admin, and metrics (reading
 // /metrics only, for Prometheus). create prints the token once; it is
 // stored only as a hash in
-// {data_dir}/auth. Use it as the password in .netrc or through GOAUTH. A
-// running server sees every change at its next request. Each subcommand
+// {data_dir}/auth, or in the shared PostgreSQL database when the
+// configuration sets state.postgres. Use it as the password in .netrc or
+// through GOAUTH. Every running server sees every change at its next
+// request. Each subcommand
 // takes --config FILE and --data-dir DIR.
 //
 // # audit
@@ -234,6 +236,14 @@
 // 0001_fill_leases.sql"), or "schema up to date". serve applies them at
 // start as well; replicas starting at once apply each migration once.
 // Exit status 1 when the database cannot be reached or a migration fails.
+//
+//	modgate migrate --config /etc/modgate.yaml --import /var/lib/modgate
+//
+// then copies a single modgate's state (tokens, the private-module ledger,
+// verified tree heads, first-seen times, licence results) into the
+// database; what the database holds already wins, and a ledger hash that
+// contradicts it is reported (exit 1). Running it again adds nothing.
+//
 // Planned subcommand (publish) arrives in a later release; modgate says so
 // when asked for it.
 //

@@ -66,7 +66,7 @@ func (s *Server) buildPolicy() error {
 	}
 	dir := filepath.Join(s.cfg.DataDir, "policy")
 	var err error
-	p.ages, err = policy.OpenAges(dir, s.cfg.Policy.Ages.Source(), nil)
+	p.ages, err = s.openAges(dir)
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
@@ -79,6 +79,7 @@ func (s *Server) buildPolicy() error {
 			Dir:      filepath.Join(s.cfg.DataDir, "vulndb"),
 			Interval: vc.SyncInterval.Duration,
 			Logger:   s.log, // vulndb adds its component
+			Shared:   s.vulnShared(),
 
 			RedirectHosts: s.cfg.Upstream.RedirectHosts,
 		}

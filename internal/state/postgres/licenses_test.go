@@ -13,3 +13,10 @@ func TestLicensesConformance(t *testing.T) {
 		return db.Licenses()
 	})
 }
+
+func TestAgesConformance(t *testing.T) {
+	policytest.RunAges(t, func(t *testing.T) policy.AgeStore {
+		db, _ := migrated(t)
+		return db.Ages()
+	})
+}

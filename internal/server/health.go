@@ -1,0 +1,49 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/modgate/modgate/internal/health"
+)
+
+// Readiness, wired here: what /readyz checks is a list of named
+// dependencies (package health). The server itself is one ("serving":
+// started and not draining), the vulnerability database another when one
+// is configured; the object store and the database of a replica are
+// added by the code that builds them, with their own Ready methods.
+
+// buildHealth registers the checks New's configuration implies, then the
+// ones the options add.
+func (s *Server) buildHealth(o options) {
+	s.health = health.NewMonitor(s.log, 0)
+	s.health.Add(health.Check{Name: "serving", Checker: health.CheckerFunc(func(context.Context) error {
+		if !s.ready.Load() {
+			return health.Reasonf(nil, "starting or shutting down")
+		}
+		return nil
+	})})
+	if s.policy != nil && s.policy.vulns != nil {
+		v := s.policy.vulns
+		s.health.Add(health.Check{Name: "vulndb", Checker: health.CheckerFunc(func(context.Context) error {
+			if !v.Status().Loaded {
+				return health.Reasonf(nil, "the vulnerability database is not loaded yet")
+			}
+			return nil
+		})})
+	}
+	for _, c := range o.checks {
+		s.health.Add(c)
+	}
+}
+
+// serveReady answers /readyz: 200 when every required dependency is ready,
+// else 503; the body names each dependency and its state, one a line.
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	rep := s.health.Check(r.Context())
+	status := http.StatusOK
+	if !rep.Ready() {
+		status = http.StatusServiceUnavailable
+	}
+	writeText(w, status, rep.String())
+}

@@ -12,6 +12,7 @@
 //	modgate token create|list|revoke     manage access tokens
 //	modgate audit verify|query           check the audit log's hash chain, or search it
 //	modgate source test NAME [MODULE]    check a private Git source
+//	modgate migrate                      apply the shared state's PostgreSQL schema migrations
 //	modgate version                      print the version
 //	modgate help                         print this text
 //
@@ -99,6 +100,16 @@
 // checks a private source: where the repository is, whether the Git server
 // answers and accepts modgate's credentials, and what it lists. Exit status
 // 1 when a check fails.
+//
+// # migrate
+//
+//	MODGATE_POSTGRES_DSN=postgres://modgate:PW@db:5432/modgate modgate migrate --config /etc/modgate.yaml
+//
+// applies the schema migrations the shared state's PostgreSQL database
+// (state.postgres.dsn_env or dsn_file) lacks, printing each one ("applied
+// 0001_fill_leases.sql"), or "schema up to date". serve applies them at
+// start as well; replicas starting at once apply each migration once.
+// Exit status 1 when the database cannot be reached or a migration fails.
 //
 // Planned subcommands (prefetch, export, import, verify, publish) arrive in
 // later releases; modgate says so when asked for one.

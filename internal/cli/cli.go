@@ -23,6 +23,7 @@ Usage:
   modgate token create|list|revoke   manage access tokens
   modgate audit verify|query         check the audit log's hash chain, or search it
   modgate source test NAME [MODULE]  check a private Git source: reachability, credentials, refs
+  modgate migrate                    apply the shared state's PostgreSQL schema migrations
   modgate version                    print the version
   modgate help                       print this text
 
@@ -57,6 +58,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return Audit(context.Background(), rest, stdout, stderr)
 	case "source":
 		return Source(context.Background(), rest, stdout, stderr)
+	case "migrate":
+		return Migrate(context.Background(), rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "modgate", version())
 		return 0

@@ -69,6 +69,9 @@ type Config struct {
 	// Audit configures the tamper-evident audit log (see audit.go).
 	Audit Audit `yaml:"audit"`
 
+	// State says where the state replicas share is kept (see state.go).
+	State State `yaml:"state"`
+
 	// Sources maps every key (as in Keys: "upstream.goproxy") to where its
 	// value came from: "default", "config file", "env MODGATE_LISTEN",
 	// "flag --listen", "go env GOPROXY", ... It is filled by Default, Load,

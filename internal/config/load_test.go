@@ -191,7 +191,7 @@ metrics:
 				c.Metrics = Metrics{Listen: "127.0.0.1:9100", Access: MetricsAccessScope}
 				// The sections of later issues have tests of their own.
 				for _, k := range Keys() {
-					if section, _, _ := strings.Cut(k, "."); !slices.Contains([]string{"tls", "private", "policy", "auth", "audit"}, section) {
+					if section, _, _ := strings.Cut(k, "."); !slices.Contains([]string{"tls", "private", "policy", "auth", "audit", "state"}, section) {
 						c.Sources[k] = SourceFile
 					}
 				}
@@ -510,6 +510,7 @@ func TestKeys(t *testing.T) {
 		"audit.enabled", "audit.dir", "audit.max_size_mb", "audit.max_age", "audit.retention", "audit.checkpoint_interval",
 		"audit.buffer", "audit.fail_closed", "audit.pseudonymize", "audit.pseudonym_key_file",
 		"audit.key_file", "audit.anchor_file", "audit.anchor_syslog",
+		"state.postgres.dsn_env", "state.postgres.dsn_file",
 	}
 	if diff := cmp.Diff(want, Keys()); diff != "" {
 		t.Errorf("Keys() mismatch (-want +got):\n%s", diff)

@@ -130,6 +130,7 @@ func (c Config) Validate() error {
 	v.policy()
 	v.auth()
 	v.audit()
+	v.state()
 
 	return errors.Join(v.problems...)
 }

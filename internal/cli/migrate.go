@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/state/postgres"
+)
+
+const migrateUsage = `usage: modgate migrate [--config FILE]
+
+Migrate applies the schema migrations of the shared state's PostgreSQL
+database (state.postgres in the configuration) that it does not have yet,
+and prints each one it applied. modgate serve applies them at start too;
+migrate runs them on their own, for example before a rolling upgrade. Any
+number of replicas may migrate at once: each migration is applied once.
+
+Flags:
+`
+
+// Migrate implements `modgate migrate`. It returns 0 when the schema is up
+// to date (whether or not it applied anything), 1 when the database cannot
+// be reached or a migration fails, and 2 for bad arguments or a
+// configuration that does not load, validate, or name a database.
+func Migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return migrate(ctx, args, stdout, stderr, tokenDeps{getenv: os.Getenv, goEnv: config.ReadGoEnv, now: time.Now})
+}
+
+func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, deps tokenDeps) int {
+	const prog = "modgate migrate"
+	fset := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() {
+		fmt.Fprint(fset.Output(), migrateUsage)
+		fset.PrintDefaults()
+	}
+	configPath := fset.String("config", deps.getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG)")
+	positional, status, ok := parseInterspersed(fset, args)
+	if !ok {
+		return status
+	}
+	if len(positional) != 0 {
+		fmt.Fprintf(stderr, "%s: want no arguments, got %q\n", prog, positional)
+		return 2
+	}
+	cfg, err := tokenConfig(ctx, *configPath, "", deps)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	if !cfg.PostgresEnabled() {
+		fmt.Fprintf(stderr, "%s: no database: state.postgres.dsn_env or dsn_file is not set, so the state is in files under %s and has no schema to migrate\n", prog, cfg.DataDir)
+		return 2
+	}
+	dsn, err := cfg.PostgresDSN()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	db, err := postgres.Open(ctx, dsn, slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	defer db.Close()
+	applied, err := db.ApplyMigrations(ctx)
+	for _, m := range applied {
+		fmt.Fprintf(stdout, "applied %s\n", m.Name)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(stdout, "schema up to date, nothing to apply")
+	}
+	return 0
+}

@@ -71,6 +71,8 @@ type Config struct {
 
 	// State says where the state replicas share is kept (see state.go).
 	State State `yaml:"state"`
+	// Storage says where module files are kept (see storage.go).
+	Storage Storage `yaml:"storage"`
 
 	// Sources maps every key (as in Keys: "upstream.goproxy") to where its
 	// value came from: "default", "config file", "env MODGATE_LISTEN",
@@ -336,6 +338,7 @@ func Default() Config {
 			CheckpointInterval: Duration{time.Minute},
 			Buffer:             1024,
 		},
+		Storage: defaultStorage(),
 		Sources: make(map[string]string),
 	}
 	for _, f := range schema() {

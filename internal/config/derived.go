@@ -28,6 +28,7 @@ func (c Config) Effective() Config {
 		// cannot be imported here
 		e.Audit.PseudonymKeyFile = filepath.Clean(e.Audit.Dir) + ".pseudonym-key"
 	}
+	e.Storage.S3.CacheDir = c.S3CacheDir()
 	if e.Private.GitDir == "" {
 		e.Private.GitDir = filepath.Join(c.DataDir, "git")
 	}

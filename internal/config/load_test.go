@@ -191,7 +191,7 @@ metrics:
 				c.Metrics = Metrics{Listen: "127.0.0.1:9100", Access: MetricsAccessScope}
 				// The sections of later issues have tests of their own.
 				for _, k := range Keys() {
-					if section, _, _ := strings.Cut(k, "."); !slices.Contains([]string{"tls", "private", "policy", "auth", "audit", "state"}, section) {
+					if section, _, _ := strings.Cut(k, "."); !slices.Contains([]string{"tls", "private", "policy", "auth", "audit", "state", "storage"}, section) {
 						c.Sources[k] = SourceFile
 					}
 				}
@@ -238,8 +238,8 @@ metrics:
 		},
 		{
 			name: "unknown top-level key",
-			yaml: "listen: :3000\nstorage: /srv\n",
-			errs: [][]string{{"modgate.yaml:2: storage: unknown key", "known keys at the top level: listen, public_url"}},
+			yaml: "listen: :3000\nstore: /srv\n",
+			errs: [][]string{{"modgate.yaml:2: store: unknown key", "known keys at the top level: listen, public_url"}},
 		},
 		{
 			name: "unknown nested key names the full key and line",
@@ -511,6 +511,9 @@ func TestKeys(t *testing.T) {
 		"audit.buffer", "audit.fail_closed", "audit.pseudonymize", "audit.pseudonym_key_file",
 		"audit.key_file", "audit.anchor_file", "audit.anchor_syslog",
 		"state.postgres.dsn_env", "state.postgres.dsn_file",
+		"storage.type", "storage.s3.endpoint", "storage.s3.region", "storage.s3.bucket", "storage.s3.prefix",
+		"storage.s3.path_style", "storage.s3.access_key_env", "storage.s3.secret_key_env",
+		"storage.s3.credentials_file", "storage.s3.cache_dir", "storage.s3.cache_max_mb",
 	}
 	if diff := cmp.Diff(want, Keys()); diff != "" {
 		t.Errorf("Keys() mismatch (-want +got):\n%s", diff)

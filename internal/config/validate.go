@@ -131,6 +131,7 @@ func (c Config) Validate() error {
 	v.auth()
 	v.audit()
 	v.state()
+	v.storage()
 
 	return errors.Join(v.problems...)
 }

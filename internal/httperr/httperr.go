@@ -38,6 +38,7 @@ import (
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/reqlog"
+	"github.com/modgate/modgate/internal/storage"
 	"github.com/modgate/modgate/internal/upstream"
 )
 
@@ -82,6 +83,9 @@ var classes = []class{
 	{auth.ErrRateLimited, http.StatusTooManyRequests},
 	{audit.ErrUnwritable, http.StatusServiceUnavailable},
 	{ErrNotReady, http.StatusServiceUnavailable},
+	// The module store (an object store) cannot be reached: come back
+	// later. Before fs.ErrNotExist: nothing is known to be missing.
+	{storage.ErrUnavailable, http.StatusServiceUnavailable},
 	// Before ErrUnavailable, which a busy error also matches: the fill
 	// queue is full, so the client should come back (Retry-After).
 	{mirror.ErrBusy, http.StatusServiceUnavailable},

@@ -10,8 +10,8 @@ import (
 // Readiness, wired here: what /readyz checks is a list of named
 // dependencies (package health). The server itself is one ("serving":
 // started and not draining), the vulnerability database another when one
-// is configured; the object store and the database of a replica are
-// added by the code that builds them, with their own Ready methods.
+// is configured, the module store when it has a Ready method (S3), the
+// database of the shared state when there is one.
 
 // buildHealth registers the checks New's configuration implies, then the
 // ones the options add.
@@ -28,6 +28,16 @@ func (s *Server) buildHealth(o options) {
 		s.health.Add(health.Check{Name: "vulndb", Checker: health.CheckerFunc(func(context.Context) error {
 			if !v.Status().Loaded {
 				return health.Reasonf(nil, "the vulnerability database is not loaded yet")
+			}
+			return nil
+		})})
+	}
+	// The module store, when it can be probed (S3): a replica that cannot
+	// reach it serves only its local cache, and leaves the balancer.
+	if _, ok := s.store.(interface{ Ready(context.Context) error }); ok {
+		s.health.Add(health.Check{Name: "storage", Checker: health.CheckerFunc(func(context.Context) error {
+			if err := s.storageReadiness(); err != nil { // storage.go
+				return health.Reasonf(err, "the %s store cannot be reached", s.cfg.Storage.Type)
 			}
 			return nil
 		})})

@@ -42,7 +42,6 @@ import (
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/reqlog"
 	"github.com/modgate/modgate/internal/storage"
-	"github.com/modgate/modgate/internal/storage/disk"
 	"github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/upstream"
 	"github.com/modgate/modgate/internal/upstream/git"
@@ -58,7 +57,7 @@ const maxMemoryFile = 64 << 10
 type Server struct {
 	cfg      config.Config
 	log      *slog.Logger
-	store    *disk.Store
+	store    storage.Store
 	chain    *upstream.Chain
 	verifier *sumdb.Verifier
 	mirror   *mirror.Mirror
@@ -104,14 +103,9 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		}
 	}()
 
-	store, err := disk.New(filepath.Join(cfg.DataDir, "modules"))
+	store, err := openStore(s.bgCtx, cfg, log) // storage.go
 	if err != nil {
-		return nil, fmt.Errorf("opening module store: %w", err)
-	}
-	if n, err := store.CleanTemp(); err != nil {
-		log.Warn("cleaning interrupted writes failed", "err", err)
-	} else if n > 0 {
-		log.Info("removed interrupted writes", "count", n)
+		return nil, err
 	}
 	s.store = store
 	// Small files (.info, .mod) are most requests; keep them in memory.

@@ -70,6 +70,11 @@ type Deleter interface {
 // ErrInvalidName reports a key that is not a clean relative slash path.
 var ErrInvalidName = errors.New("invalid storage name")
 
+// ErrUnavailable reports a store that cannot be reached or does not answer
+// (an object store that is down): the request may succeed later, and
+// nothing was stored. Servers answer 503.
+var ErrUnavailable = errors.New("storage unavailable")
+
 // CheckName reports whether name is acceptable as a storage key: a clean,
 // relative, slash-separated path without control characters whose elements
 // are not empty, ".", "..", and do not start with "." (temporary files use

@@ -303,28 +303,30 @@ func testCancelWhileReading(t *testing.T, s storage.Store) {
 }
 
 // testOpenReaderSurvivesReplace checks that a reader opened before a Put
-// keeps reading the old content to the end.
+// keeps reading the old content to the end. It replaces a mutable name:
+// stores shared by replicas keep the first copy of an immutable one (see
+// storage.Immutable).
 func testOpenReaderSurvivesReplace(t *testing.T, s storage.Store) {
 	old, replacement := Content(1<<20, 8), Content(1<<19, 9)
-	mustPut(t, s, zipName, old)
-	r, err := s.Get(t.Context(), zipName)
+	mustPut(t, s, listName, old)
+	r, err := s.Get(t.Context(), listName)
 	if err != nil {
-		t.Fatalf("Get(%q) = %v", zipName, err)
+		t.Fatalf("Get(%q) = %v", listName, err)
 	}
 	defer r.Close()
 	head := make([]byte, 1000)
 	if _, err := io.ReadFull(r, head); err != nil {
-		t.Fatalf("reading the head of %q: %v", zipName, err)
+		t.Fatalf("reading the head of %q: %v", listName, err)
 	}
-	mustPut(t, s, zipName, replacement)
+	mustPut(t, s, listName, replacement)
 	rest, err := io.ReadAll(r)
 	if err != nil {
-		t.Fatalf("reading the rest of %q after a replacing Put: %v", zipName, err)
+		t.Fatalf("reading the rest of %q after a replacing Put: %v", listName, err)
 	}
 	if got := append(head, rest...); !bytes.Equal(got, old) {
-		t.Errorf("a reader opened before Put(%q) read %s, want the old content (%d bytes)", zipName, describe(got, old), len(old))
+		t.Errorf("a reader opened before Put(%q) read %s, want the old content (%d bytes)", listName, describe(got, old), len(old))
 	}
-	checkContent(t, s, zipName, replacement)
+	checkContent(t, s, listName, replacement)
 }
 
 func testList(t *testing.T, s storage.Store) {
@@ -389,21 +391,21 @@ func testPutFile(t *testing.T, s storage.Store) {
 	}
 	for _, data := range [][]byte{Content(3<<20, 11), []byte("replaced"), nil} {
 		local := writeLocal(t, data)
-		if err := fp.PutFile(t.Context(), zipName, local); err != nil {
-			t.Fatalf("PutFile(%q, %q) = %v", zipName, local, err)
+		if err := fp.PutFile(t.Context(), listName, local); err != nil {
+			t.Fatalf("PutFile(%q, %q) = %v", listName, local, err)
 		}
 		if _, err := os.Lstat(local); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("after PutFile(%q, %q), Lstat of the local file = %v, want fs.ErrNotExist", zipName, local, err)
+			t.Errorf("after PutFile(%q, %q), Lstat of the local file = %v, want fs.ErrNotExist", listName, local, err)
 		}
-		checkContent(t, s, zipName, data)
+		checkContent(t, s, listName, data)
 	}
-	checkList(t, s, modDir, []string{"v1.0.0.zip"})
+	checkList(t, s, modDir, []string{"list"})
 
 	missing := filepath.Join(t.TempDir(), "missing")
-	if err := fp.PutFile(t.Context(), listName, missing); err == nil {
-		t.Errorf("PutFile(%q, %q) of a missing local file = nil, want an error", listName, missing)
+	if err := fp.PutFile(t.Context(), zipName, missing); err == nil {
+		t.Errorf("PutFile(%q, %q) of a missing local file = nil, want an error", zipName, missing)
 	}
-	checkAbsent(t, s, listName)
+	checkAbsent(t, s, zipName)
 }
 
 // Content returns n deterministic pseudo-random bytes; different seeds give

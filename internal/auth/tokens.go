@@ -107,6 +107,9 @@ type TokensOptions struct {
 	// difference the next time it is reloaded, never at open. It is called
 	// without locks held, from the goroutine that noticed the change.
 	OnChange func(TokenChange)
+	// Store keeps the tokens instead of the file in dir: a database that
+	// replicas share. OnChange is not called with a Store.
+	Store TokenStore
 }
 
 // Tokens is the token store in one directory ({data_dir}/auth), shared by
@@ -115,6 +118,7 @@ type Tokens struct {
 	dir      string
 	now      func() time.Time
 	onChange func(TokenChange)
+	store    TokenStore // nil: the file
 
 	mu      sync.Mutex
 	loaded  bool
@@ -140,9 +144,14 @@ func stampOf(fi fs.FileInfo) stamp {
 // an empty store (nothing is created until the first Create); a file that
 // cannot be read or parsed is an error.
 func OpenTokens(dir string, opts TokensOptions) (*Tokens, error) {
-	t := &Tokens{dir: dir, now: opts.Now, onChange: opts.OnChange}
+	t := &Tokens{dir: dir, now: opts.Now, onChange: opts.OnChange, store: opts.Store}
 	if t.now == nil {
 		t.now = time.Now
+	}
+	if t.store != nil {
+		// records caches what the store said last (see authenticateStore).
+		t.records = make(map[string]record)
+		return t, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -158,6 +167,9 @@ func (t *Tokens) path() string { return filepath.Join(t.dir, tokensName) }
 // the changes to OnChange. The server may call it periodically so that
 // command-line changes reach the audit log without waiting for a request.
 func (t *Tokens) Reload() error {
+	if t.store != nil {
+		return nil
+	}
 	t.mu.Lock()
 	changes, err := t.refreshLocked()
 	t.mu.Unlock()
@@ -167,16 +179,23 @@ func (t *Tokens) Reload() error {
 
 // List returns every token (expired ones too, until revoked), oldest first.
 func (t *Tokens) List() ([]Token, error) {
-	t.mu.Lock()
-	changes, err := t.refreshLocked()
 	var out []Token
-	for _, r := range t.records {
-		out = append(out, r.cloneToken())
-	}
-	t.mu.Unlock()
-	t.report(changes)
-	if err != nil {
-		return nil, err
+	if t.store != nil {
+		var err error
+		if out, err = t.listStore(); err != nil {
+			return nil, err
+		}
+	} else {
+		t.mu.Lock()
+		changes, err := t.refreshLocked()
+		for _, r := range t.records {
+			out = append(out, r.cloneToken())
+		}
+		t.mu.Unlock()
+		t.report(changes)
+		if err != nil {
+			return nil, err
+		}
 	}
 	slices.SortFunc(out, func(a, b Token) int {
 		if c := a.Created.Compare(b.Created); c != 0 {
@@ -196,6 +215,9 @@ func (t *Tokens) Authenticate(text string) (Token, error) {
 	id, secret, ok := parseToken(text)
 	if !ok {
 		return Token{}, fmt.Errorf("not a modgate token (want mgt_<id>_<secret>): %w", ErrInvalidToken)
+	}
+	if t.store != nil {
+		return t.authenticateStore(id, secret)
 	}
 	t.mu.Lock()
 	changes, err := t.refreshLocked()
@@ -244,6 +266,12 @@ func (t *Tokens) Create(name string, scopes []Scope, expires time.Time) (string,
 	if !expires.IsZero() {
 		tok.Expires = expires.UTC()
 	}
+	if t.store != nil {
+		if err := t.insertStore(record{Token: tok, Hash: hashSecret(id, secret)}); err != nil {
+			return "", Token{}, fmt.Errorf("creating token %q: %w", name, err)
+		}
+		return tokenPrefix + id + "_" + secret, tok, nil
+	}
 	err := t.update(func(recs map[string]record) error {
 		for _, r := range recs {
 			if r.Name == name {
@@ -266,6 +294,13 @@ func (t *Tokens) Create(name string, scopes []Scope, expires time.Time) (string,
 // and returns it. An unknown token is an error matching fs.ErrNotExist.
 // The token stops working in every process at its next Authenticate.
 func (t *Tokens) Revoke(idOrName string) (Token, error) {
+	if t.store != nil {
+		tok, err := t.deleteStore(idOrName)
+		if err != nil {
+			return Token{}, fmt.Errorf("revoking token: %w", err)
+		}
+		return tok, nil
+	}
 	var revoked Token
 	err := t.update(func(recs map[string]record) error {
 		if r, ok := recs[idOrName]; ok {

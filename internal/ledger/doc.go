@@ -57,4 +57,13 @@
 // It does not decide which modules are private (the patterns come from
 // configuration), does not look at public modules, and does not fetch or
 // store module files. One process owns a Dir at a time.
+//
+// # Replicas
+//
+// The records live behind a small Backend interface: the ledger file is the
+// default; package state/postgres keeps them in a table shared by every
+// replica, where the first replica to record a file wins (a unique key, an
+// INSERT that does nothing on conflict) and every other replica compares
+// against that hash, so a tag moved after any replica stored the first copy
+// is refused by all. Package ledgertest is the conformance suite both pass.
 package ledger

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,12 +10,54 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/module"
 )
 
-// A file is the open ledger file. Its methods are called with Ledger.mu held.
+// A fileBackend is the default Backend: the ledger file, with its records
+// in memory.
+type fileBackend struct {
+	mu      sync.Mutex
+	file    *file
+	records map[string]record // by "path version" or "path version/go.mod"
+}
+
+// A record is one recorded hash, as the file holds it.
+type record struct {
+	hash string
+	at   time.Time
+}
+
+func (b *fileBackend) Lookup(_ context.Context, key string) (Record, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rec, ok := b.records[key]
+	return Record{Hash: rec.hash, At: rec.at}, ok, nil
+}
+
+func (b *fileBackend) Record(_ context.Context, key string, rec Record) (Record, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if old, ok := b.records[key]; ok {
+		return Record{Hash: old.hash, At: old.at}, false, nil
+	}
+	r := record{hash: rec.Hash, at: rec.At}
+	if err := b.file.append(key, r); err != nil {
+		return Record{}, false, err
+	}
+	b.records[key] = r
+	return rec, true, nil
+}
+
+func (b *fileBackend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.file.close()
+}
+
+// A file is the open ledger file. Its methods are called with fileBackend.mu held.
 type file struct {
 	f    *os.File
 	name string

@@ -55,6 +55,32 @@ type Config struct {
 	// OnMoved, when not nil, is called once per refused file, for metrics
 	// and audit records. file is as in MovedError.File.
 	OnMoved func(module, version, file, recorded, got string)
+	// Backend keeps the records instead of the ledger file in Dir (which
+	// is then not used): a database shared by replicas (package
+	// state/postgres). Nil means the file. Close closes it.
+	Backend Backend
+}
+
+// A Backend keeps the recorded hashes, by key: the first two fields of the
+// file's go.sum line ("path version" or "path version/go.mod").
+// Implementations must be safe for concurrent use, also by several
+// processes sharing one backend: of two Records of one key, one wins and
+// the other gets the winner's record back.
+type Backend interface {
+	// Lookup returns the record of key; ok is false when there is none.
+	Lookup(ctx context.Context, key string) (rec Record, ok bool, err error)
+	// Record stores rec for key unless a record is stored already, and
+	// returns the stored record: rec itself when this call stored it
+	// (created is true), otherwise the earlier one, whatever its hash.
+	Record(ctx context.Context, key string, rec Record) (stored Record, created bool, err error)
+	// Close releases the backend.
+	Close() error
+}
+
+// A Record is one recorded hash.
+type Record struct {
+	Hash string    // "h1:..."
+	At   time.Time // when it was first seen, UTC, in whole seconds
 }
 
 // FileName is the name of the ledger file in Config.Dir.
@@ -69,23 +95,16 @@ type Ledger struct {
 	onMoved  func(module, version, file, recorded, got string)
 	now      func() time.Time
 
-	mu      sync.Mutex
-	file    *file             // the open ledger file
-	records map[string]record // by "path version" or "path version/go.mod"
-}
-
-// A record is one recorded hash.
-type record struct {
-	hash string
-	at   time.Time
+	mu      sync.Mutex // serialises this process's checks
+	backend Backend
 }
 
 // Open loads the ledger in cfg.Dir, creating an empty one if there is none,
 // and keeps its file open for appending until Close. It fails when the file
 // cannot be read or holds a malformed line other than a torn last one.
 func Open(cfg Config) (*Ledger, error) {
-	if cfg.Dir == "" {
-		return nil, errors.New("ledger: Dir is required")
+	if cfg.Dir == "" && cfg.Backend == nil {
+		return nil, errors.New("ledger: Dir or Backend is required")
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -97,19 +116,23 @@ func Open(cfg Config) (*Ledger, error) {
 		onMoved:  cfg.OnMoved,
 		now:      time.Now,
 	}
+	if cfg.Backend != nil {
+		l.backend = cfg.Backend
+		return l, nil
+	}
 	f, records, err := openFile(cfg.Dir, l.log)
 	if err != nil {
 		return nil, err
 	}
-	l.file, l.records = f, records
+	l.backend = &fileBackend{file: f, records: records}
 	return l, nil
 }
 
-// Close closes the ledger file. Checks after Close fail.
+// Close closes the ledger file or backend. Checks after Close fail.
 func (l *Ledger) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.file.close()
+	return l.backend.Close()
 }
 
 // Covers reports whether path is a private module the ledger records: whether
@@ -138,7 +161,7 @@ func (l *Ledger) CheckMod(ctx context.Context, path, version string, data []byte
 		return fmt.Errorf("%s@%s: hashing go.mod: %w", path, version, err)
 	}
 	l.mu.Lock()
-	err = l.checkLocked(path, version, fileMod, got)
+	err = l.checkLocked(ctx, path, version, fileMod, got)
 	l.mu.Unlock()
 	return l.report(err)
 }
@@ -164,31 +187,40 @@ func (l *Ledger) CheckZip(ctx context.Context, path, version, zipPath string) er
 	}
 
 	l.mu.Lock()
-	err = l.checkZipLocked(path, version, got, zipMod, hasMod)
+	err = l.checkZipLocked(ctx, path, version, got, zipMod, hasMod)
 	l.mu.Unlock()
 	return l.report(err)
 }
 
 // checkZipLocked is CheckZip once the hashes are known: got is the zip's,
 // zipMod the go.mod's inside it (when hasMod). l.mu must be held.
-func (l *Ledger) checkZipLocked(path, version, got, zipMod string, hasMod bool) error {
-	_, zipKnown := l.records[key(path, version, fileZip)]
+func (l *Ledger) checkZipLocked(ctx context.Context, path, version, got, zipMod string, hasMod bool) error {
+	_, zipKnown, err := l.backend.Lookup(ctx, key(path, version, fileZip))
+	if err != nil {
+		return fmt.Errorf("%s@%s: reading the ledger: %w", path, version, err)
+	}
 	// A recorded zip decides alone: it was accepted together with the
 	// go.mod recorded then, whatever that was.
-	if rec, ok := l.records[key(path, version, fileMod)]; ok && hasMod && !zipKnown && rec.hash != zipMod {
-		return &MovedError{Path: path, Version: version, File: fileZipMod, Recorded: rec.hash, Got: zipMod, Since: rec.at}
+	if !zipKnown && hasMod {
+		rec, ok, err := l.backend.Lookup(ctx, key(path, version, fileMod))
+		if err != nil {
+			return fmt.Errorf("%s@%s: reading the ledger: %w", path, version, err)
+		}
+		if ok && rec.Hash != zipMod {
+			return &MovedError{Path: path, Version: version, File: fileZipMod, Recorded: rec.Hash, Got: zipMod, Since: rec.At}
+		}
 	}
-	return l.checkLocked(path, version, fileZip, got)
+	return l.checkLocked(ctx, path, version, fileZip, got)
 }
 
 // Lookup returns the recorded hashes of path@version's go.mod and zip; either
-// is empty when not recorded, and ok reports whether any is.
+// is empty when not recorded, and ok reports whether any is. A backend
+// that cannot be read reports nothing recorded.
 func (l *Ledger) Lookup(path, version string) (mod, zip string, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	m, okMod := l.records[key(path, version, fileMod)]
-	z, okZip := l.records[key(path, version, fileZip)]
-	return m.hash, z.hash, okMod || okZip
+	ctx := context.Background()
+	m, okMod, _ := l.backend.Lookup(ctx, key(path, version, fileMod))
+	z, okZip, _ := l.backend.Lookup(ctx, key(path, version, fileZip))
+	return m.Hash, z.Hash, okMod || okZip
 }
 
 // Names of the checked files, as MovedError.File and log attributes say them.
@@ -208,22 +240,21 @@ func key(path, version, file string) string {
 }
 
 // checkLocked records got as the hash of the file when none is recorded, and
-// otherwise compares. l.mu must be held.
-func (l *Ledger) checkLocked(path, version, file, got string) error {
-	k := key(path, version, file)
-	if rec, ok := l.records[k]; ok {
-		if rec.hash == got {
-			l.log.Debug("hash matches record", "module", path, "version", version, "file", file)
-			return nil
-		}
-		return &MovedError{Path: path, Version: version, File: file, Recorded: rec.hash, Got: got, Since: rec.at}
-	}
-	rec := record{hash: got, at: l.now().UTC().Truncate(time.Second)}
-	if err := l.file.append(k, rec); err != nil {
+// otherwise compares. The backend decides atomically which copy was first,
+// also between replicas. l.mu must be held.
+func (l *Ledger) checkLocked(ctx context.Context, path, version, file, got string) error {
+	rec, created, err := l.backend.Record(ctx, key(path, version, file), Record{Hash: got, At: l.now().UTC().Truncate(time.Second)})
+	if err != nil {
 		return fmt.Errorf("%s@%s: recording %s hash: %w", path, version, file, err)
 	}
-	l.records[k] = rec
-	l.log.Info("recorded hash", "module", path, "version", version, "file", file, "hash", got)
+	if rec.Hash != got {
+		return &MovedError{Path: path, Version: version, File: file, Recorded: rec.Hash, Got: got, Since: rec.At}
+	}
+	if created {
+		l.log.Info("recorded hash", "module", path, "version", version, "file", file, "hash", got)
+	} else {
+		l.log.Debug("hash matches record", "module", path, "version", version, "file", file)
+	}
 	return nil
 }
 

@@ -43,6 +43,7 @@ func appendEntry(b []byte, e *entry) []byte {
 		b = strconv.AppendInt(b, int64(e.Duration), 10)
 	}
 	b = appendField(b, "action", e.Action)
+	b = appendField(b, "replica", e.Replica)
 	return append(b, '}')
 }
 

@@ -24,7 +24,7 @@ func TestAppendEntryMatchesJSON(t *testing.T) {
 			Time: ts.In(time.FixedZone("x", 3600)), RequestID: "r-1", Identity: "ci", ClientIP: "127.0.0.1",
 			UserAgent: "Go-http-client/1.1", Module: "example.com/!upper", Version: "v1.2.3+incompatible",
 			File: "zip", Result: ResultBlocked, Rule: "no-evil", Detail: `blocked by rule "no-evil": a <b> & c`,
-			Bytes: 1234, Upstream: "https://proxy.example", Duration: 1500 * time.Microsecond, Action: "token.create",
+			Bytes: 1234, Upstream: "https://proxy.example", Duration: 1500 * time.Microsecond, Action: "token.create", Replica: "host-1:42",
 		}}},
 		{"hostile strings", entry{Seq: 3, Prev: Genesis, Record: Record{Time: ts, Result: ResultError,
 			UserAgent: "a\x00b\x1fc\u007fd\n\r\t\"\\", Detail: "bad utf8 \xff\xfe end \u2028\u2029 é 世界 🙂",

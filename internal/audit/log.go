@@ -111,6 +111,23 @@ type Config struct {
 
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+
+	// Chain, if set, is a hash chain shared with other replicas (see
+	// chain.go and the package comment, "Shared chain"): records are
+	// appended to it in batches instead of to files in Dir, and spooled
+	// in SpoolDir while it cannot be reached. MaxSize, MaxAge and
+	// Retention do not apply to it.
+	Chain Chain
+
+	// Replica names this process in the records it writes (Record.Replica),
+	// e.g. hostname:pid; empty leaves the field out.
+	Replica string
+
+	// SpoolDir is where a Log on a Chain keeps records while the chain
+	// cannot be reached; empty means Dir/spool. SpoolMaxBytes bounds it;
+	// zero means DefaultSpoolMaxBytes.
+	SpoolDir      string
+	SpoolMaxBytes int64
 }
 
 // A Log is the audit sink: an append-only, hash-chained set of files in
@@ -139,7 +156,8 @@ type Log struct {
 	dropSince        time.Time
 	dropLogged       bool
 
-	w writer // owned by the writer goroutine
+	w  writer        // owned by the writer goroutine
+	sw *sharedWriter // the writer goroutine's state on a Chain, else nil
 }
 
 // writer is the state of the writer goroutine.
@@ -225,6 +243,13 @@ func Open(cfg Config) (*Log, error) {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	if cfg.AnchorTimeout <= 0 {
+		cfg.AnchorTimeout = DefaultAnchorTimeout
+	}
+	if cfg.Chain != nil {
+		l.cfg = cfg
+		return l.openShared()
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("opening audit log: %w", err)
 	}
@@ -274,6 +299,9 @@ func (l *Log) Write(r Record) {
 	}
 	r.UserAgent = clip(r.UserAgent, maxUserAgent)
 	r.Detail = clip(r.Detail, maxDetail)
+	if l.cfg.Replica != "" {
+		r.Replica = l.cfg.Replica
+	}
 
 	l.mu.RLock()
 	defer l.mu.RUnlock()

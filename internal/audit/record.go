@@ -76,6 +76,9 @@ type Record struct {
 	Upstream  string        `json:"upstream,omitempty"`
 	Duration  time.Duration `json:"duration_ns,omitempty"`
 	Action    string        `json:"action,omitempty"` // admin actions: token.create, token.revoke, policy.reload, tag.moved, ...
+	// Replica names the process that wrote the record into a shared chain
+	// (Config.Replica); empty in a single-node log.
+	Replica string `json:"replica,omitempty"`
 }
 
 // Limits on free-text fields, so that one client cannot make every line

@@ -78,7 +78,7 @@ type VerifyOptions struct {
 
 // A Problem is one thing Verify found wrong, and where.
 type Problem struct {
-	File string // base name of the log file or of the checkpoints file; "" for the whole log
+	File string // base name of the log file or of the checkpoints file, "replica <name>" for a row of a shared chain; "" for the whole log
 	Line int    // 1-based line in File; 0 if none
 	Seq  int64  // the record concerned; 0 if none
 	Kind ProblemKind
@@ -116,6 +116,20 @@ type Report struct {
 	Outside       int   // valid checkpoints in VerifyOptions.Checkpoints
 	OutsideFile   string
 	Problems      []Problem
+
+	// Chain names the shared chain verified (VerifyChain), "" for files;
+	// Replicas lists the replicas whose records it holds, sorted.
+	Chain    string
+	Replicas []string
+}
+
+// where says what the records were read from: "N files", or a shared
+// chain's name.
+func (r Report) where() string {
+	if r.Chain != "" {
+		return r.Chain
+	}
+	return fmt.Sprintf("%d files", r.Files)
 }
 
 // OK reports whether the log verified.
@@ -126,7 +140,10 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 func (r Report) String() string {
 	var b strings.Builder
 	if r.OK() {
-		fmt.Fprintf(&b, "ok: %d records in %d files, chain intact up to checkpoint seq %d", r.Records, r.Files, r.CheckpointSeq)
+		fmt.Fprintf(&b, "ok: %d records in %s, chain intact up to checkpoint seq %d", r.Records, r.where(), r.CheckpointSeq)
+		if len(r.Replicas) > 0 {
+			fmt.Fprintf(&b, "; written by %s", strings.Join(r.Replicas, ", "))
+		}
 		if r.Records == 0 {
 			b.Reset()
 			fmt.Fprintf(&b, "ok: no records in %s", r.Dir)
@@ -143,7 +160,7 @@ func (r Report) String() string {
 		b.WriteString("\n")
 		return b.String()
 	}
-	fmt.Fprintf(&b, "FAILED: %s in %s (%d records in %d files, %d valid checkpoints):\n", plural(len(r.Problems), "problem"), r.Dir, r.Records, r.Files, r.Checkpoints)
+	fmt.Fprintf(&b, "FAILED: %s in %s (%d records in %s, %d valid checkpoints):\n", plural(len(r.Problems), "problem"), r.Dir, r.Records, r.where(), r.Checkpoints)
 	for _, p := range r.Problems {
 		b.WriteString("  " + p.String() + "\n")
 	}
@@ -184,22 +201,75 @@ func Verify(dir string, pub ed25519.PublicKey) (Report, error) {
 // problem, when there are problems, and is another error when the log or
 // the outside checkpoints could not be read at all.
 func VerifyWith(dir string, pub ed25519.PublicKey, opts VerifyOptions) (Report, error) {
+	rep := Report{Dir: dir}
+	segs, err := listSegments(dir)
+	if err != nil {
+		return rep, fmt.Errorf("verifying audit log: %w", err)
+	}
+	rep.Files = len(segs)
+	lines, err := readCheckpoints(dir)
+	if err != nil {
+		return rep, err
+	}
+	walk := func(visit visitFunc, add addFunc) error {
+		for fi, s := range segs {
+			path := filepath.Join(dir, s.name)
+			f, err := os.Open(path)
+			if err != nil {
+				return fmt.Errorf("verifying audit log: %w", err)
+			}
+			r := bufio.NewReader(f)
+			for n := 1; ; n++ {
+				line, err := r.ReadBytes('\n')
+				if errors.Is(err, io.EOF) {
+					if len(line) > 0 && fi < len(segs)-1 {
+						add(s.name, n, 0, ProblemMalformed, "incomplete last line in a file that is not the last one")
+					}
+					// In the last file an incomplete line is a record being
+					// written now (or torn by a crash, and cut off at the
+					// next start): not part of the chain yet.
+					break
+				}
+				if err != nil {
+					f.Close()
+					return fmt.Errorf("verifying audit log: reading %s: %w", path, err)
+				}
+				e, hashOK, err := decodeLine(line[:len(line)-1])
+				if err != nil {
+					add(s.name, n, 0, ProblemMalformed, "%v", err)
+					continue
+				}
+				if n == 1 && e.Seq != s.firstSeq {
+					add(s.name, n, e.Seq, ProblemMalformed, "the file name says its first record is seq %d (file renamed?)", s.firstSeq)
+				}
+				visit(location{file: s.name, line: n, hash: e.Hash}, e, hashOK)
+			}
+			f.Close()
+		}
+		return nil
+	}
+	return verify(rep, lines, walk, pub, opts)
+}
+
+// An addFunc reports a problem.
+type addFunc func(file string, line int, seq int64, kind ProblemKind, format string, args ...any)
+
+// A visitFunc takes the next decoded record of the walk, read at loc.
+type visitFunc func(loc location, e entry, hashOK bool)
+
+// verify checks the records walk visits, in storage order, against the
+// checkpoint lines.
+func verify(rep Report, lines [][]byte, walk func(visitFunc, addFunc) error, pub ed25519.PublicKey, opts VerifyOptions) (Report, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultCheckpointInterval
 	}
-	rep := Report{Dir: dir}
 	verifier, err := newVerifier(pub)
 	if err != nil {
 		return rep, err
 	}
-	segs, err := listSegments(dir)
-	if err != nil {
-		return rep, fmt.Errorf("verifying audit log: %w", err)
-	}
-	rep.Files = len(segs)
 	add := func(file string, line int, seq int64, kind ProblemKind, format string, args ...any) {
 		rep.Problems = append(rep.Problems, Problem{File: file, Line: line, Seq: seq, Kind: kind, Msg: fmt.Sprintf(format, args...)})
 	}
@@ -208,10 +278,6 @@ func VerifyWith(dir string, pub ed25519.PublicKey, opts VerifyOptions) (Report, 
 	type signed struct {
 		checkpoint
 		line int
-	}
-	lines, err := readCheckpoints(dir)
-	if err != nil {
-		return rep, err
 	}
 	var cps []signed
 	wanted := make(map[int64]bool)
@@ -276,86 +342,57 @@ func VerifyWith(dir string, pub ed25519.PublicKey, opts VerifyOptions) (Report, 
 		start     *entry // the first record, when it is not seq 1
 		startAt   location
 	)
-	for fi, s := range segs {
-		path := filepath.Join(dir, s.name)
-		f, err := os.Open(path)
-		if err != nil {
-			return rep, fmt.Errorf("verifying audit log: %w", err)
+	visit := func(loc location, e entry, hashOK bool) {
+		switch {
+		case expected == 0:
+			rep.FirstSeq = e.Seq
+			if e.Seq == 1 {
+				rep.Anchor = "genesis"
+				if e.Prev != Genesis {
+					add(loc.file, loc.line, e.Seq, ProblemBrokenLink, "the first record does not link to the genesis value")
+				}
+			} else {
+				start, startAt = &e, loc
+			}
+		case e.Seq == expected:
+			want := prevHash
+			if h, ok := recent[e.Seq-1]; ok {
+				want = h
+			}
+			if e.Prev != want {
+				add(loc.file, loc.line, e.Seq, ProblemBrokenLink, "prev does not match the hash of seq %d: that record was changed and rehashed, or this one replaced", e.Seq-1)
+			}
+		case e.Seq > expected:
+			where := ""
+			if loc.line == 1 {
+				where = fmt.Sprintf(" (a whole file after %s deleted?)", last.file)
+			}
+			add(loc.file, loc.line, e.Seq, ProblemMissing, "seq %d where %d was expected: %s missing%s", e.Seq, expected, span(expected, e.Seq-1), where)
+		default:
+			add(loc.file, loc.line, e.Seq, ProblemReordered, "seq %d comes after seq %d", e.Seq, expected-1)
+			if h, ok := recent[e.Seq-1]; ok && e.Prev != h {
+				add(loc.file, loc.line, e.Seq, ProblemBrokenLink, "prev does not match the hash of seq %d", e.Seq-1)
+			}
 		}
-		r := bufio.NewReader(f)
-		for n := 1; ; n++ {
-			line, err := r.ReadBytes('\n')
-			if errors.Is(err, io.EOF) {
-				if len(line) > 0 && fi < len(segs)-1 {
-					add(s.name, n, 0, ProblemMalformed, "incomplete last line in a file that is not the last one")
-				}
-				// In the last file an incomplete line is a record being
-				// written now (or torn by a crash, and cut off at the
-				// next start): not part of the chain yet.
-				break
-			}
-			if err != nil {
-				f.Close()
-				return rep, fmt.Errorf("verifying audit log: reading %s: %w", path, err)
-			}
-			e, hashOK, err := decodeLine(line[:len(line)-1])
-			if err != nil {
-				add(s.name, n, 0, ProblemMalformed, "%v", err)
-				continue
-			}
-			loc := location{file: s.name, line: n, hash: e.Hash}
-			if n == 1 && e.Seq != s.firstSeq {
-				add(s.name, n, e.Seq, ProblemMalformed, "the file name says its first record is seq %d (file renamed?)", s.firstSeq)
-			}
-			switch {
-			case expected == 0:
-				rep.FirstSeq = e.Seq
-				if e.Seq == 1 {
-					rep.Anchor = "genesis"
-					if e.Prev != Genesis {
-						add(s.name, n, e.Seq, ProblemBrokenLink, "the first record does not link to the genesis value")
-					}
-				} else {
-					start, startAt = &e, loc
-				}
-			case e.Seq == expected:
-				want := prevHash
-				if h, ok := recent[e.Seq-1]; ok {
-					want = h
-				}
-				if e.Prev != want {
-					add(s.name, n, e.Seq, ProblemBrokenLink, "prev does not match the hash of seq %d: that record was changed and rehashed, or this one replaced", e.Seq-1)
-				}
-			case e.Seq > expected:
-				where := ""
-				if n == 1 {
-					where = fmt.Sprintf(" (a whole file after %s deleted?)", last.file)
-				}
-				add(s.name, n, e.Seq, ProblemMissing, "seq %d where %d was expected: %s missing%s", e.Seq, expected, span(expected, e.Seq-1), where)
-			default:
-				add(s.name, n, e.Seq, ProblemReordered, "seq %d comes after seq %d", e.Seq, expected-1)
-				if h, ok := recent[e.Seq-1]; ok && e.Prev != h {
-					add(s.name, n, e.Seq, ProblemBrokenLink, "prev does not match the hash of seq %d", e.Seq-1)
-				}
-			}
-			if !hashOK {
-				add(s.name, n, e.Seq, ProblemEdited, "the record does not match its hash: it was changed after it was written")
-			}
-			if wanted[e.Seq] {
-				found[e.Seq] = loc
-			}
-			if e.Retention != nil {
-				retention = append(retention, e)
-			}
-			recent[e.Seq] = e.Hash
-			delete(recent, e.Seq-64)
-			prevHash = e.Hash
-			expected = max(expected, e.Seq+1)
-			rep.Records++
-			rep.LastSeq = max(rep.LastSeq, e.Seq)
-			last, lastTime = loc, e.Time
+		if !hashOK {
+			add(loc.file, loc.line, e.Seq, ProblemEdited, "the record does not match its hash: it was changed after it was written")
 		}
-		f.Close()
+		if wanted[e.Seq] {
+			found[e.Seq] = loc
+		}
+		if e.Retention != nil {
+			retention = append(retention, e)
+		}
+		recent[e.Seq] = e.Hash
+		delete(recent, e.Seq-64)
+		prevHash = e.Hash
+		expected = max(expected, e.Seq+1)
+		rep.Records++
+		rep.LastSeq = max(rep.LastSeq, e.Seq)
+		last, lastTime = loc, e.Time
+	}
+	if err := walk(visit, add); err != nil {
+		return rep, err
 	}
 
 	var lastValid *signed

@@ -42,6 +42,9 @@ When the log is pseudonymised, --identity takes the identity in clear (the
 key is read from the key file) or its pseudonym ("p:...").
 
 The directory is audit.dir from the configuration, else {data_dir}/audit.
+When state.postgres names a database (and --dir is not given), both read
+the replicas' shared chain from it instead; a problem in a row is named by
+its seq and the replica that wrote it, and query shows a REPLICA column.
 The verify key is <key>.pub (or the signing key itself), where <key> is
 audit.key_file, else <dir>.key next to the directory.
 
@@ -199,10 +202,12 @@ func auditVerify(args []string, stdout, stderr io.Writer, deps auditDeps) int {
 		now = t
 	}
 	opts.Now = now
-	cfg, dir, ok := f.location(deps, stderr)
+	src, code, ok := f.open(deps, stderr)
 	if !ok {
-		return 2
+		return code
 	}
+	defer src.close()
+	cfg, dir := src.cfg, src.dir
 	opts.Interval = cfg.Audit.CheckpointInterval.Duration
 	if *keyFile == "" {
 		key := audit.KeyPath(dir)
@@ -232,7 +237,7 @@ func auditVerify(args []string, stdout, stderr io.Writer, deps auditDeps) int {
 			return 1
 		}
 	}
-	rep, err := audit.VerifyWith(dir, pub, opts)
+	rep, err := src.verify(pub, opts)
 	if err != nil && !errors.Is(err, audit.ErrTampered) {
 		fmt.Fprintf(stderr, "modgate audit verify: %v\n", err)
 		return 1
@@ -273,10 +278,12 @@ func auditQuery(args []string, stdout, stderr io.Writer, deps auditDeps) int {
 		}
 	}
 	filter.Module = *modPattern
-	cfg, dir, ok := f.location(deps, stderr)
+	src, code, ok := f.open(deps, stderr)
 	if !ok {
-		return 2
+		return code
 	}
+	defer src.close()
+	cfg, dir := src.cfg, src.dir
 	filter.Identity = *identity
 	if *identity != "" && cfg.Audit.Pseudonymize && !strings.HasPrefix(*identity, audit.PseudonymPrefix) {
 		keyFile := cfg.Audit.PseudonymKeyFile
@@ -299,20 +306,25 @@ func auditQuery(args []string, stdout, stderr io.Writer, deps auditDeps) int {
 		flush = func() error { return nil }
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tRESULT\tIDENTITY\tCLIENT\tMODULE\tFILE\tRULE/ACTION\tBYTES\tDURATION\tREQUEST")
+		// A shared chain has records of several replicas: say whose.
+		replicaHead, replica := "", func(audit.Record) string { return "" }
+		if src.chain != nil {
+			replicaHead, replica = "\tREPLICA", func(r audit.Record) string { return "\t" + dash(r.Replica) }
+		}
+		fmt.Fprintln(tw, "TIME\tRESULT\tIDENTITY\tCLIENT\tMODULE\tFILE\tRULE/ACTION\tBYTES\tDURATION\tREQUEST"+replicaHead)
 		emit = func(r audit.Record) error {
 			mod := r.Module
 			if r.Version != "" {
 				mod += "@" + r.Version
 			}
-			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
+			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s%s\n",
 				r.Time.UTC().Format(time.RFC3339), r.Result, dash(r.Identity), dash(r.ClientIP), dash(mod),
-				dash(r.File), dash(r.Rule+r.Action), r.Bytes, r.Duration.Round(time.Millisecond), dash(r.RequestID))
+				dash(r.File), dash(r.Rule+r.Action), r.Bytes, r.Duration.Round(time.Millisecond), dash(r.RequestID), replica(r))
 			return err
 		}
 		flush = tw.Flush
 	}
-	if err := audit.Query(dir, filter, emit); err != nil {
+	if err := src.query(filter, emit); err != nil {
 		flush()
 		fmt.Fprintf(stderr, "modgate audit query: %v\n", err)
 		return 1

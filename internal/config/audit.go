@@ -52,6 +52,12 @@ type Audit struct {
 	// written, instead of serving them without a record. Default false.
 	FailClosed bool `yaml:"fail_closed"`
 
+	// SpoolMaxMB bounds, in megabytes, the local spool that keeps records
+	// while the replicas' shared chain in PostgreSQL (state.postgres)
+	// cannot be reached, from 1 to 1048576; when it is full, records are
+	// dropped and counted. Unused without state.postgres. Default 256.
+	SpoolMaxMB int `yaml:"spool_max_mb"`
+
 	// Pseudonymize replaces client IPs and identities in the log with a
 	// keyed hash ("p:" and 24 hex digits): one client keeps one pseudonym,
 	// but only the key's holder can tell who it is. Default false.
@@ -116,6 +122,9 @@ func (v *validator) audit() {
 	}
 	if n := a.Buffer; n < 1 || n > 1<<20 {
 		v.add("audit.buffer", "", "must be between 1 and 1048576 records, got %d", n)
+	}
+	if n := a.SpoolMaxMB; n < 1 || n > 1<<20 {
+		v.add("audit.spool_max_mb", "", "must be between 1 and 1048576, got %d", n)
 	}
 	v.auditPath("audit.pseudonym_key_file", a.PseudonymKeyFile)
 	if a.PseudonymKeyFile != "" && !a.Pseudonymize {

@@ -15,6 +15,7 @@ func TestAuditDefaults(t *testing.T) {
 		MaxAge:             Duration{24 * time.Hour},
 		CheckpointInterval: Duration{time.Minute},
 		Buffer:             1024,
+		SpoolMaxMB:         256,
 	}
 	if diff := cmp.Diff(want, c.Audit); diff != "" {
 		t.Errorf("default audit section (-want +got):\n%s", diff)
@@ -53,6 +54,7 @@ audit:
 		CheckpointInterval: Duration{30 * time.Second},
 		Buffer:             64,
 		FailClosed:         true,
+		SpoolMaxMB:         256,
 		Pseudonymize:       true,
 		PseudonymKeyFile:   "/etc/modgate/pseudonym.key",
 		KeyFile:            "/etc/modgate/audit.key",

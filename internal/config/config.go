@@ -258,6 +258,12 @@ type Server struct {
 	// load balancer polling /readyz stops sending work before the listener
 	// closes. 0 closes the listener at once. Default 5s.
 	DrainPeriod Duration `yaml:"drain_period"`
+
+	// ReplicaName names this process among the replicas that share one
+	// database (state.postgres), in the audit records it writes: letters,
+	// digits and ".-_:@", at most 64. Empty (the default) means
+	// hostname:pid.
+	ReplicaName string `yaml:"replica_name"`
 }
 
 // Metrics configures who may read /metrics, which shows rule names and
@@ -337,6 +343,7 @@ func Default() Config {
 			MaxAge:             Duration{24 * time.Hour},
 			CheckpointInterval: Duration{time.Minute},
 			Buffer:             1024,
+			SpoolMaxMB:         256,
 		},
 		Storage: defaultStorage(),
 		Sources: make(map[string]string),

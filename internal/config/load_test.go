@@ -160,6 +160,7 @@ server:
   shutdown_timeout: 1m
   read_header_timeout: 3s
   drain_period: 0s
+  replica_name: host-1
 metrics:
   listen: 127.0.0.1:9100
   access: Scope
@@ -187,7 +188,7 @@ metrics:
 				}
 				c.SumDB = SumDB{GOSUMDB: "off", NoSumDB: []string{"corp.example"}}
 				c.Cache = Cache{ListTTL: Duration{5 * time.Minute}, NegativeTTL: Duration{10 * time.Second}, SumDBLatestTTL: Duration{time.Hour}, MemoryMB: 8}
-				c.Server = Server{ShutdownTimeout: Duration{time.Minute}, ReadHeaderTimeout: Duration{3 * time.Second}}
+				c.Server = Server{ShutdownTimeout: Duration{time.Minute}, ReadHeaderTimeout: Duration{3 * time.Second}, ReplicaName: "host-1"}
 				c.Metrics = Metrics{Listen: "127.0.0.1:9100", Access: MetricsAccessScope}
 				// The sections of later issues have tests of their own.
 				for _, k := range Keys() {
@@ -496,7 +497,7 @@ func TestKeys(t *testing.T) {
 		"upstream.direct.proxy", "upstream.direct.ca_file",
 		"sumdb.gosumdb", "sumdb.nosumdb",
 		"cache.list_ttl", "cache.negative_ttl", "cache.sumdb_latest_ttl", "cache.memory_mb",
-		"server.shutdown_timeout", "server.read_header_timeout", "server.drain_period",
+		"server.shutdown_timeout", "server.read_header_timeout", "server.drain_period", "server.replica_name",
 		"metrics.listen", "metrics.access",
 		"tls.cert_file", "tls.key_file", "tls.client_ca_file", "tls.min_version",
 		"private.git_dir", "private.git_timeout", "private.max_concurrent_git",
@@ -508,7 +509,7 @@ func TestKeys(t *testing.T) {
 		"auth.mtls.default_scopes", "auth.mtls.identities", "auth.client_ips.allow", "auth.client_ips.deny",
 		"auth.failed_attempts.per_minute",
 		"audit.enabled", "audit.dir", "audit.max_size_mb", "audit.max_age", "audit.retention", "audit.checkpoint_interval",
-		"audit.buffer", "audit.fail_closed", "audit.pseudonymize", "audit.pseudonym_key_file",
+		"audit.buffer", "audit.fail_closed", "audit.spool_max_mb", "audit.pseudonymize", "audit.pseudonym_key_file",
 		"audit.key_file", "audit.anchor_file", "audit.anchor_syslog",
 		"state.postgres.dsn_env", "state.postgres.dsn_file",
 		"storage.type", "storage.s3.endpoint", "storage.s3.region", "storage.s3.bucket", "storage.s3.prefix",

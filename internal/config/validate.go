@@ -132,6 +132,7 @@ func (c Config) Validate() error {
 	v.audit()
 	v.state()
 	v.storage()
+	v.replicaName()
 
 	return errors.Join(v.problems...)
 }

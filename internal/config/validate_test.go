@@ -108,6 +108,17 @@ func TestValidate(t *testing.T) {
 			errs:   [][]string{{`server.drain_period: must not be negative, got -1s`}},
 		},
 		{name: "drain period zero", modify: func(c *Config) { c.Server.DrainPeriod = Duration{} }},
+		{name: "replica name", modify: func(c *Config) { c.Server.ReplicaName = "db-1.corp:8080" }},
+		{
+			name:   "replica name with a space",
+			modify: func(c *Config) { c.Server.ReplicaName = "a b" },
+			errs:   [][]string{{`server.replica_name: "a b": want 1 to 64 letters, digits and .-_:@`}},
+		},
+		{
+			name:   "audit spool of zero",
+			modify: func(c *Config) { c.Audit.SpoolMaxMB = 0 },
+			errs:   [][]string{{`audit.spool_max_mb: must be between 1 and 1048576, got 0`}},
+		},
 		{name: "metrics listen", modify: func(c *Config) { c.Metrics.Listen = "127.0.0.1:9100" }},
 		{
 			name:   "metrics listen without port",

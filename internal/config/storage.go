@@ -133,6 +133,14 @@ func (v *validator) storage() {
 	}
 	if s.CacheDir != "" && !filepath.IsAbs(s.CacheDir) {
 		v.add("storage.s3.cache_dir", "", "%q is not an absolute path; write the full path", s.CacheDir)
+	} else if d := v.c.DataDir; s.CacheDir != "" && d != "" {
+		// The cache evicts files it finds there: it must not share a
+		// directory with anything else modgate keeps.
+		clean := filepath.Clean(s.CacheDir)
+		modules := filepath.Join(d, "modules")
+		if clean == filepath.Clean(d) || pathWithin(modules, clean) || pathWithin(clean, modules) {
+			v.add("storage.s3.cache_dir", "", "%q overlaps the data directory's module store; use a directory of its own (default {data_dir}/s3cache)", s.CacheDir)
+		}
 	}
 	if s.CacheMaxMB < 0 || s.CacheMaxMB > 1<<24 {
 		v.add("storage.s3.cache_max_mb", "", "must be between 0 (off) and 16777216, got %d", s.CacheMaxMB)

@@ -16,7 +16,7 @@ import (
 
 // s3Config returns an edit that puts module files in bucket on srv, with
 // the credentials in a file.
-func s3Config(t *testing.T, srv *testenv.S3Server, bucket string) func(*config.Config) {
+func s3Config(t testing.TB, srv *testenv.S3Server, bucket string) func(*config.Config) {
 	creds := filepath.Join(t.TempDir(), "s3-credentials")
 	if err := os.WriteFile(creds, []byte(srv.AccessKey+"\n"+srv.SecretKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)

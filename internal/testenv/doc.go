@@ -66,4 +66,13 @@
 // needs something optional on the machine (sshd, root) calls
 // [Unavailable] when it is missing: a skip that says so, or a failure
 // under MODGATE_REQUIRE_SERVERS=1, which .ci/run sets.
+//
+// # Real servers
+//
+// [S3] gives a test a fresh bucket on a real versitygw (an S3-compatible
+// server), started once per test process on 127.0.0.1 from the binary
+// .ci/run builds into $HOME/.cache/modgate-ci/bin (or one on PATH); the
+// package's TestMain calls [StopS3] after m.Run. [NewS3] starts a private
+// one that the test can Stop and Start, to see what happens while S3 is
+// down.
 package testenv

@@ -76,8 +76,7 @@ func newDiskCache(dir string, max int64) (*diskCache, error) {
 		name := filepath.ToSlash(rel)
 		info, err := d.Info()
 		if err != nil || storage.CheckName(name) != nil || !storage.Immutable(name) {
-			os.Remove(p) // not something this cache writes
-			return nil
+			return nil // not something this cache writes, and never read
 		}
 		files = append(files, found{name, info.Size(), info.ModTime()})
 		return nil
@@ -107,6 +106,15 @@ func (c *diskCache) path(name string) string { return filepath.Join(c.dir, filep
 // fs.ErrNotExist when it is not cached (or was wiped).
 func (c *diskCache) open(name string) (*os.File, error) {
 	f, err := os.OpenFile(c.path(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	var fi fs.FileInfo
+	if err == nil {
+		if fi, err = f.Stat(); err == nil && !fi.Mode().IsRegular() {
+			err = &fs.PathError{Op: "open", Path: c.path(name), Err: fs.ErrNotExist}
+		}
+		if err != nil {
+			f.Close()
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[name]
@@ -118,7 +126,7 @@ func (c *diskCache) open(name string) (*os.File, error) {
 	}
 	if ok {
 		c.lru.MoveToFront(el)
-	} else if fi, err := f.Stat(); err == nil {
+	} else {
 		// Put there by another process sharing the directory.
 		c.items[name] = c.lru.PushFront(&cacheFile{name, fi.Size()})
 		c.size += fi.Size()

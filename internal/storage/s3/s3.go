@@ -167,6 +167,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: 30 * time.Second,
+			// Large PutObjects ask "Expect: 100-continue" first, so a
+			// conditional put that loses gets its 412 before sending
+			// the body.
+			ExpectContinueTimeout: time.Second,
 			TLSHandshakeTimeout:   5 * time.Second,
 		}}
 	}
@@ -406,6 +410,15 @@ func (s *Store) upload(ctx context.Context, name, path string) (created bool, si
 		if immutable && status == http.StatusPreconditionFailed {
 			return false, fi.Size(), nil
 		}
+		if immutable && status == 0 && ctx.Err() == nil && s.exists(ctx, name) {
+			// A server that refuses a conditional put may answer
+			// before reading the body and close the connection, which
+			// the client sees as a failed send. One PutObject is
+			// atomic, so an object that is there now was stored whole:
+			// by another replica, or by this upload whose answer got
+			// lost. Either way the file is stored.
+			return false, fi.Size(), nil
+		}
 		if !immutable || status != http.StatusConflict || attempt >= 5 {
 			return false, 0, s.classify(ctx, "storing", name, err)
 		}
@@ -418,6 +431,12 @@ func (s *Store) upload(ctx context.Context, name, path string) (created bool, si
 		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
 		}
 	}
+}
+
+// exists reports whether the object for name is there.
+func (s *Store) exists(ctx context.Context, name string) bool {
+	_, err := s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(name))})
+	return err == nil
 }
 
 // List returns the sorted names of the objects directly below dir.

@@ -24,6 +24,24 @@ number of replicas may migrate at once: each migration is applied once.
 Flags:
 `
 
+// openStateDB opens and migrates the shared state's database named by
+// cfg.state.postgres, for the subcommands that change shared state.
+func openStateDB(ctx context.Context, cfg config.Config) (*postgres.DB, error) {
+	dsn, err := cfg.PostgresDSN()
+	if err != nil {
+		return nil, err
+	}
+	db, err := postgres.Open(ctx, dsn, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 // Migrate implements `modgate migrate`. It returns 0 when the schema is up
 // to date (whether or not it applied anything), 1 when the database cannot
 // be reached or a migration fails, and 2 for bad arguments or a

@@ -22,7 +22,8 @@ const tokenUsage = `usage: modgate token create --name NAME --scope SCOPE [--sco
        modgate token revoke ID|NAME
 
 Token manages the access tokens modgate accepts, stored as hashes in
-{data_dir}/auth. The running server sees every change at its next request.
+{data_dir}/auth, or in the shared PostgreSQL database when state.postgres is
+set. The running servers see every change at their next request.
 
 A scope is read:PATTERN, publish:PATTERN or admin; PATTERN uses GOPRIVATE
 syntax (corp.example.com/team-a/* is every module under team-a), and read
@@ -126,7 +127,18 @@ func token(ctx context.Context, args []string, stdout, stderr io.Writer, deps to
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 2
 	}
-	tokens, err := auth.OpenTokens(cfg.AuthDir(), auth.TokensOptions{Now: deps.now})
+	opts := auth.TokensOptions{Now: deps.now}
+	if cfg.PostgresEnabled() {
+		// Replicas keep their tokens in the shared database.
+		db, err := openStateDB(ctx, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return 1
+		}
+		defer db.Close()
+		opts.Store = db.Tokens()
+	}
+	tokens, err := auth.OpenTokens(cfg.AuthDir(), opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1

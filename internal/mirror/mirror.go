@@ -90,6 +90,10 @@ type Config struct {
 	// (before merging with stored versions), for the policy's record of
 	// when each version first appeared. It must be cheap or hand off.
 	OnList func(path string, versions []string)
+	// Leaser, when set, makes one replica fill each file while the
+	// others sharing the Store wait for it (see lease.go). Nil: this
+	// process alone fills the Store.
+	Leaser Leaser
 }
 
 // Result says where an answer came from, for headers, logs and metrics.
@@ -230,6 +234,9 @@ func (m *Mirror) file(ctx context.Context, path, version, key string, opts Optio
 		return nil, err
 	}
 	src, err, _ := m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
+		if m.cfg.Leaser != nil {
+			return m.fillShared(ctx, path, version, key, prefetchRequirements)
+		}
 		return m.fill(ctx, path, version, key, prefetchRequirements)
 	})
 	if err != nil {

@@ -49,7 +49,7 @@ func (s *Server) buildAccess() error {
 		return fmt.Errorf("auth: %w", err)
 	}
 	if acfg.Tokens {
-		s.tokens, err = auth.OpenTokens(cfg.AuthDir(), auth.TokensOptions{OnChange: s.tokenChanged})
+		s.tokens, err = auth.OpenTokens(cfg.AuthDir(), auth.TokensOptions{OnChange: s.tokenChanged, Store: s.tokenStore()})
 		if err != nil {
 			return fmt.Errorf("auth: %w", err)
 		}

@@ -10,5 +10,7 @@ import (
 // TestMain keeps the tests hermetic: dials outside loopback fail.
 func TestMain(m *testing.M) {
 	testenv.GuardNetwork()
-	os.Exit(m.Run())
+	code := m.Run()
+	testenv.StopPostgres()
+	os.Exit(code)
 }

@@ -230,6 +230,7 @@ func (s *Server) reloadPolicy(why string) error {
 		return err
 	}
 	p.engine.Store(e)
+	s.policyReloaded(why)
 	s.log.Info("policy reloaded", "trigger", why, "rules", n)
 	s.auditAdmin(context.Background(), "policy.reload", fmt.Sprintf("%d rules (%s)", n, why))
 	return nil

@@ -291,7 +291,8 @@ func (s *Server) buildWebhook() error {
 		Secret:         []byte(secret),
 		Logger:         s.log,
 		DeliveriesFile: filepath.Join(s.cfg.DataDir, "webhook", "deliveries"),
-	}, s.onWebhook)
+		Deliveries:     s.deliveryStore(),
+	}, s.webhookReceived)
 	if err != nil {
 		return fmt.Errorf("private.webhook: %w", err)
 	}

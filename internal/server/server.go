@@ -41,6 +41,7 @@ import (
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/reqlog"
+	"github.com/modgate/modgate/internal/state/postgres"
 	"github.com/modgate/modgate/internal/storage"
 	"github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/upstream"
@@ -71,6 +72,7 @@ type Server struct {
 	authn    *auth.Authenticator
 	tokens   *auth.Tokens // nil when tokens are off
 	audit    *audit.Log   // nil when the audit log is off
+	pg       *postgres.DB // nil: state in files (see state.go)
 	tls      *tls.Config  // nil: plain HTTP
 	handler  http.Handler
 	ready    atomic.Bool
@@ -108,6 +110,9 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		return nil, err
 	}
 	s.store = store
+	if err := s.openState(); err != nil {
+		return nil, err
+	}
 	// Small files (.info, .mod) are most requests; keep them in memory.
 	cached := storage.NewCache(store, int64(cfg.Cache.MemoryMB)<<20, maxMemoryFile)
 
@@ -183,6 +188,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		Source:          s.chain,
 		Store:           store,
 		StateDir:        filepath.Join(cfg.DataDir, "sumdb"),
+		HeadStore:       s.headStore(),
 		Logger:          log, // sumdb adds its component
 		OnSecurityEvent: s.metrics.SecurityEvent,
 		Heads:           auditHeads{s}, // a copy of the verified tree head in the audit log
@@ -200,6 +206,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 	s.ledger, err = ledger.Open(ledger.Config{
 		Dir:      filepath.Join(cfg.DataDir, "ledger"),
 		Patterns: []string{"*"},
+		Backend:  s.ledgerBackend(),
 		Logger:   log, // ledger adds its component
 		OnMoved: func(mod, version, file, recorded, got string) {
 			s.metrics.MovedVersion(file)
@@ -235,6 +242,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		MaxFills:         cfg.Upstream.MaxConcurrentFills,
 		FillQueueTimeout: cfg.Upstream.FillQueueTimeout.Duration,
 		RefreshWait:      cfg.Upstream.RefreshWait.Duration,
+		Leaser:           s.leaser(),
 	})
 	if err != nil {
 		return nil, err
@@ -400,6 +408,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.background(s.watchPolicy)
 	s.background(s.watchTokens)
+	s.background(s.listenState)
 	if v := s.policy.vulns; v != nil {
 		s.background(v.Run)
 		s.background(s.watchVulnDB)
@@ -493,6 +502,7 @@ func (s *Server) Close() error {
 	if s.audit != nil {
 		errs = append(errs, s.audit.Close())
 	}
+	s.closeState()
 	return errors.Join(errs...)
 }
 

@@ -2,6 +2,8 @@ package sumdb
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,7 +34,9 @@ const maxTileLevel = 8
 // replaced atomically. With no directory the state lives in memory.
 // A state is safe for concurrent use.
 type state struct {
-	dir string // "" keeps everything in memory
+	dir   string    // "" keeps everything in memory
+	heads HeadStore // when not nil, keeps the latest head instead of dir
+	name  string    // the database's name, for heads
 
 	mu     sync.Mutex
 	latest []byte // when dir == ""
@@ -62,6 +66,15 @@ func (s *state) readLatest() ([]byte, error) {
 }
 
 func (s *state) readLatestLocked() ([]byte, error) {
+	if s.heads != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), headStoreTimeout)
+		defer cancel()
+		data, err := s.heads.ReadHead(ctx, s.name)
+		if err != nil {
+			return nil, fmt.Errorf("reading checksum database state: %w", err)
+		}
+		return data, nil
+	}
 	if s.dir == "" {
 		return s.latest, nil
 	}
@@ -80,12 +93,28 @@ func (s *state) readLatestLocked() ([]byte, error) {
 func (s *state) swapLatest(old, new []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.heads != nil {
+		// The store compares and swaps in one step, for all replicas.
+		ctx, cancel := context.WithTimeout(context.Background(), headStoreTimeout)
+		defer cancel()
+		err := s.heads.SwapHead(ctx, s.name, old, new)
+		if err != nil && !errors.Is(err, xsumdb.ErrWriteConflict) {
+			return fmt.Errorf("writing checksum database state: %w", err)
+		}
+		if errors.Is(err, xsumdb.ErrWriteConflict) {
+			return xsumdb.ErrWriteConflict // the client compares with ==
+		}
+		return nil
+	}
 	cur, err := s.readLatestLocked()
 	if err != nil {
 		return err
 	}
 	if !bytes.Equal(cur, old) {
 		return xsumdb.ErrWriteConflict
+	}
+	if err := checkAdvance(cur, new); err != nil {
+		return err
 	}
 	if s.dir == "" {
 		s.latest = bytes.Clone(new)

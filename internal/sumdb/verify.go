@@ -58,6 +58,9 @@ type VerifierConfig struct {
 	// so that a database that forks or rolls back is detected after a
 	// restart too. Empty keeps it in memory only, for this process's life.
 	StateDir string
+	// HeadStore, when not nil, keeps the latest verified tree head where
+	// every replica shares it (see HeadStore), instead of StateDir.
+	HeadStore HeadStore
 	// Logger receives security events (Error) and client chatter (Debug).
 	// Nil discards.
 	Logger *slog.Logger
@@ -171,6 +174,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		return nil, fmt.Errorf("checksum database %s: no upstream source to reach it", v.db.Name)
 	}
 	v.state = newState(cfg.StateDir, v.db.Name)
+	v.state.heads, v.state.name = cfg.HeadStore, v.db.Name
 	v.cur.Store(v.newClient(false))
 	return v, nil
 }

@@ -87,6 +87,9 @@ type Config struct {
 	MaxDeliveries int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Deliveries, when set, remembers deliveries where every replica
+	// sees them, instead of DeliveriesFile (see DeliveryStore).
+	Deliveries DeliveryStore
 }
 
 // A Handler serves POST /webhook/{provider}. It is safe for concurrent use.
@@ -94,7 +97,7 @@ type Handler struct {
 	secret  []byte
 	log     *slog.Logger
 	maxBody int64
-	seen    *deliveries
+	seen    claimer
 	onEvent func(ctx context.Context, ev Event) error
 }
 
@@ -125,12 +128,16 @@ func NewHandler(cfg Config, onEvent func(ctx context.Context, ev Event) error) (
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if err := ensureDir(cfg.DeliveriesFile); err != nil {
-		return nil, fmt.Errorf("webhook deliveries: %w", err)
-	}
-	seen, err := openDeliveries(cfg.DeliveriesFile, cfg.ReplayWindow, cfg.MaxDeliveries, cfg.Now)
-	if err != nil {
-		return nil, err
+	var seen claimer = storeClaimer{s: cfg.Deliveries, window: cfg.ReplayWindow, now: cfg.Now}
+	if cfg.Deliveries == nil {
+		if err := ensureDir(cfg.DeliveriesFile); err != nil {
+			return nil, fmt.Errorf("webhook deliveries: %w", err)
+		}
+		d, err := openDeliveries(cfg.DeliveriesFile, cfg.ReplayWindow, cfg.MaxDeliveries, cfg.Now)
+		if err != nil {
+			return nil, err
+		}
+		seen = d
 	}
 	return &Handler{
 		secret:  cfg.Secret,

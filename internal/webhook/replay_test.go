@@ -130,7 +130,7 @@ func TestReplayRecordBounded(t *testing.T) {
 			t.Fatalf("delivery %d = %d %s", i, w.Code, w.Body)
 		}
 	}
-	if n := len(h.seen.seen); n > max {
+	if n := len(h.seen.(*deliveries).seen); n > max {
 		t.Errorf("%d deliveries remembered, want at most %d", n, max)
 	}
 	data, err := os.ReadFile(file)

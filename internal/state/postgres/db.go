@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -116,3 +118,7 @@ func isUnavailable(err error) bool {
 	var connErr *pgconn.ConnectError
 	return errors.As(err, &connErr) || pgconn.SafeToRetry(err) || isNetwork(err)
 }
+
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

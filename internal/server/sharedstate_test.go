@@ -1,0 +1,119 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/state/postgres"
+	"github.com/modgate/modgate/internal/testenv"
+)
+
+// sharedState returns an edit that points a modgate at the PostgreSQL
+// database dsn (through a DSN file, as an operator would), and the
+// database, opened and migrated by the test.
+func sharedState(t *testing.T, dsn string) func(*config.Config) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(file, []byte(dsn+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(c *config.Config) { c.State.Postgres.DSNFile = file }
+}
+
+func openStateDB(t *testing.T, dsn string) *postgres.DB {
+	t.Helper()
+	db, err := postgres.Open(t.Context(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+// TestSharedStateTokenRevokedAcrossReplicas runs two modgates on one
+// PostgreSQL database: a token created through replica A's admin API works
+// on replica B, and once revoked through A it is refused by B at the very
+// next request.
+func TestSharedStateTokenRevokedAcrossReplicas(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	state := sharedState(t, dsn)
+	edit := func(c *config.Config) { state(c); c.Auth.Anonymous.Scopes = []string{publicScope} }
+	a := startModgate(t, up, edit)
+	b := startModgate(t, up, edit)
+
+	// The first admin token, as `modgate token create` makes it with
+	// state.postgres set.
+	db := openStateDB(t, dsn)
+	tokens, err := auth.OpenTokens("", auth.TokensOptions{Store: db.Tokens()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminScopes, _ := auth.ParseScopes([]string{"admin"})
+	admin, _, err := tokens.Create("platform", adminScopes, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := http.DefaultClient
+	r := call(t, c, "POST", a.URL+"/admin/tokens", `{"name":"ci","scopes":["read:example.com/greet"]}`,
+		append(bearer(admin), "Content-Type", "application/json")...)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST /admin/tokens on A: %d %q; want 201", r.status, r.body)
+	}
+	var created struct{ ID, Token string }
+	if err := json.Unmarshal([]byte(r.body), &created); err != nil || created.Token == "" {
+		t.Fatalf("POST /admin/tokens answered %q (%v)", r.body, err)
+	}
+	const greet = "/example.com/greet/@v/v1.0.0.info"
+	if r := call(t, c, "GET", b.URL+greet, "", bearer(created.Token)...); r.status != http.StatusOK {
+		t.Fatalf("token created on A, used on B: %d %q; want 200", r.status, r.body)
+	}
+	if r := call(t, c, "DELETE", a.URL+"/admin/tokens/"+created.ID, "", bearer(admin)...); r.status != http.StatusOK {
+		t.Fatalf("DELETE /admin/tokens on A: %d %q; want 200", r.status, r.body)
+	}
+	if r := call(t, c, "GET", b.URL+greet, "", bearer(created.Token)...); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "unknown or revoked token") {
+		t.Errorf("token revoked on A, used on B at once: %d %q; want 401 saying it is revoked", r.status, r.body)
+	}
+	if r := call(t, c, "GET", a.URL+greet, "", bearer(created.Token)...); r.status != http.StatusUnauthorized {
+		t.Errorf("token revoked on A, used on A: %d %q; want 401", r.status, r.body)
+	}
+	// Nothing went to the data directories' token files.
+	for _, in := range []*instance{a, b} {
+		if _, err := os.Stat(filepath.Join(config.Config{DataDir: in.DataDir}.AuthDir(), "tokens.json")); err == nil {
+			t.Errorf("%s has a tokens file; want the tokens in PostgreSQL only", in.DataDir)
+		}
+	}
+}
+
+// TestSharedStateTreeHead checks that a replica that verified a module
+// stores the checksum database's tree head where the other replica reads
+// it, and not in its data directory.
+func TestSharedStateTreeHead(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	a := startModgate(t, up, sharedState(t, dsn))
+	if status, body, _ := a.get(t, "/example.com/greet/@v/v1.0.0.zip"); status != http.StatusOK {
+		t.Fatalf("zip through A: %d %q", status, body)
+	}
+	db := openStateDB(t, dsn)
+	var n int64
+	if err := db.Pool().QueryRow(t.Context(), "SELECT tree_size FROM sumdb_heads").Scan(&n); err != nil || n <= 0 {
+		t.Fatalf("tree head in PostgreSQL: size %d, %v; want one stored", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(a.DataDir, "sumdb", strings.SplitN(up.VerifierKey(), "+", 2)[0], "latest")); err == nil {
+		t.Errorf("the tree head went to the data directory too")
+	}
+	// Replica B starts from the shared head and verifies against it.
+	b := startModgate(t, up, sharedState(t, dsn))
+	if status, body, _ := b.get(t, "/example.com/greet/@v/v1.0.0.mod"); status != http.StatusOK {
+		t.Fatalf("go.mod through B: %d %q", status, body)
+	}
+}

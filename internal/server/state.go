@@ -1,0 +1,159 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/ledger"
+	"github.com/modgate/modgate/internal/mirror"
+	"github.com/modgate/modgate/internal/state/postgres"
+	"github.com/modgate/modgate/internal/sumdb"
+	"github.com/modgate/modgate/internal/webhook"
+)
+
+// Shared state, wired here. With state.postgres set, the state replicas
+// must share lives in PostgreSQL instead of files under data_dir: tokens,
+// the private-module ledger, the verified checksum-database tree head (the
+// tables of package state/postgres), and the replicas tell each other
+// about policy reloads and webhook refreshes with LISTEN/NOTIFY, so that a
+// change received by one takes effect on all at their next request. Without
+// it every accessor below returns nil and the components keep their files.
+
+// stateStartTimeout bounds connecting and migrating at start.
+const stateStartTimeout = time.Minute
+
+// openState connects to the shared state's database, when configured, and
+// applies its migrations (under an advisory lock: replicas starting at
+// once apply each migration once).
+func (s *Server) openState() error {
+	if !s.cfg.PostgresEnabled() {
+		return nil
+	}
+	dsn, err := s.cfg.PostgresDSN()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stateStartTimeout)
+	defer cancel()
+	db, err := postgres.Open(ctx, dsn, s.log)
+	if err != nil {
+		return fmt.Errorf("state.postgres: %w", err)
+	}
+	s.pg = db // from here on, Close closes it
+	if err := db.Migrate(ctx); err != nil {
+		return fmt.Errorf("state.postgres: %w", err)
+	}
+	s.log.Info("shared state in PostgreSQL")
+	return nil
+}
+
+// closeState closes the database after everything that uses it.
+func (s *Server) closeState() {
+	if s.pg != nil {
+		s.pg.Close()
+	}
+}
+
+// headStore is the verifier's shared tree head store; nil keeps the files.
+func (s *Server) headStore() sumdb.HeadStore {
+	if s.pg == nil {
+		return nil
+	}
+	return s.pg.Heads()
+}
+
+// ledgerBackend is the ledger's shared backend; nil keeps the file.
+func (s *Server) ledgerBackend() ledger.Backend {
+	if s.pg == nil {
+		return nil
+	}
+	return s.pg.Ledger()
+}
+
+// leaser coordinates fills with the other replicas; nil fills alone.
+func (s *Server) leaser() mirror.Leaser {
+	if s.pg == nil {
+		return nil
+	}
+	return s.pg.Leases(0)
+}
+
+// deliveryStore remembers webhook deliveries for all replicas; nil keeps
+// the file.
+func (s *Server) deliveryStore() webhook.DeliveryStore {
+	if s.pg == nil {
+		return nil
+	}
+	return s.pg.Deliveries()
+}
+
+// tokenStore is the shared token store; nil keeps the tokens file.
+func (s *Server) tokenStore() auth.TokenStore {
+	if s.pg == nil {
+		return nil
+	}
+	return s.pg.Tokens()
+}
+
+// fromReplica is the trigger of a policy reload another replica asked for.
+const fromReplica = "another replica reloaded it"
+
+// policyReloaded tells the other replicas that this one put a new policy
+// in force, so that they read their configuration file again.
+func (s *Server) policyReloaded(why string) {
+	if s.pg == nil || why == fromReplica {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.pg.Notify(ctx, postgres.ChannelPolicy, why); err != nil {
+		s.log.Warn("could not tell the other replicas about the policy reload; they reload on their own file check", "err", err)
+	}
+}
+
+// webhookReceived handles a webhook delivered to this replica: it tells
+// the other replicas to refresh the same repository, then refreshes here.
+func (s *Server) webhookReceived(ctx context.Context, ev webhook.Event) error {
+	if s.pg != nil {
+		if payload, err := json.Marshal(ev); err == nil && len(payload) < 7900 { // NOTIFY's limit is 8000 bytes
+			if err := s.pg.Notify(ctx, postgres.ChannelWebhook, string(payload)); err != nil {
+				s.log.Warn("could not tell the other replicas about a webhook; they see the change when their list cache expires", "err", err)
+			}
+		}
+	}
+	return s.onWebhook(ctx, ev)
+}
+
+// listenState acts on the other replicas' notifications until ctx is done.
+func (s *Server) listenState(ctx context.Context) {
+	if s.pg == nil {
+		return
+	}
+	s.pg.Listen(ctx, []string{postgres.ChannelPolicy, postgres.ChannelWebhook}, func(channel, payload string) {
+		switch channel {
+		case postgres.ChannelPolicy:
+			// Also after a lost connection (empty payload): a reload
+			// of an unchanged file changes nothing.
+			if s.policy != nil && s.policy.file != "" {
+				s.reloadPolicy(fromReplica)
+			}
+		case postgres.ChannelWebhook:
+			if payload == "" {
+				return // missed refreshes: list caches expire by themselves
+			}
+			var ev webhook.Event
+			if err := json.Unmarshal([]byte(payload), &ev); err != nil || len(ev.RepoURLs) == 0 {
+				s.log.Warn("ignoring a malformed webhook notification", "err", err)
+				return
+			}
+			s.background(func(bg context.Context) {
+				if err := s.onWebhook(bg, ev); err != nil {
+					s.log.Warn("webhook refresh from another replica failed", "err", err)
+				}
+			})
+		}
+	})
+}

@@ -90,6 +90,10 @@
 // against an outside copy of the checkpoints and names the first record
 // that disagrees; --public-key FILE takes the key from outside the data
 // directory. query prints the matching records as a table or JSON lines.
+// When the configuration sets state.postgres (and --dir is not given), both
+// read the replicas' shared chain from PostgreSQL: verify lists the
+// replicas that wrote records and names a changed or deleted row by its seq
+// and replica, and query adds a REPLICA column.
 //
 //	modgate audit verify --checkpoints /mnt/anchor/checkpoints --public-key /etc/modgate/audit.key.pub
 //

@@ -89,14 +89,17 @@ func linkRecords(h ChainHead, recs []Record) ([]ChainRow, error) {
 	return rows, nil
 }
 
-// maxBatch is how many records one transaction appends at most.
-const maxBatch = 512
+// maxBatch is how many records one transaction appends at most, and
+// maxPending how many wait for the committer at most.
+const (
+	maxBatch   = 4096
+	maxPending = 4096
+)
 
 // sharedWriter is the state of the writer goroutine of a Log on a Chain.
 type sharedWriter struct {
 	chain          Chain
 	spool          *spool
-	batch          []Record
 	appended       bool // since the last checkpoint
 	lastCheckpoint time.Time
 }
@@ -122,41 +125,74 @@ func (l *Log) openShared() (*Log, error) {
 	return l, nil
 }
 
-// runShared is the writer goroutine of a Log on a Chain: it takes what is
-// queued as one batch (at most maxBatch records), appends it in one
-// transaction, or spools it when the chain cannot be reached or records
-// are already waiting in the spool (to keep their order).
+// runShared is the writer goroutine of a Log on a Chain. It only
+// collects: whatever is queued while the committer (see commitLoop) is
+// busy with a transaction becomes the next batch, so batches grow with the
+// load, one transaction carries many records, and requests do not wait for
+// the database round trips. At most maxPending records wait here; beyond
+// that the queue fills and Write drops after MaxWait, as with files.
 func (l *Log) runShared() {
 	defer close(l.done)
+	batches := make(chan []Record)
+	committed := make(chan struct{})
+	go l.commitLoop(batches, committed)
+	var cur []Record
+	for open := true; open; {
+		var out chan []Record
+		if len(cur) > 0 {
+			out = batches
+		}
+		in := l.ch
+		if len(cur) >= maxPending {
+			in = nil
+		}
+		select {
+		case r, ok := <-in:
+			if !ok {
+				open = false
+				break
+			}
+			cur = append(cur, r)
+		case out <- cur:
+			cur = nil
+		case <-l.closing:
+			open = false
+		}
+	}
+	// Close closes l.ch right after l.closing: take what is left.
+	for r := range l.ch {
+		cur = append(cur, r)
+	}
+	if len(cur) > 0 {
+		batches <- cur
+	}
+	close(batches)
+	<-committed
+}
+
+// commitLoop appends each batch in one transaction (or spools it), and on
+// every tick drains the spool, records drops and signs checkpoints. It
+// owns the sharedWriter. When batches is closed it signs the final
+// checkpoint.
+func (l *Log) commitLoop(batches <-chan []Record, done chan<- struct{}) {
+	defer close(done)
 	tick := time.NewTicker(l.cfg.SyncInterval)
 	defer tick.Stop()
-	w := l.sw
 	for {
 		select {
-		case r, ok := <-l.ch:
+		case b, ok := <-batches:
 			if !ok {
-				l.finishShared()
+				l.maintainShared(true)
+				l.sw.spool.close()
 				return
 			}
-			w.batch = append(w.batch[:0], r)
-		more:
-			for len(w.batch) < maxBatch {
-				select {
-				case r, ok := <-l.ch:
-					if !ok {
-						break more
-					}
-					w.batch = append(w.batch, r)
-				default:
-					break more
-				}
+			for len(b) > 0 {
+				n := min(len(b), maxBatch)
+				l.commit(b[:n:n])
+				b = b[n:]
 			}
-			l.commit(w.batch)
 		case <-tick.C:
 			l.maintainShared(false)
-		case <-l.closing:
-			l.finishShared()
-			return
 		}
 	}
 }
@@ -306,22 +342,4 @@ func (l *Log) checkpointShared(final bool) {
 	}
 	l.anchors.send(line)
 	l.log.Info("audit checkpoint", "seq", c.Seq, "hash", c.Hash, "time", c.Time, "final", final, "signature", c.signature())
-}
-
-// finishShared drains the queue on Close: what the chain does not take
-// stays in the spool, for the next start; then the final checkpoint.
-func (l *Log) finishShared() {
-	var recs []Record
-	for r := range l.ch {
-		recs = append(recs, r)
-		if len(recs) == maxBatch {
-			l.commit(recs)
-			recs = recs[:0]
-		}
-	}
-	if len(recs) > 0 {
-		l.commit(recs)
-	}
-	l.maintainShared(true)
-	l.sw.spool.close()
 }

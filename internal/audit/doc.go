@@ -1,6 +1,7 @@
 // Package audit owns modgate's tamper-evident audit log: the Record of who
 // was served, refused or failed what (and of every admin action), a
-// hash-chained append-only sink on local disk, signed checkpoints of the
+// hash-chained append-only sink on local disk (or, for replicas, in a
+// shared database: see "Shared chain"), signed checkpoints of the
 // chain head, and the Verify and Query readers behind `modgate audit`.
 //
 // It is separate from the process log (package reqlog, log/slog): the
@@ -137,6 +138,75 @@
 //     head in the last file, cutting off a final line without its "\n" (a
 //     write torn by the crash). Checkpoints are signed only after fsync, so
 //     a crash never loses a checkpointed record.
+//
+// # Shared chain (replicas)
+//
+// Several modgate processes behind a load balancer keep one audit log: a
+// Config.Chain, the backend that stores one hash chain for all of them
+// (package internal/state/postgres implements it in PostgreSQL; the
+// in-memory audittest.MemChain serves tests). The file log above stays the
+// default when Chain is nil. The split of the work:
+//
+//   - this package does everything that defines the log's bytes: it
+//     chains (seq, prev, hash), encodes the lines exactly as a file would
+//     hold them, signs checkpoints and verifies;
+//   - the Chain only stores and serialises: Append locks the chain head
+//     (PostgreSQL: SELECT ... FOR UPDATE on the one audit_head row), hands
+//     it to the Log's link function, and stores the linked rows (COPY)
+//     and the new head in the same transaction, all or nothing. Rows are
+//     {seq, replica, hash, line}; line is the record's file line, so
+//     Verify recomputes every hash over the stored bytes.
+//
+// Every record names its writer in Record.Replica (Config.Replica:
+// server.replica_name, else hostname:pid), inside the hashed line. The
+// data flow of a Log on a Chain:
+//
+//	(*Log).Write → bounded channel (Config.Buffer)
+//	  → collector goroutine: takes records while a transaction is in
+//	    flight, at most maxPending → one batch
+//	  → committer goroutine: one transaction per batch (chunks of
+//	    maxBatch), or the spool; every SyncInterval: drain the spool,
+//	    record drops, checkpoint when due
+//
+// so batches grow with the load: a busy replica appends thousands of
+// records per transaction, and a request never waits for a database round
+// trip (only, as with files, for a full queue, at most MaxWait).
+//
+// Checkpoints are signed as in the file log, by whichever replica's
+// interval is due (each replica signs the head when it appended since its
+// last checkpoint, and every IdleCheckpoints intervals anyway), inside a
+// transaction that holds the head's lock, so the stored checkpoints are in
+// chain order; Close signs a final one. All replicas need the same signing
+// key (audit.key_file, distributed like a TLS key), since Verify checks
+// every checkpoint against one public key. Anchors get every checkpoint
+// line a replica signs, as today. Retention, MaxSize and MaxAge do not
+// apply to a shared chain (the database's own tools archive it).
+//
+// The spool. When an append fails (the database is unreachable), the
+// batch is written to the replica's spool, {Dir}/spool (Config.SpoolDir):
+// files spool-<time>-<random>.jsonl of unchained records, one JSON Record
+// per line, fsynced before they count. While the spool holds anything,
+// new records go there too, so the replica's order is kept. Every
+// SyncInterval the committer appends the spooled records, oldest first,
+// each transaction also storing a spool mark (file, lines done) — so a
+// crash between the append and the file's removal never appends a record
+// twice — and removes the files it finished. Spooled records survive a
+// restart: Open drains what an earlier run left. They are chained when
+// appended, so their seq is later than records other replicas appended
+// meanwhile, and their Time is when the request ended. The spool is
+// bounded (Config.SpoolMaxBytes, audit.spool_max_mb): when full, records
+// are dropped with an error matching ErrSpoolFull and ErrDropped, counted,
+// and an "audit.dropped" record is written when the chain is back. While
+// appends fail, Healthy returns an error matching ErrUnwritable, so with
+// FailClosed the server answers 503 until the database is back (the few
+// records accepted meanwhile are spooled, not lost).
+//
+// VerifyChain and QueryChain read a Chain the way VerifyWith and Query
+// read files. VerifyChain also checks each row's seq, hash and replica
+// columns against its line, and names a problem by the row's replica and
+// seq ("replica web-2: seq 1234: edited record: ..."): an UPDATE of any
+// field is an edited record, a DELETE a gap in seq, an UPDATE that
+// recomputed the hash a broken link or a checkpoint mismatch.
 //
 // # What Verify can and cannot detect
 //

@@ -128,6 +128,9 @@ func (s *Server) openAudit() error {
 			return fmt.Errorf("audit: %w", err)
 		}
 	}
+	if err := s.sharedAuditChain(&c); err != nil {
+		return err
+	}
 	s.audit, err = audit.Open(c)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)

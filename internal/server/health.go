@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 
@@ -38,6 +39,17 @@ func (s *Server) buildHealth(o options) {
 		s.health.Add(health.Check{Name: "storage", Checker: health.CheckerFunc(func(context.Context) error {
 			if err := s.storageReadiness(); err != nil { // storage.go
 				return health.Reasonf(err, "the %s store cannot be reached", s.cfg.Storage.Type)
+			}
+			return nil
+		})})
+	}
+	// The shared state's database: optional, because a replica keeps
+	// serving what it has without it (README: "Running replicas"), and
+	// every replica would leave the balancer at once if it were required.
+	if db := cmp.Or(s.pg, s.auditDB); db != nil {
+		s.health.Add(health.Check{Name: "postgres", Optional: true, Checker: health.CheckerFunc(func(ctx context.Context) error {
+			if err := db.Ping(ctx); err != nil {
+				return health.Reasonf(err, "the database cannot be reached")
 			}
 			return nil
 		})})

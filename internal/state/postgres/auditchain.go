@@ -45,11 +45,7 @@ func (c auditChain) Append(ctx context.Context, mark audit.SpoolMark, link func(
 			return err
 		}
 		if len(rows) > 0 {
-			src := make([][]any, len(rows))
-			for i, r := range rows {
-				src[i] = []any{r.Seq, r.Replica, r.Hash, string(r.Line)}
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_records"}, []string{"seq", "replica", "hash", "line"}, pgx.CopyFromRows(src)); err != nil {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_records"}, []string{"seq", "replica", "hash", "line"}, &rowSource{rows: rows, i: -1}); err != nil {
 				return err
 			}
 			last := rows[len(rows)-1]
@@ -69,6 +65,21 @@ func (c auditChain) Append(ctx context.Context, mark audit.SpoolMark, link func(
 		return linkErr
 	}
 	return wrap("appending to the audit chain", err)
+}
+
+// rowSource feeds rows to COPY without building a [][]any first.
+type rowSource struct {
+	rows []audit.ChainRow
+	i    int
+	vals [4]any
+}
+
+func (s *rowSource) Next() bool { s.i++; return s.i < len(s.rows) }
+func (s *rowSource) Err() error { return nil }
+func (s *rowSource) Values() ([]any, error) {
+	r := &s.rows[s.i]
+	s.vals = [4]any{r.Seq, r.Replica, r.Hash, r.Line}
+	return s.vals[:], nil
 }
 
 // SpoolProgress implements audit.Chain.

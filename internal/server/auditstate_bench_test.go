@@ -1,0 +1,66 @@
+package server_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/server"
+	"github.com/modgate/modgate/internal/testenv"
+)
+
+// BenchmarkCacheHitAuditPostgres is the price of the replicas' shared
+// audit chain on the hot path: cache hits with the audit log off, on in
+// files (the single-node default) and on in PostgreSQL (state.postgres,
+// batched appends), in one run so that the ratios compare like with like.
+// The target: postgres ≥ 0.9 × off.
+func BenchmarkCacheHitAuditPostgres(b *testing.B) {
+	up := testenv.NewUpstream(b, testenv.Fixtures(b))
+	pg := testenv.NewPostgres(b)
+	b.Setenv("MODGATE_BENCH_AUDIT_DSN", pg.DSN(b))
+	paths := map[string]string{
+		"zip":  "/example.com/hello/@v/v1.0.0.zip",
+		"info": "/example.com/hello/@v/v1.0.0.info",
+	}
+	variants := []struct {
+		name string
+		edit func(*config.Config)
+	}{
+		{"audit=off", func(c *config.Config) { c.Audit.Enabled = false }},
+		{"audit=files", func(*config.Config) {}},
+		{"audit=postgres", func(c *config.Config) {
+			c.State.Postgres.DSNEnv = "MODGATE_BENCH_AUDIT_DSN"
+			c.Server.ReplicaName = "bench"
+		}},
+	}
+	for _, v := range variants {
+		c := config.Default()
+		c.DataDir = filepath.Join(b.TempDir(), "data")
+		c.Upstream.GOPROXY = up.URL()
+		c.SumDB.GOSUMDB = up.VerifierKey()
+		v.edit(&c)
+		if err := c.Resolve(config.GoEnv{}); err != nil {
+			b.Fatal(err)
+		}
+		log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		srv, err := server.New(c, log, server.WithDialControl(testenv.LoopbackOnly))
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := srv.Handler()
+		for _, p := range paths { // warm
+			if rec := serveOnce(h, p); rec.Code != http.StatusOK {
+				b.Fatalf("warming %s: %d %s", p, rec.Code, rec.Body)
+			}
+		}
+		for name, p := range paths {
+			b.Run(v.name+"/"+name, func(b *testing.B) { benchHandler(b, h, p) })
+		}
+		if err := srv.Close(); err != nil {
+			b.Errorf("%s: close: %v", v.name, err)
+		}
+	}
+}

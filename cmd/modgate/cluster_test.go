@@ -33,8 +33,7 @@ type cluster struct {
 	lb       *testenv.Balancer
 }
 
-// newCluster starts n replicas in front of up, all at once (so that they
-// migrate the database concurrently), then HAProxy, and waits until the
+// newCluster starts n replicas in front of up, then HAProxy, and waits until the
 // balancer has every replica up. dsn is the database's (a fresh one from
 // testenv.PostgresDSN when empty).
 func newCluster(t *testing.T, up *testenv.Upstream, n int, dsn string) *cluster {
@@ -59,16 +58,21 @@ func newCluster(t *testing.T, up *testenv.Upstream, n int, dsn string) *cluster 
 state:
   postgres:
     dsn_env: MODGATE_POSTGRES_DSN
+audit:
+  key_file: %s
 server:
   drain_period: 0s
-`, c.s3.Endpoint, bucket, creds)
+`, c.s3.Endpoint, bucket, creds, filepath.Join(dir, "audit.key"))
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c.env = []string{"MODGATE_GOPROXY=" + up.URL(), "MODGATE_GOSUMDB=" + up.VerifierKey(), "MODGATE_POSTGRES_DSN=" + c.dsn}
 	c.replicas = make([]*process, n)
+	// The first alone (it creates the audit signing key they share), then
+	// the others at once.
+	c.replicas[0] = c.startReplica(t, 0)
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := 1; i < n; i++ {
 		wg.Go(func() { c.replicas[i] = c.startReplica(t, i) })
 	}
 	wg.Wait()
@@ -90,7 +94,7 @@ server:
 // cache), and waits until /readyz answers 200.
 func (c *cluster) startReplica(t *testing.T, i int) *process {
 	dataDir := filepath.Join(t.TempDir(), fmt.Sprintf("replica-%d", i+1))
-	p := startBinary(t, append(c.env, "MODGATE_SERVER_REPLICA_NAME="+fmt.Sprintf("replica-%d", i+1)), "-config", c.config, "-data-dir", dataDir)
+	p := startBinary(t, c.env, "-config", c.config, "-data-dir", dataDir)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(p.URL + "/readyz")

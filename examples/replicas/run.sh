@@ -187,10 +187,17 @@ storage:
 state:
   postgres:
     dsn_env: MODGATE_POSTGRES_DSN
+audit:
+  # One chain for the cluster, so one signing key for every replica.
+  key_file: $DATA_DIR/audit.key
 YAML
 servers=
 for i in $(seq 1 $replicas); do
-	# All at once: migrations must run once however many replicas start.
+	# The first alone (it creates the audit signing key), then the others
+	# at once.
+	if [ "$i" = 2 ]; then
+		wait_for replica-1 "${pids[2]}" curl -sf "http://127.0.0.1:$((PORT + 1))/readyz"
+	fi
 	"$modgate" serve -config "$DATA_DIR/modgate.yaml" -listen "127.0.0.1:$((PORT + i))" \
 		-data-dir "$DATA_DIR/replica-$i" >"$logs/replica-$i.log" 2>&1 &
 	started "replica-$i" $!

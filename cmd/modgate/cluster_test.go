@@ -33,12 +33,22 @@ type cluster struct {
 	lb       *testenv.Balancer
 }
 
+// clusterOptions change newCluster's defaults.
+type clusterOptions struct {
+	dsn      string // the database; empty: a fresh one from testenv.PostgresDSN
+	yaml     string // more configuration, appended to the file
+	together bool   // start every replica at once (no audit: the first creates its key)
+}
+
 // newCluster starts n replicas in front of up, then HAProxy, and waits until the
-// balancer has every replica up. dsn is the database's (a fresh one from
-// testenv.PostgresDSN when empty).
-func newCluster(t *testing.T, up *testenv.Upstream, n int, dsn string) *cluster {
+// balancer has every replica up.
+func newCluster(t *testing.T, up *testenv.Upstream, n int, opts ...clusterOptions) *cluster {
 	t.Helper()
-	c := &cluster{up: up, s3: testenv.NewS3(t), dsn: dsn}
+	var o clusterOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	c := &cluster{up: up, s3: testenv.NewS3(t), dsn: o.dsn}
 	if c.dsn == "" {
 		c.dsn = testenv.PostgresDSN(t)
 	}
@@ -49,6 +59,11 @@ func newCluster(t *testing.T, up *testenv.Upstream, n int, dsn string) *cluster 
 		t.Fatal(err)
 	}
 	c.config = filepath.Join(dir, "modgate.yaml")
+	// One signing key for the one chain.
+	auditYAML := "key_file: " + filepath.Join(dir, "audit.key") + "\n  checkpoint_interval: 1s"
+	if o.together {
+		auditYAML = "enabled: false"
+	}
 	cfg := fmt.Sprintf(`storage:
   type: s3
   s3:
@@ -59,10 +74,10 @@ state:
   postgres:
     dsn_env: MODGATE_POSTGRES_DSN
 audit:
-  key_file: %s
+  %s
 server:
   drain_period: 0s
-`, c.s3.Endpoint, bucket, creds, filepath.Join(dir, "audit.key"))
+`, c.s3.Endpoint, bucket, creds, auditYAML) + o.yaml
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +85,13 @@ server:
 	c.replicas = make([]*process, n)
 	// The first alone (it creates the audit signing key they share), then
 	// the others at once.
-	c.replicas[0] = c.startReplica(t, 0)
+	first := 0
+	if !o.together {
+		c.replicas[0] = c.startReplica(t, 0)
+		first = 1
+	}
 	var wg sync.WaitGroup
-	for i := 1; i < n; i++ {
+	for i := first; i < n; i++ {
 		wg.Go(func() { c.replicas[i] = c.startReplica(t, i) })
 	}
 	wg.Wait()
@@ -148,7 +167,7 @@ func sums(t *testing.T, out string) map[string]string {
 // from the upstream, and each file was fetched from the upstream once.
 func TestClusterColdDownload(t *testing.T) {
 	up := testenv.NewUpstream(t, testenv.Fixtures(t))
-	c := newCluster(t, up, 3, "")
+	c := newCluster(t, up, 3)
 	mods := []string{"example.com/hello@v1.0.0", "example.com/hello@v1.1.0", "example.com/hello@v1.2.0-rc.1",
 		"example.com/greet@v1.0.0", "example.com/hello/v2@v2.0.0", "example.com/legacy@v2.0.0+incompatible",
 		"example.com/Upper@v1.0.0"}
@@ -183,7 +202,7 @@ func TestClusterColdDownload(t *testing.T) {
 // back, the same replicas serve again, without a restart.
 func TestClusterS3Down(t *testing.T) {
 	up := testenv.NewUpstream(t, testenv.Fixtures(t))
-	c := newCluster(t, up, 3, "")
+	c := newCluster(t, up, 3)
 	clusterDownload(t, c.lb.URL, up, "example.com/hello@v1.0.0")
 
 	c.s3.Stop()
@@ -223,7 +242,7 @@ func TestClusterS3Down(t *testing.T) {
 func TestClusterKillReplica(t *testing.T) {
 	mods := bigModules(t, 24, 1<<20)
 	up := testenv.NewUpstream(t, mods)
-	c := newCluster(t, up, 3, "")
+	c := newCluster(t, up, 3)
 	// Slow fills, so that the kill lands with fills in flight on every replica.
 	up.SetDelay(100 * time.Millisecond)
 	var args []string

@@ -26,6 +26,7 @@ import (
 type cluster struct {
 	up       *testenv.Upstream
 	s3       *testenv.S3Server
+	bucket   string
 	dsn      string
 	config   string   // the configuration file every replica reads
 	env      []string // every replica's environment
@@ -38,6 +39,9 @@ type clusterOptions struct {
 	dsn      string // the database; empty: a fresh one from testenv.PostgresDSN
 	yaml     string // more configuration, appended to the file
 	together bool   // start every replica at once (no audit: the first creates its key)
+	// before runs once the configuration is written, before any replica
+	// starts.
+	before func(*cluster)
 }
 
 // newCluster starts n replicas in front of up, then HAProxy, and waits until the
@@ -53,6 +57,7 @@ func newCluster(t *testing.T, up *testenv.Upstream, n int, opts ...clusterOption
 		c.dsn = testenv.PostgresDSN(t)
 	}
 	bucket := c.s3.NewBucket(t)
+	c.bucket = bucket
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "s3-credentials")
 	if err := os.WriteFile(creds, []byte(c.s3.AccessKey+"\n"+c.s3.SecretKey+"\n"), 0o600); err != nil {
@@ -82,6 +87,9 @@ server:
 		t.Fatal(err)
 	}
 	c.env = []string{"MODGATE_GOPROXY=" + up.URL(), "MODGATE_GOSUMDB=" + up.VerifierKey(), "MODGATE_POSTGRES_DSN=" + c.dsn}
+	if o.before != nil {
+		o.before(c)
+	}
 	c.replicas = make([]*process, n)
 	// The first alone (it creates the audit signing key they share), then
 	// the others at once.

@@ -13,6 +13,7 @@
 //	modgate audit verify|query           check the audit log's hash chain, or search it
 //	modgate source test NAME [MODULE]    check a private Git source
 //	modgate migrate                      apply the shared state's PostgreSQL schema migrations
+//	modgate import-data --from DIR       copy a single modgate's data directory into a cluster's S3 bucket and PostgreSQL
 //	modgate version                      print the version
 //	modgate help                         print this text
 //
@@ -114,6 +115,17 @@
 // 0001_fill_leases.sql"), or "schema up to date". serve applies them at
 // start as well; replicas starting at once apply each migration once.
 // Exit status 1 when the database cannot be reached or a migration fails.
+//
+// # import-data
+//
+//	modgate import-data --config /etc/modgate-cluster.yaml --from /var/lib/modgate
+//
+// copies the data directory of a single modgate (stopped) into the shared
+// stores of a cluster: module files into the S3 bucket, tokens, the
+// private-module ledger and the verified checksum-database tree heads into
+// PostgreSQL (migrated first). Nothing there is replaced: the same content
+// is skipped, so it can be run again; other content is reported as a
+// conflict (exit status 1). The audit log stays in the directory.
 //
 // Planned subcommands (prefetch, export, import, verify, publish) arrive in
 // later releases; modgate says so when asked for one.

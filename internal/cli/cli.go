@@ -24,6 +24,7 @@ Usage:
   modgate audit verify|query         check the audit log's hash chain, or search it
   modgate source test NAME [MODULE]  check a private Git source: reachability, credentials, refs
   modgate migrate                    apply the shared state's PostgreSQL schema migrations
+  modgate import-data --from DIR     copy a single modgate's data directory into S3 and PostgreSQL
   modgate version                    print the version
   modgate help                       print this text
 
@@ -60,6 +61,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return Source(context.Background(), rest, stdout, stderr)
 	case "migrate":
 		return Migrate(context.Background(), rest, stdout, stderr)
+	case "import-data":
+		return ImportData(context.Background(), rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "modgate", version())
 		return 0

@@ -151,6 +151,9 @@ func (e *explainer) module() {
 	e.printf("\nStorage (data_dir %s, from %s)\n", e.cfg.DataDir, e.cfg.Where("data_dir"))
 	e.printf("  escaped path:        %s\n", escaped)
 	e.printf("  storage key prefix:  %s/@v/\n", escaped)
+	if e.cfg.Storage.Type == config.StorageTypeS3 {
+		e.explainS3() // storage_s3.go
+	}
 	switch {
 	case e.version == "":
 	case semver.Canonical(e.version) != e.version:

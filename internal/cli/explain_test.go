@@ -170,6 +170,16 @@ func TestExplain(t *testing.T) {
 			want:  []string{`matches upstream.noproxy pattern "git.example/team" (from config file ` + file},
 		},
 		{
+			name:  "module files in S3",
+			args:  []string{"--config", explainConfig(t, "data_dir: /srv/modgate\nstorage:\n  type: s3\n  s3:\n    endpoint: http://127.0.0.1:7070\n    bucket: mods\n    prefix: modgate/\n"), "example.com/lib@v1.0.0"},
+			goenv: goenv,
+			want: []string{
+				"storage key prefix:  example.com/lib/@v/\n",
+				`in S3:               bucket "mods", key prefix "modgate/", at http://127.0.0.1:7070 (storage.type from config file`,
+				"local cache:         /srv/modgate/s3cache, at most 2048 MB",
+			},
+		},
+		{
 			name:  "checksum database off",
 			args:  []string{"example.com/lib"},
 			goenv: config.GoEnv{GOPROXY: "https://proxy.test", GOSUMDB: "off"},

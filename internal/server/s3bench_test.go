@@ -22,8 +22,9 @@ import (
 // (so the disk store's and the S3 cache's zero-copy sends count) for one
 // modgate on the disk store, one on S3 (a real versitygw) with its local
 // cache, and the floor of net/http's FileServer on the disk store's
-// directory, in the same run. Each reports req/s and p99 for 8 concurrent
-// keep-alive clients; divide modgate's by the floor's for the ratios.
+// directory, in the same run, alternating between them. Each sub-benchmark
+// reports req/s and p99 for 8 concurrent keep-alive clients per target, and
+// the ratios of disk and s3 to the floor.
 // "mem=off" turns off the in-memory cache of small files, so every
 // request reaches the store.
 //
@@ -41,9 +42,13 @@ func BenchmarkStoreCacheHit(b *testing.B) {
 	base.SumDB.GOSUMDB = up.VerifierKey()
 	base.Audit.Enabled = false // the same for all; its cost is measured elsewhere
 	s3edit := s3Config(b, srv, bucket)
-	var diskDir string
+	var floorURL string
 	for _, mem := range []int{32, 0} {
 		memName := map[int]string{32: "mem=on", 0: "mem=off"}[mem]
+		// Every server runs at once, and each path is measured on all
+		// of them back to back, so that the load of a shared machine
+		// shifts the ratios as little as possible.
+		urls := map[string]string{}
 		for _, kind := range []string{"disk", "s3"} {
 			c := base.Clone()
 			c.DataDir = filepath.Join(b.TempDir(), "data")
@@ -52,30 +57,37 @@ func BenchmarkStoreCacheHit(b *testing.B) {
 				s3edit(&c)
 			}
 			url, stop := serveBench(b, c)
+			defer stop()
 			for _, p := range paths { // warm: fill, and for S3 the local cache
 				if err := benchGet(http.DefaultClient, url+p); err != nil {
 					b.Fatal(err)
 				}
 			}
-			if kind == "disk" {
-				diskDir = c.DataDir
+			urls[kind] = url
+			if kind == "disk" && floorURL == "" {
+				floorURL = serveFloor(b, filepath.Join(c.DataDir, "modules"))
 			}
-			for name, p := range paths {
-				b.Run(kind+"/"+memName+"/"+name, func(b *testing.B) { loadHTTP(b, url+p) })
-			}
-			stop()
+		}
+		urls["fileserver"] = floorURL
+		for _, name := range []string{"zip", "mod"} {
+			b.Run(name+"/"+memName, func(b *testing.B) {
+				compareHTTP(b, []string{"disk", "s3", "fileserver"}, func(kind string) string { return urls[kind] + paths[name] })
+			})
 		}
 	}
+}
+
+// serveFloor serves dir with net/http's FileServer on a loopback port
+// until the benchmark ends.
+func serveFloor(b *testing.B, dir string) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	hs := &http.Server{Handler: http.FileServer(http.Dir(filepath.Join(diskDir, "modules")))}
+	hs := &http.Server{Handler: http.FileServer(http.Dir(dir))}
 	go hs.Serve(ln)
-	defer hs.Close()
-	for name, p := range paths {
-		b.Run("fileserver/"+name, func(b *testing.B) { loadHTTP(b, "http://"+ln.Addr().String()+p) })
-	}
+	b.Cleanup(func() { hs.Close() })
+	return "http://" + ln.Addr().String()
 }
 
 // serveBench starts modgate with cfg on a loopback port.
@@ -120,19 +132,57 @@ func benchGet(c *http.Client, url string) error {
 	return nil
 }
 
-// loadHTTP sends b.N GETs of url from 8 concurrent keep-alive clients and
-// reports req/s and the 99th percentile latency.
-func loadHTTP(b *testing.B, url string) {
-	const workers = 8
+// compareHTTP sends b.N GETs to each target from 8 concurrent keep-alive
+// clients, in rounds of at most 500 that alternate between the targets, so
+// that a change in the machine's load hits every target alike. It reports
+// req/s and the 99th percentile latency of each, and the ratios of each
+// to the last (the floor).
+func compareHTTP(b *testing.B, kinds []string, url func(kind string) string) {
+	const workers, round = 8, 500
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, DisableCompression: true}}
 	defer client.CloseIdleConnections()
-	lat := make([][]time.Duration, workers)
-	next := make(chan struct{}, b.N)
-	for range b.N {
+	lat := make(map[string][]time.Duration)
+	busy := make(map[string]time.Duration)
+	b.ResetTimer()
+	for done := 0; done < b.N; done += round {
+		n := min(round, b.N-done)
+		for _, kind := range kinds {
+			d, l := loadRound(b, client, url(kind), n, workers)
+			busy[kind] += d
+			lat[kind] = append(lat[kind], l...)
+		}
+	}
+	b.StopTimer()
+	rate := func(kind string) float64 { return float64(len(lat[kind])) / busy[kind].Seconds() }
+	p99 := func(kind string) float64 {
+		all := lat[kind]
+		if len(all) == 0 {
+			return 0
+		}
+		slices.Sort(all)
+		return float64(all[len(all)*99/100].Microseconds())
+	}
+	floor := kinds[len(kinds)-1]
+	for _, kind := range kinds {
+		b.ReportMetric(rate(kind), kind+"-req/s")
+		b.ReportMetric(p99(kind), kind+"-p99-µs")
+		if kind != floor {
+			b.ReportMetric(rate(kind)/rate(floor), kind+"/"+floor+"-req/s")
+			b.ReportMetric(p99(kind)/p99(floor), kind+"/"+floor+"-p99")
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// loadRound sends n GETs of url from workers concurrent clients and
+// returns how long that took and each request's latency.
+func loadRound(b *testing.B, client *http.Client, url string, n, workers int) (time.Duration, []time.Duration) {
+	next := make(chan struct{}, n)
+	for range n {
 		next <- struct{}{}
 	}
 	close(next)
-	b.ResetTimer()
+	lat := make([][]time.Duration, workers)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -148,13 +198,5 @@ func loadHTTP(b *testing.B, url string) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	all := slices.Concat(lat...)
-	if len(all) == 0 {
-		return
-	}
-	slices.Sort(all)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	return time.Since(start), slices.Concat(lat...)
 }

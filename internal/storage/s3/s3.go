@@ -38,8 +38,11 @@
 // the HTTP server sends with sendfile, as it does for the disk store. The
 // cache is bounded (Config.CacheMaxBytes) and evicts the least recently
 // used files first; it holds nothing that S3 does not, so it may be wiped
-// at any time, running or not. Mutable files are always read from S3,
-// because another replica may have replaced them.
+// at any time, running or not. A file the cache cannot take (larger than
+// the bound, or the cache's disk is full) is streamed from S3 instead.
+// Files written through this Store go into the cache as they are
+// uploaded. Mutable files are always read from S3, because another replica
+// may have replaced them.
 //
 // # Errors
 //
@@ -261,7 +264,10 @@ func (s *Store) fill(ctx context.Context, name string) error {
 	}
 	tmp, err := s.cache.temp()
 	if err != nil {
-		return fmt.Errorf("reading %s from s3: %w", name, err)
+		// A full or broken cache disk must not stop serving: the
+		// caller streams the object instead.
+		s.log.Warn("s3 cache cannot take a file", "key", name, "err", err)
+		return nil
 	}
 	n, err := io.Copy(tmp, out.Body)
 	if err == nil && n != size {
@@ -275,10 +281,14 @@ func (s *Store) fill(ctx context.Context, name string) error {
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		if ctx.Err() == nil && !isLocal(err) {
-			return &unavailableError{op: "reading", name: name, err: err}
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("reading %s from s3: %w", name, err)
+		case isLocal(err):
+			s.log.Warn("s3 cache cannot take a file", "key", name, "err", err)
+			return nil // the caller streams it
 		}
-		return fmt.Errorf("reading %s from s3: %w", name, err)
+		return &unavailableError{op: "reading", name: name, err: err}
 	}
 	if err := s.cache.commit(name, tmp.Name(), n); err != nil {
 		s.log.Warn("adding a file to the s3 cache failed", "key", name, "err", err)

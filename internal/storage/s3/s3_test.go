@@ -5,8 +5,13 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -371,6 +377,25 @@ func TestBigObjectStreams(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	// Sample the heap while the object moves, for its peak.
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
 	if err := s.Put(t.Context(), name, &genReader{n: size}); err != nil {
 		t.Fatalf("Put = %v", err)
 	}
@@ -382,12 +407,135 @@ func TestBigObjectStreams(t *testing.T) {
 	n, err := io.Copy(io.Discard, rc)
 	rc.Close()
 	runtime.ReadMemStats(&after)
+	close(stop)
+	<-sampled
 	if err != nil || n != size {
 		t.Fatalf("read %d bytes, %v; want %d", n, err, size)
 	}
 	alloc := after.TotalAlloc - before.TotalAlloc
-	t.Logf("100 MB Put + Get allocated %.1f MB in total (peak heap %.1f MB)", float64(alloc)/(1<<20), float64(after.HeapSys)/(1<<20))
+	growth := int64(peak.Load()) - int64(before.HeapInuse)
+	t.Logf("100 MB Put + Get allocated %.1f MB in total; peak heap in use %.1f MB, %.1f MB above the start",
+		float64(alloc)/(1<<20), float64(peak.Load())/(1<<20), float64(growth)/(1<<20))
+	if growth > size/10 {
+		t.Errorf("heap in use grew by %d bytes during a 100 MB round trip, want under %d", growth, size/10)
+	}
 	if alloc > size/5 {
 		t.Errorf("100 MB Put + Get allocated %d bytes, want under %d: the object is being buffered", alloc, size/5)
+	}
+}
+
+// TestCacheConcurrent: many readers of files that are not cached yet, in
+// a cache so small that fills evict each other, all read whole files.
+func TestCacheConcurrent(t *testing.T) {
+	endpoint, bucket, ak, sk := testenv.S3(t)
+	writer := openStore(t, Config{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 0)
+	const files = 6
+	name := func(i int) string { return fmt.Sprintf("example.com/conc/@v/v1.0.%d.zip", i) }
+	for i := range files {
+		mustPut(t, writer, name(i), storagetest.Content(300_000+i, uint64(i)))
+	}
+	s := openStore(t, Config{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 700_000) // two files
+	var wg sync.WaitGroup
+	for g := range 24 {
+		wg.Go(func() {
+			for j := range 8 {
+				i := (g + j) % files
+				got, err := readAll(t, s, name(i))
+				if err != nil || !bytes.Equal(got, storagetest.Content(300_000+i, uint64(i))) {
+					t.Errorf("Get(%q) = %d bytes, %v; want the whole file", name(i), len(got), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n, size := s.CacheLen(); size > 700_000 || n > 2 {
+		t.Errorf("cache holds %d files, %d bytes; want at most 2 files within 700000 bytes", n, size)
+	}
+}
+
+// TestPartialDownloadNotCached: a download cut short (the connection
+// closes before the announced length) fails, leaves nothing in the cache,
+// and the next Get reads the whole file.
+func TestPartialDownloadNotCached(t *testing.T) {
+	endpoint, bucket, ak, sk := testenv.S3(t)
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var cut atomic.Bool
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !cut.Load() || r.Method != http.MethodGet {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		body := rec.Body.Bytes()
+		w.Write(body[:len(body)/2])
+		// Hang up with half the announced bytes sent.
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer proxy.Close()
+	s := openStore(t, Config{Endpoint: proxy.URL, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 64<<20)
+	const name = "example.com/cut/@v/v1.0.0.zip"
+	data := storagetest.Content(1<<20, 42)
+	writer := openStore(t, Config{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 0)
+	mustPut(t, writer, name, data)
+
+	cut.Store(true)
+	if got, err := readAll(t, s, name); err == nil {
+		t.Errorf("Get through a connection cut at half = %d bytes, nil error; want an error", len(got))
+	} else if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("Get through a connection cut at half = %v, want storage.ErrUnavailable", err)
+	}
+	if n, _ := s.CacheLen(); n != 0 {
+		t.Errorf("after a cut download the cache holds %d files, want 0", n)
+	}
+	if _, err := os.Stat(filepath.Join(s.cache.dir, filepath.FromSlash(name))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after a cut download, the cache file exists: %v", err)
+	}
+	cut.Store(false)
+	if got, err := readAll(t, s, name); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("Get after the cut = %d bytes, %v; want the whole file", len(got), err)
+	}
+}
+
+// TestBrokenCacheStillServes: when the cache cannot take files (its disk
+// is full or broken), stored files are streamed from S3 instead.
+func TestBrokenCacheStillServes(t *testing.T) {
+	endpoint, bucket, ak, sk := testenv.S3(t)
+	writer := openStore(t, Config{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 0)
+	s := openStore(t, Config{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk}, 64<<20)
+	const name = "example.com/broken/@v/v1.0.0.zip"
+	data := storagetest.Content(200_000, 7)
+	mustPut(t, writer, name, data)
+	// A file where the temporary directory should be: no temporary file
+	// can be created, as on a full disk.
+	if err := os.RemoveAll(s.cache.tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.cache.tmp, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Get(t.Context(), name)
+	if err != nil {
+		t.Fatalf("Get with a broken cache = %v, want the file from S3", err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("Get with a broken cache read %d bytes, %v; want the whole file", len(got), err)
+	}
+	if n, _ := s.CacheLen(); n != 0 {
+		t.Errorf("broken cache holds %d files", n)
 	}
 }

@@ -46,7 +46,10 @@
 //
 // A token is "mgt_<id>_<secret>": the id (64 random bits, hex) finds the
 // record, the secret (256 random bits, hex) proves possession. Only
-// SHA-256(id, secret) is stored, in {data_dir}/auth/tokens.json. A fast
+// SHA-256(id, secret) is stored, in {data_dir}/auth/tokens.json, or, for
+// replicas, in a TokenStore (tokenstore.go; package state/postgres), which
+// every Authenticate reads, so a revocation reaches every replica at its
+// next request. A fast
 // hash is enough because the secret is uniformly random: with 2^256
 // possibilities there is no dictionary to try, which is the only thing a
 // slow password hash (bcrypt, argon2) protects against, and the per-request

@@ -65,7 +65,7 @@ func TestMigrateCommandErrors(t *testing.T) {
 	}{
 		{"no database configured", map[string]string{"MODGATE_CONFIG": noDB}, nil, 2, "modgate migrate: no database: state.postgres.dsn_env or dsn_file is not set"},
 		{"dsn variable unset", map[string]string{"MODGATE_CONFIG": unset}, nil, 2, "environment variable TEST_PG_DSN is empty or unset"},
-		{"unreachable", map[string]string{"MODGATE_CONFIG": unset, "TEST_PG_DSN": "postgres://u:s3cret@127.0.0.1:1/x?connect_timeout=2"}, nil, 1, "modgate migrate: connecting to PostgreSQL: database unavailable: "},
+		{"unreachable", map[string]string{"MODGATE_CONFIG": unset, "TEST_PG_DSN": "postgres://u:s3cret@127.0.0.1:1/x?connect_timeout=2"}, nil, 1, "modgate migrate: connecting to PostgreSQL: shared state database unavailable: "},
 		{"stray argument", map[string]string{"MODGATE_CONFIG": unset}, []string{"now"}, 2, `want no arguments, got ["now"]`},
 	}
 	for _, tt := range tests {

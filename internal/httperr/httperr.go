@@ -38,6 +38,7 @@ import (
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/reqlog"
+	"github.com/modgate/modgate/internal/state"
 	"github.com/modgate/modgate/internal/storage"
 	"github.com/modgate/modgate/internal/upstream"
 )
@@ -86,6 +87,7 @@ var classes = []class{
 	// The module store (an object store) cannot be reached: come back
 	// later. Before fs.ErrNotExist: nothing is known to be missing.
 	{storage.ErrUnavailable, http.StatusServiceUnavailable},
+	{state.ErrUnavailable, http.StatusServiceUnavailable},
 	// Before ErrUnavailable, which a busy error also matches: the fill
 	// queue is full, so the client should come back (Retry-After).
 	{mirror.ErrBusy, http.StatusServiceUnavailable},

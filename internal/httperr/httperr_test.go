@@ -16,6 +16,7 @@ import (
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/reqlog"
+	"github.com/modgate/modgate/internal/state"
 	"github.com/modgate/modgate/internal/storage"
 	"github.com/modgate/modgate/internal/upstream"
 )
@@ -45,6 +46,7 @@ func TestStatus(t *testing.T) {
 		{"audit unwritable", audit.ErrUnwritable, 503},
 		{"not ready", ErrNotReady, 503},
 		{"storage unavailable", fmt.Errorf("reading x: %w", storage.ErrUnavailable), 503},
+		{"shared state down", fmt.Errorf("recording: %w", state.ErrUnavailable), 503},
 		{"fill queue full", fmt.Errorf("fetching x: %w", mirror.ErrBusy), 503},
 		{"verification", fmt.Errorf("x: %w", mirror.ErrVerification), 502},
 		// A failed verification wins over the not-found it may wrap.

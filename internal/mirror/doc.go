@@ -52,6 +52,9 @@
 // fetch. The fetch runs detached from any one request and is cancelled only
 // when every request waiting for it has gone, so a client that gives up does
 // not fail the others, and an abandoned fill does not keep pulling bytes.
+// Replicas sharing one Store extend this across processes with a Leaser
+// (lease.go): the flight that holds the file's lease fills, the others wait
+// for the lease to go and read the stored file.
 //
 // # Fill limits
 //

@@ -96,6 +96,9 @@ type Ages struct {
 	source PublishTimeSource
 	now    func() time.Time
 
+	store  AgeStore             // when set, keeps the facts instead of f (see agestore.go)
+	loaded map[string]time.Time // with store: when each module's facts were read
+
 	mu       sync.Mutex
 	f        *os.File
 	size     int64                // bytes of whole records in f
@@ -281,6 +284,9 @@ func (a *Ages) ObserveList(module string, versions []string, now time.Time) erro
 		return nil
 	}
 	module = strings.ToLower(module) // see Age
+	if a.store != nil {
+		return a.observeStore(module, versions, now)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t := time.Unix(0, now.UnixNano()) // as it reads back from the file
@@ -355,6 +361,10 @@ func (a *Ages) Age(module, version string, infoTime time.Time) (time.Duration, A
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f := a.versions[module+"@"+version]
+	if a.store != nil && (f == nil || f.firstSeen.IsZero()) && usable(module) {
+		a.refreshLocked(module, now)
+		f = a.versions[module+"@"+version]
+	}
 	if f != nil && !f.firstSeen.IsZero() {
 		return now.Sub(f.firstSeen), SourceFirstSeen
 	}
@@ -367,7 +377,11 @@ func (a *Ages) Age(module, version string, infoTime time.Time) (time.Duration, A
 			return now.Sub(f.firstRequest), SourceFirstRequest
 		}
 		t := time.Unix(0, now.UnixNano())
-		if a.append(fmt.Sprintf("R %s %s %d\n", module, version, t.UnixNano())) == nil {
+		if a.store != nil {
+			if got, ok := a.recordStoreLocked(module, version, SourceFirstRequest, t); ok {
+				t = got
+			}
+		} else if a.append(fmt.Sprintf("R %s %s %d\n", module, version, t.UnixNano())) == nil {
 			a.facts(module, version).firstRequest = t
 		}
 		return now.Sub(t), SourceFirstRequest
@@ -380,7 +394,9 @@ func (a *Ages) Age(module, version string, infoTime time.Time) (time.Duration, A
 		}
 		if f == nil || f.info.IsZero() {
 			t := time.Unix(0, infoTime.UnixNano())
-			if a.append(fmt.Sprintf("I %s %s %d\n", module, version, t.UnixNano())) == nil {
+			if a.store != nil {
+				a.recordStoreLocked(module, version, SourceInfo, t)
+			} else if a.append(fmt.Sprintf("I %s %s %d\n", module, version, t.UnixNano())) == nil {
 				a.facts(module, version).info = t
 			}
 		}
@@ -392,5 +408,8 @@ func (a *Ages) Age(module, version string, infoTime time.Time) (time.Duration, A
 func (a *Ages) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.f == nil {
+		return nil // a store's owner closes it
+	}
 	return a.f.Close()
 }

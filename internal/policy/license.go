@@ -132,8 +132,9 @@ type ZipOpener func(mod module.Version) (io.ReadCloser, error)
 // restarted server does not read zips again. It is safe for concurrent
 // use.
 type LicenseDetector struct {
-	dir  string // "" keeps results in memory only
-	open ZipOpener
+	dir   string       // "" keeps results in memory only
+	store LicenseStore // when set, keeps results instead of dir
+	open  ZipOpener
 
 	mu  sync.Mutex
 	mem map[module.Version]License
@@ -232,6 +233,9 @@ func (d *LicenseDetector) cacheFile(mod module.Version) string {
 }
 
 func (d *LicenseDetector) readCache(mod module.Version) (License, bool) {
+	if d.store != nil {
+		return d.readStore(mod)
+	}
 	name := d.cacheFile(mod)
 	if name == "" {
 		return License{}, false
@@ -249,6 +253,9 @@ func (d *LicenseDetector) readCache(mod module.Version) (License, bool) {
 
 // writeCache stores lic atomically: temporary file, fsync, rename.
 func (d *LicenseDetector) writeCache(mod module.Version, lic License) error {
+	if d.store != nil {
+		return d.writeStore(mod, lic)
+	}
 	name := d.cacheFile(mod)
 	if name == "" {
 		return nil

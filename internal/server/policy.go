@@ -66,12 +66,12 @@ func (s *Server) buildPolicy() error {
 	}
 	dir := filepath.Join(s.cfg.DataDir, "policy")
 	var err error
-	p.ages, err = policy.OpenAges(dir, s.cfg.Policy.Ages.Source(), nil)
+	p.ages, err = s.openAges(dir)
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
 	s.policy = p // from here on, Close closes the ages file
-	p.licenses = policy.NewLicenseDetector(filepath.Join(dir, "licenses"), s.openZip)
+	p.licenses = s.licenseDetector(filepath.Join(dir, "licenses"))
 	p.tags = policy.NewTagIndex(mirrorInfos{s})
 	if vc := s.cfg.Policy.VulnDB; vc.URL != "" || vc.Dir != "" {
 		sc := vulndb.SyncConfig{
@@ -79,6 +79,7 @@ func (s *Server) buildPolicy() error {
 			Dir:      filepath.Join(s.cfg.DataDir, "vulndb"),
 			Interval: vc.SyncInterval.Duration,
 			Logger:   s.log, // vulndb adds its component
+			Shared:   s.vulnShared(),
 
 			RedirectHosts: s.cfg.Upstream.RedirectHosts,
 		}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -116,4 +117,38 @@ func TestSharedStateTreeHead(t *testing.T) {
 	if status, body, _ := b.get(t, "/example.com/greet/@v/v1.0.0.mod"); status != http.StatusOK {
 		t.Fatalf("go.mod through B: %d %q", status, body)
 	}
+}
+
+// TestSharedStatePostgresRestart stops PostgreSQL under a running modgate:
+// stored files are still served; what needs the database (a file not
+// stored yet, whose checksum-database tree head is shared) fails with a
+// clear 503 that does not name the database's address; once PostgreSQL is
+// back, the same request succeeds without restarting modgate.
+func TestSharedStatePostgresRestart(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	in := startModgate(t, up, sharedState(t, pg.DSN(t)))
+	const stored = "/example.com/hello/@v/v1.0.0.zip"
+	const later = "/example.com/hello/@v/v1.1.0.mod"
+	if status, body, _ := in.get(t, stored); status != http.StatusOK {
+		t.Fatalf("GET %s: %d %q", stored, status, body)
+	}
+
+	pg.Stop(t)
+	if status, body, _ := in.get(t, stored); status != http.StatusOK {
+		t.Errorf("stored file while PostgreSQL is down: %d %q; want 200", status, body)
+	}
+	status, body, _ := in.get(t, later)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "shared state database is unavailable") || strings.Contains(string(body), pg.Addr()) {
+		t.Errorf("new file while PostgreSQL is down: %d %q; want 503 saying the shared state database is unavailable, without its address", status, body)
+	}
+
+	pg.Start(t)
+	pollUntil(t, 20*time.Second, func() string {
+		status, body, _ := in.get(t, later)
+		if status != http.StatusOK {
+			return fmt.Sprintf("after PostgreSQL restarted: GET %s = %d %q", later, status, body)
+		}
+		return ""
+	})
 }

@@ -9,18 +9,23 @@ import (
 	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/ledger"
 	"github.com/modgate/modgate/internal/mirror"
+	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/state/postgres"
 	"github.com/modgate/modgate/internal/sumdb"
+	"github.com/modgate/modgate/internal/vulndb"
 	"github.com/modgate/modgate/internal/webhook"
 )
 
 // Shared state, wired here. With state.postgres set, the state replicas
-// must share lives in PostgreSQL instead of files under data_dir: tokens,
-// the private-module ledger, the verified checksum-database tree head (the
-// tables of package state/postgres), and the replicas tell each other
-// about policy reloads and webhook refreshes with LISTEN/NOTIFY, so that a
-// change received by one takes effect on all at their next request. Without
-// it every accessor below returns nil and the components keep their files.
+// must share lives in PostgreSQL instead of files under data_dir (the
+// tables of package state/postgres): tokens, the private-module ledger,
+// the verified checksum-database tree head, first-seen times, licence
+// results, webhook deliveries, fill leases and the synced vulnerability
+// database. The replicas tell each other about policy reloads, webhook
+// refreshes and new vulnerability database copies with LISTEN/NOTIFY, so
+// that a change received by one takes effect on all at once. Without
+// state.postgres every accessor below returns nil (or the file-backed
+// default) and nothing changes.
 
 // stateStartTimeout bounds connecting and migrating at start.
 const stateStartTimeout = time.Minute
@@ -90,6 +95,32 @@ func (s *Server) deliveryStore() webhook.DeliveryStore {
 	return s.pg.Deliveries()
 }
 
+// openAges opens the first-seen times of the cooldown rule, shared by all
+// replicas or in dir.
+func (s *Server) openAges(dir string) (*policy.Ages, error) {
+	if s.pg == nil {
+		return policy.OpenAges(dir, s.cfg.Policy.Ages.Source(), nil)
+	}
+	return policy.OpenSharedAges(s.pg.Ages(), s.cfg.Policy.Ages.Source(), nil)
+}
+
+// licenseDetector keeps licence results for all replicas, or in dir.
+func (s *Server) licenseDetector(dir string) *policy.LicenseDetector {
+	if s.pg == nil {
+		return policy.NewLicenseDetector(dir, s.openZip)
+	}
+	return policy.NewSharedLicenseDetector(s.pg.Licenses(), s.openZip)
+}
+
+// vulnShared makes replicas sync the vulnerability database one at a time
+// and load each other's copy; nil syncs alone.
+func (s *Server) vulnShared() vulndb.SharedCopy {
+	if s.pg == nil {
+		return nil
+	}
+	return s.pg.VulnDB()
+}
+
 // tokenStore is the shared token store; nil keeps the tokens file.
 func (s *Server) tokenStore() auth.TokenStore {
 	if s.pg == nil {
@@ -132,8 +163,16 @@ func (s *Server) listenState(ctx context.Context) {
 	if s.pg == nil {
 		return
 	}
-	s.pg.Listen(ctx, []string{postgres.ChannelPolicy, postgres.ChannelWebhook}, func(channel, payload string) {
+	s.pg.Listen(ctx, []string{postgres.ChannelPolicy, postgres.ChannelWebhook, postgres.ChannelVulnDB}, func(channel, payload string) {
 		switch channel {
+		case postgres.ChannelVulnDB:
+			if s.policy != nil && s.policy.vulns != nil {
+				s.background(func(bg context.Context) {
+					if err := s.policy.vulns.Pull(bg); err != nil {
+						s.log.Warn("loading the vulnerability database another replica synced failed; the next sync retries", "err", err)
+					}
+				})
+			}
 		case postgres.ChannelPolicy:
 			// Also after a lost connection (empty payload): a reload
 			// of an unchanged file changes nothing.

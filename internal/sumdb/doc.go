@@ -35,7 +35,9 @@
 // the fetch finishes in the background (wait.go): a hanging upstream costs
 // a client seconds, not the fetch timeout per tile. The Verifier keeps the latest tree head it verified in a state
 // directory, written atomically, so that a database that forks or rolls
-// back is detected after a restart too (that is a security error: logged,
+// back is detected after a restart too, or, for replicas, in a HeadStore
+// (headstore.go) that every replica advances by compare-and-set and none
+// can move backwards (that is a security error: logged,
 // reported to the OnSecurityEvent hook, and every check fails until an
 // operator acts).
 //

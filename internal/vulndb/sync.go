@@ -62,6 +62,9 @@ type SyncConfig struct {
 	RedirectHosts []string
 	// Logger receives sync results (default: discard).
 	Logger *slog.Logger
+	// Shared, when set, makes replicas sync one at a time and share the
+	// result (see SharedCopy).
+	Shared SharedCopy
 }
 
 // Status describes a Syncer's copy and its last sync, for readiness checks
@@ -95,8 +98,12 @@ type Syncer struct {
 	interval time.Duration
 	log      *slog.Logger
 
-	syncMu sync.Mutex // one sync at a time
-	cur    atomic.Pointer[snapshot]
+	syncMu  sync.Mutex // one sync at a time
+	cur     atomic.Pointer[snapshot]
+	changed bool // the last sync installed a new copy; syncMu held
+
+	shared    SharedCopy // nil: this process alone keeps the copy (shared.go)
+	sharedVer int64      // the shared copy's version in use; syncMu held
 
 	statusMu sync.Mutex
 	status   Status // only the LastAttempt, LastSuccess and LastError fields
@@ -119,6 +126,7 @@ func NewSyncer(cfg SyncConfig) (*Syncer, error) {
 		dir:      cfg.Dir,
 		interval: cfg.Interval,
 		log:      cfg.Logger,
+		shared:   cfg.Shared,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -274,7 +282,12 @@ func (s *Syncer) Sync(ctx context.Context) error {
 	s.status.LastAttempt = start
 	s.statusMu.Unlock()
 
-	err := s.sync(ctx, start)
+	var err error
+	if s.shared != nil {
+		err = s.syncShared(ctx, start)
+	} else {
+		err = s.sync(ctx, start)
+	}
 
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
@@ -308,6 +321,16 @@ func (s *Syncer) sync(ctx context.Context, start time.Time) error {
 		s.log.Debug("vulnerability database unchanged", "source", s.what, "modified", old.db.modified)
 		return nil
 	}
+	if err := s.install(ctx, old, db, fresh, start); err != nil {
+		return err
+	}
+	s.changed = true
+	return nil
+}
+
+// install writes db (with the entries in fresh, the others linked from
+// old) as a new generation and puts it in use.
+func (s *Syncer) install(ctx context.Context, old *snapshot, db *DB, fresh map[string][]byte, start time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -12,13 +12,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/modgate/modgate/internal/state"
 )
 
 // ErrUnavailable matches every error of an operation that could not reach
 // PostgreSQL (refused or dropped connections, a server shutting down): the
 // operation may succeed when the database is back. Other errors (a
 // constraint, a bug) are not retried.
-var ErrUnavailable = errors.New("database unavailable")
+var ErrUnavailable = state.ErrUnavailable
 
 // A DB is a pool of connections to the PostgreSQL database that holds the
 // state modgate's replicas share. It is safe for concurrent use. The pool
@@ -83,9 +85,27 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	if isUnavailable(err) {
-		return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, oneLine{err})
+		return &unavailableError{what: what, err: oneLine{err}}
 	}
 	return fmt.Errorf("%s: %w", what, oneLine{err})
+}
+
+// unavailableError is an error matching ErrUnavailable. Clients see only
+// that the database is unavailable, not its address.
+type unavailableError struct {
+	what string
+	err  error
+}
+
+func (e *unavailableError) Error() string {
+	return e.what + ": " + ErrUnavailable.Error() + ": " + e.err.Error()
+}
+
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
+// PublicError is the text httperr shows clients.
+func (e *unavailableError) PublicError() string {
+	return "the shared state database is unavailable (" + e.what + "); try again shortly"
 }
 
 // oneLine is an error whose message fits on one line: pgx lists every
@@ -93,7 +113,8 @@ func wrap(what string, err error) error {
 type oneLine struct{ err error }
 
 func (e oneLine) Error() string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(e.err.Error(), "\n", "; ")), " ")
+	msg := strings.ReplaceAll(e.err.Error(), ":\n", ": ")
+	return strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 }
 
 func (e oneLine) Unwrap() error { return e.err }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +72,10 @@ func TestRestart(t *testing.T) {
 	}
 	if _, err := tokens.Authenticate(text); err != nil {
 		t.Errorf("Authenticate of a known token while PostgreSQL is down = %v, want the last copy used", err)
+	}
+	unseen := "mgt_" + strings.Repeat("1", 16) + "_" + strings.Repeat("2", 64)
+	if _, err := tokens.Authenticate(unseen); !errors.Is(err, postgres.ErrUnavailable) {
+		t.Errorf("Authenticate of a token never seen while PostgreSQL is down = %v, want ErrUnavailable (503), not 401", err)
 	}
 	if _, _, err := tokens.Create("other", scopes, time.Time{}); !errors.Is(err, postgres.ErrUnavailable) {
 		t.Errorf("Create while PostgreSQL is down = %v, want ErrUnavailable", err)

@@ -21,6 +21,10 @@ type Chain interface {
 	// nothing, in one transaction. An error from link is returned as is.
 	Append(ctx context.Context, mark SpoolMark, link func(ChainHead) ([]ChainRow, error)) error
 
+	// Has reports whether the chain holds a row with h's seq and hash:
+	// whether an append whose commit was not confirmed took place.
+	Has(ctx context.Context, h ChainHead) (bool, error)
+
 	// SpoolProgress returns how many lines of the spool file named file
 	// were appended (the Lines of the last mark stored for it), 0 if none.
 	SpoolProgress(ctx context.Context, file string) (int64, error)
@@ -91,8 +95,8 @@ func linkRecords(h ChainHead, recs []Record) ([]ChainRow, error) {
 
 // maxBatch is how many records one transaction appends at most, and
 // maxPending how many wait for the committer at most.
-const (
-	maxBatch   = 4096
+var (
+	maxBatch   = 4096 // a variable for tests only
 	maxPending = 4096
 )
 
@@ -102,6 +106,10 @@ type sharedWriter struct {
 	spool          *spool
 	appended       bool // since the last checkpoint
 	lastCheckpoint time.Time
+	// The spool is drained from retryAt on; after a failure retryAt moves
+	// back by backoff, doubled up to maxDrainBackoff.
+	retryAt time.Time
+	backoff time.Duration
 }
 
 // chainTimeout bounds one database call of the writer.
@@ -119,7 +127,7 @@ func (l *Log) openShared() (*Log, error) {
 	l.anchors = startAnchors(l.cfg.Anchors, l.cfg.AnchorTimeout, l.log, l.cfg.OnAnchorError)
 	if sp.pending() {
 		l.log.Warn("audit records spooled by an earlier run wait for the shared chain", "spool", sp.dir)
-		l.drainSpool()
+		l.drainDue(drainPerTick)
 	}
 	go l.runShared()
 	return l, nil
@@ -191,6 +199,9 @@ func (l *Log) commitLoop(batches <-chan []Record, done chan<- struct{}) {
 				l.commit(b[:n:n])
 				b = b[n:]
 			}
+			// Under load, drain a little after every batch too, so the
+			// spool empties while new records keep coming.
+			l.drainDue(1)
 		case <-tick.C:
 			l.maintainShared(false)
 		}
@@ -205,9 +216,17 @@ func (l *Log) commit(recs []Record) {
 	if noted > 0 {
 		recs = append(recs, note)
 	}
+	var tried *ChainHead // the last row of a failed append, if it was linked
 	if !w.spool.pending() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.chainTimeout())
-		err := w.chain.Append(ctx, SpoolMark{}, func(h ChainHead) ([]ChainRow, error) { return linkRecords(h, recs) })
+		err := w.chain.Append(ctx, SpoolMark{}, func(h ChainHead) ([]ChainRow, error) {
+			rows, err := linkRecords(h, recs)
+			if err == nil && len(rows) > 0 {
+				last := rows[len(rows)-1]
+				tried = &ChainHead{Seq: last.Seq, Hash: last.Hash}
+			}
+			return rows, err
+		})
 		cancel()
 		if err == nil {
 			w.appended = true
@@ -217,7 +236,14 @@ func (l *Log) commit(recs []Record) {
 		}
 		l.fail(fmt.Errorf("appending to the shared audit chain (%s): %w", w.chain.Name(), err))
 	}
-	if err := w.spool.write(recs); err != nil {
+	file, end, err := w.spool.write(recs)
+	if err == nil && tried != nil {
+		// The connection may have failed after the commit: the drain asks
+		// the chain whether this batch's last row is there before it
+		// appends these lines again.
+		w.spool.uncertain = append(w.spool.uncertain, uncertainBatch{file: file, end: end, last: *tried})
+	}
+	if err != nil {
 		// Give the notice's count back: it is written with a later batch.
 		if noted > 0 {
 			recs = recs[:len(recs)-1]
@@ -267,8 +293,12 @@ func (l *Log) noted(n int64) {
 // sign a checkpoint when due (always when final).
 func (l *Log) maintainShared(final bool) {
 	w := l.sw
-	if w.spool.pending() {
-		l.drainSpool()
+	if final {
+		// Close: all that can be drained now, whatever the backoff.
+		for w.spool.pending() && l.drainSpool(drainPerTick) {
+		}
+	} else {
+		l.drainDue(drainPerTick)
 	}
 	if !w.spool.pending() {
 		if _, n := l.dropNote(); n > 0 {
@@ -282,29 +312,74 @@ func (l *Log) maintainShared(final bool) {
 	}
 }
 
-// drainSpool appends the spooled records to the chain, oldest first, in
-// batches, each with its spool mark; a file is removed once all of it is
-// in the chain. It stops at the first failure, to retry at the next tick.
-func (l *Log) drainSpool() {
+// How much of the spool one drain appends (in transactions of at most
+// maxBatch records) on a tick, and the longest wait between attempts while
+// the chain cannot be reached. Draining in bounded steps keeps the
+// committer taking new batches (into the spool, behind the old records)
+// while a large spool empties.
+const (
+	drainPerTick    = 16
+	maxDrainBackoff = 5 * time.Second
+)
+
+// drainDue drains up to budget transactions' worth of the spool if it
+// holds records and the backoff allows.
+func (l *Log) drainDue(budget int) {
 	w := l.sw
-	err := w.spool.drain(func(file string, done int64, recs []Record) error {
+	now := l.cfg.Now()
+	if !w.spool.pending() || now.Before(w.retryAt) {
+		return
+	}
+	if l.drainSpool(budget) {
+		w.backoff = 0
+		return
+	}
+	w.backoff = min(max(l.cfg.SyncInterval, 2*w.backoff), maxDrainBackoff)
+	w.retryAt = now.Add(w.backoff)
+}
+
+// drainSpool appends the spooled records to the chain, oldest first, in
+// at most budget transactions, each with its spool mark; a file is removed
+// once all of it is in the chain. It stops at the first failure and
+// reports whether it had none.
+func (l *Log) drainSpool(budget int) bool {
+	w := l.sw
+	err := w.spool.drain(budget, func(file string, done int64, recs []Record) error {
 		ctx, cancel := context.WithTimeout(context.Background(), l.chainTimeout())
 		defer cancel()
 		return w.chain.Append(ctx, SpoolMark{File: file, Lines: done}, func(h ChainHead) ([]ChainRow, error) { return linkRecords(h, recs) })
 	}, func(file string) (int64, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), l.chainTimeout())
 		defer cancel()
-		return w.chain.SpoolProgress(ctx, file)
+		done, err := w.chain.SpoolProgress(ctx, file)
+		if err != nil {
+			return 0, err
+		}
+		for _, u := range w.spool.uncertain {
+			if u.file != file || u.end <= done {
+				continue
+			}
+			in, err := w.chain.Has(ctx, u.last)
+			if err != nil {
+				return 0, err
+			}
+			if in {
+				l.log.Warn("an append reported as failed had committed; its spooled copy is skipped", "file", file, "seq", u.last.Seq)
+				done = u.end
+			}
+		}
+		return done, nil
 	})
 	if err != nil {
 		l.fail(fmt.Errorf("appending spooled records to the shared audit chain (%s): %w", w.chain.Name(), err))
-		return
+		return false
 	}
+	w.appended = true
 	if !w.spool.pending() {
-		w.appended = true
 		l.recovered()
 		l.log.Info("spooled audit records appended to the shared chain", "chain", w.chain.Name())
 	}
+	return true
 }
 
 // checkpointShared signs the chain head, under the chain's lock so that

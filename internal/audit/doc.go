@@ -187,10 +187,19 @@
 // files spool-<time>-<random>.jsonl of unchained records, one JSON Record
 // per line, fsynced before they count. While the spool holds anything,
 // new records go there too, so the replica's order is kept. Every
-// SyncInterval the committer appends the spooled records, oldest first,
+// SyncInterval (backing off to maxDrainBackoff while it keeps failing),
+// and a little after every new batch, the committer appends spooled
+// records, oldest first, in bounded steps (files of at most 4 MiB,
+// drainPerTick transactions a tick) so new batches keep being taken,
 // each transaction also storing a spool mark (file, lines done) — so a
 // crash between the append and the file's removal never appends a record
-// twice — and removes the files it finished. Spooled records survive a
+// twice — and removes the files it finished. An append that failed after
+// linking (the connection may have broken after the commit) is remembered
+// with its last row's seq and hash; before its spooled copy is appended,
+// the chain is asked whether that row is there (Chain.Has), and if so the
+// copy is skipped. (That memory does not survive a restart in the middle
+// of an outage: the one batch may then be appended twice, never lost.)
+// Spooled records survive a
 // restart: Open drains what an earlier run left. They are chained when
 // appended, so their seq is later than records other replicas appended
 // meanwhile, and their Time is when the request ended. The spool is

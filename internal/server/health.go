@@ -1,7 +1,6 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"net/http"
 
@@ -46,7 +45,7 @@ func (s *Server) buildHealth(o options) {
 	// The shared state's database: optional, because a replica keeps
 	// serving what it has without it (README: "Running replicas"), and
 	// every replica would leave the balancer at once if it were required.
-	if db := cmp.Or(s.pg, s.auditDB); db != nil {
+	if db := s.pg; db != nil {
 		s.health.Add(health.Check{Name: "postgres", Optional: true, Checker: health.CheckerFunc(func(ctx context.Context) error {
 			if err := db.Ping(ctx); err != nil {
 				return health.Reasonf(err, "the database cannot be reached")

@@ -73,7 +73,6 @@ type Server struct {
 	tokens   *auth.Tokens // nil when tokens are off
 	audit    *audit.Log   // nil when the audit log is off
 	pg       *postgres.DB // nil: state in files (see state.go)
-	auditDB  *postgres.DB // the shared audit chain's database; nil without state.postgres (auditstate.go)
 	tls      *tls.Config  // nil: plain HTTP
 	handler  http.Handler
 	ready    atomic.Bool
@@ -504,7 +503,6 @@ func (s *Server) Close() error {
 		errs = append(errs, s.audit.Close())
 	}
 	s.closeState()
-	s.closeAuditDB()
 	return errors.Join(errs...)
 }
 

@@ -22,6 +22,31 @@ type MemChain struct {
 	rows  []audit.ChainRow
 	cps   [][]byte
 	marks map[string]int64
+	// lostAcks is how many of the next appends commit and then fail, as
+	// when the connection breaks before the commit is confirmed.
+	lostAcks int
+}
+
+// LoseAcks makes the next n appends commit and then report ErrDown.
+func (m *MemChain) LoseAcks(n int) {
+	m.mu.Lock()
+	m.lostAcks = n
+	m.mu.Unlock()
+}
+
+// Has implements audit.Chain.
+func (m *MemChain) Has(ctx context.Context, h audit.ChainHead) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return false, ErrDown
+	}
+	for _, r := range m.rows {
+		if r.Seq == h.Seq {
+			return r.Hash == h.Hash, nil
+		}
+	}
+	return false, nil
 }
 
 // NewMemChain returns an empty MemChain.
@@ -62,6 +87,10 @@ func (m *MemChain) Append(ctx context.Context, mark audit.SpoolMark, link func(a
 	}
 	if mark.File != "" {
 		m.marks[mark.File] = mark.Lines
+	}
+	if m.lostAcks > 0 {
+		m.lostAcks--
+		return ErrDown
 	}
 	return nil
 }

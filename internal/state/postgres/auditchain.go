@@ -82,6 +82,13 @@ func (s *rowSource) Values() ([]any, error) {
 	return s.vals[:], nil
 }
 
+// Has implements audit.Chain.
+func (c auditChain) Has(ctx context.Context, h audit.ChainHead) (bool, error) {
+	var n int
+	err := c.db.pool.QueryRow(ctx, `SELECT count(*) FROM audit_records WHERE seq = $1 AND hash = $2`, h.Seq, h.Hash).Scan(&n)
+	return n > 0, wrap("reading the audit chain", err)
+}
+
 // SpoolProgress implements audit.Chain.
 func (c auditChain) SpoolProgress(ctx context.Context, file string) (int64, error) {
 	var n int64

@@ -284,3 +284,63 @@ func pollFor(t *testing.T, d time.Duration, cond func() bool, msg func() string)
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestClusterMovedTag: a private module's tag moved in Git after replica A
+// stored the version is refused by replica B, which has no copy of its own
+// (each keeps module files on its own disk here; only the ledger is
+// shared), while A keeps serving what it recorded.
+func TestClusterMovedTag(t *testing.T) {
+	const user, password = "modgate", "git-secret"
+	gs := testenv.NewGitServer(t, user, password)
+	repo := gs.Repo(t, "platform/auth")
+	repo.Commit("first", map[string]string{
+		"go.mod":  "module " + testenv.GitHost + "/platform/auth\n\ngo 1.21\n",
+		"auth.go": "package auth\n\nfunc Version() string { return \"v1.0.0\" }\n",
+	})
+	repo.Tag("v1.0.0", "HEAD")
+	pwFile := filepath.Join(t.TempDir(), "git-password")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	// git runs with the replica's environment, whose proxy is dead; the
+	// Git server is on loopback.
+	c := newCluster(t, up, 2, clusterOptions{disk: true, env: []string{"NO_PROXY=127.0.0.1", "no_proxy=127.0.0.1"}, yaml: fmt.Sprintf(`private:
+  sources:
+    - name: corp
+      patterns: ["%s/*/*"]
+      url: https://%s/{path}.git
+      username: %s
+      password_file: %s
+      ca_file: %s
+`, testenv.GitHost, gs.Addr(), user, pwFile, gs.CAFile)})
+	a, b := c.replicas[0], c.replicas[1]
+	zip := "/" + testenv.GitHost + "/platform/auth/@v/v1.0.0.zip"
+	get := func(p *process) (int, []byte) {
+		t.Helper()
+		resp, err := httpClient.Get(p.URL + zip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, body
+	}
+	code, first := get(a)
+	if code != http.StatusOK {
+		t.Fatalf("v1.0.0 through replica A: %d %s\n%s", code, first, a.logs)
+	}
+
+	repo.Commit("rewritten history", map[string]string{"auth.go": "package auth\n\nfunc Version() string { return \"evil\" }\n"})
+	repo.Tag("v1.0.0", "HEAD")
+	code, body := get(b)
+	if code == http.StatusOK {
+		t.Fatalf("replica B served the moved tag's code (%d bytes; A's copy was %d)", len(body), len(first))
+	}
+	if !strings.Contains(string(body), "the tag was moved on the Git server") {
+		t.Errorf("replica B: %d %q, want a refusal saying the tag moved", code, body)
+	}
+	if code, again := get(a); code != http.StatusOK || !bytes.Equal(again, first) {
+		t.Errorf("replica A after the move: %d, same bytes %v; want its recorded copy", code, bytes.Equal(again, first))
+	}
+}

@@ -36,9 +36,11 @@ type cluster struct {
 
 // clusterOptions change newCluster's defaults.
 type clusterOptions struct {
-	dsn      string // the database; empty: a fresh one from testenv.PostgresDSN
-	yaml     string // more configuration, appended to the file
-	together bool   // start every replica at once (no audit: the first creates its key)
+	dsn      string   // the database; empty: a fresh one from testenv.PostgresDSN
+	yaml     string   // more configuration, appended to the file
+	together bool     // start every replica at once (no audit: the first creates its key)
+	disk     bool     // each replica keeps module files in its data_dir, sharing only the state
+	env      []string // more environment for every replica
 	// before runs once the configuration is written, before any replica
 	// starts.
 	before func(*cluster)
@@ -69,24 +71,28 @@ func newCluster(t *testing.T, up *testenv.Upstream, n int, opts ...clusterOption
 	if o.together {
 		auditYAML = "enabled: false"
 	}
-	cfg := fmt.Sprintf(`storage:
+	storageYAML := fmt.Sprintf(`storage:
   type: s3
   s3:
     endpoint: %s
     bucket: %s
     credentials_file: %s
-state:
+`, c.s3.Endpoint, bucket, creds)
+	if o.disk {
+		storageYAML = ""
+	}
+	cfg := storageYAML + fmt.Sprintf(`state:
   postgres:
     dsn_env: MODGATE_POSTGRES_DSN
 audit:
   %s
 server:
   drain_period: 0s
-`, c.s3.Endpoint, bucket, creds, auditYAML) + o.yaml
+`, auditYAML) + o.yaml
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.env = []string{"MODGATE_GOPROXY=" + up.URL(), "MODGATE_GOSUMDB=" + up.VerifierKey(), "MODGATE_POSTGRES_DSN=" + c.dsn}
+	c.env = append([]string{"MODGATE_GOPROXY=" + up.URL(), "MODGATE_GOSUMDB=" + up.VerifierKey(), "MODGATE_POSTGRES_DSN=" + c.dsn}, o.env...)
 	if o.before != nil {
 		o.before(c)
 	}

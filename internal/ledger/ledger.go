@@ -95,8 +95,24 @@ type Ledger struct {
 	onMoved  func(module, version, file, recorded, got string)
 	now      func() time.Time
 
-	mu      sync.Mutex // serialises this process's checks
+	mu      sync.Mutex // serialises this process's checks (file backend only)
 	backend Backend
+	shared  bool // backend is Config.Backend: it decides races itself
+}
+
+// lock serialises the checks of a ledger file. A shared backend is not
+// serialised here: it decides which copy came first itself, for every
+// replica, and a slow database must not hold up every other check.
+func (l *Ledger) lock() {
+	if !l.shared {
+		l.mu.Lock()
+	}
+}
+
+func (l *Ledger) unlock() {
+	if !l.shared {
+		l.mu.Unlock()
+	}
 }
 
 // Open loads the ledger in cfg.Dir, creating an empty one if there is none,
@@ -117,7 +133,7 @@ func Open(cfg Config) (*Ledger, error) {
 		now:      time.Now,
 	}
 	if cfg.Backend != nil {
-		l.backend = cfg.Backend
+		l.backend, l.shared = cfg.Backend, true
 		return l, nil
 	}
 	f, records, err := openFile(cfg.Dir, l.log)
@@ -160,9 +176,9 @@ func (l *Ledger) CheckMod(ctx context.Context, path, version string, data []byte
 	if err != nil {
 		return fmt.Errorf("%s@%s: hashing go.mod: %w", path, version, err)
 	}
-	l.mu.Lock()
+	l.lock()
 	err = l.checkLocked(ctx, path, version, fileMod, got)
-	l.mu.Unlock()
+	l.unlock()
 	return l.report(err)
 }
 
@@ -186,9 +202,9 @@ func (l *Ledger) CheckZip(ctx context.Context, path, version, zipPath string) er
 		return fmt.Errorf("%s@%s: hashing go.mod in zip: %w", path, version, err)
 	}
 
-	l.mu.Lock()
+	l.lock()
 	err = l.checkZipLocked(ctx, path, version, got, zipMod, hasMod)
-	l.mu.Unlock()
+	l.unlock()
 	return l.report(err)
 }
 

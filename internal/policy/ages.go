@@ -358,13 +358,12 @@ func (a *Ages) Age(module, version string, infoTime time.Time) (time.Duration, A
 	// whose first list would otherwise date it by its .info time.
 	module = strings.ToLower(module)
 	now := a.now()
+	if a.store != nil && usable(module) {
+		a.refresh(module, version, now)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f := a.versions[module+"@"+version]
-	if a.store != nil && (f == nil || f.firstSeen.IsZero()) && usable(module) {
-		a.refreshLocked(module, now)
-		f = a.versions[module+"@"+version]
-	}
 	if f != nil && !f.firstSeen.IsZero() {
 		return now.Sub(f.firstSeen), SourceFirstSeen
 	}

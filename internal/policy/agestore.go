@@ -41,7 +41,7 @@ type VersionAge struct {
 // version's first-seen time never changes once set, so only versions
 // still without one are read again).
 const (
-	ageStoreTimeout = 5 * time.Second
+	ageStoreTimeout = 2 * time.Second
 	ageReload       = time.Second
 )
 
@@ -80,27 +80,38 @@ func (a *Ages) observeStore(module string, versions []string, now time.Time) err
 	return nil
 }
 
-// refreshLocked reads the facts of module from the store unless they were
-// read within ageReload. A store that cannot be read leaves what is
-// known: the facts only grow. a.mu must be held.
-func (a *Ages) refreshLocked(module string, now time.Time) {
-	if at, ok := a.loaded[module]; ok && now.Sub(at) < ageReload && !now.Before(at) {
+// refresh reads the facts of module from the store, unless version's
+// first-seen time is known (it never changes) or the module's facts were
+// read (or tried) within ageReload. The read runs without a.mu held, so a
+// slow store does not hold up other modules. A store that cannot be read
+// leaves what is known: the facts only grow.
+func (a *Ages) refresh(module, version string, now time.Time) {
+	a.mu.Lock()
+	f := a.versions[module+"@"+version]
+	at, ok := a.loaded[module]
+	if f != nil && !f.firstSeen.IsZero() || ok && now.Sub(at) < ageReload && !now.Before(at) {
+		a.mu.Unlock()
 		return
 	}
+	a.loaded[module] = now // one reader at a time per module and period
+	a.mu.Unlock()
+
 	ctx, cancel := context.WithTimeout(context.Background(), ageStoreTimeout)
 	defer cancel()
 	facts, err := a.store.ModuleFacts(ctx, module)
 	if err != nil {
 		return
 	}
-	if len(a.loaded) > licenseMemSize {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.versions) > 4*licenseMemSize {
+		clear(a.versions) // a cache: the store has it all
 		clear(a.loaded)
-		clear(a.versions)
+		a.loaded[module] = now
 	}
 	for v, f := range facts {
 		a.versions[module+"@"+v] = &ageFacts{listed: f.Listed, firstSeen: f.FirstSeen, firstRequest: f.FirstRequest, info: f.Info}
 	}
-	a.loaded[module] = now
 }
 
 // recordStoreLocked records a first-request or .info time in the store

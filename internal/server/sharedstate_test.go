@@ -3,10 +3,12 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,4 +153,122 @@ func TestSharedStatePostgresRestart(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestSharedStatePolicyReloadReachesReplicas: a policy reload on replica
+// A makes replica B read its own configuration file again at once, though
+// B's file watcher sees no change (its modification time is kept), so the
+// notification alone carries it.
+func TestSharedStatePolicyReloadReachesReplicas(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	a, fileA := startPolicy(t, up, "log:\n  level: warn\n", sharedState(t, dsn))
+	b, fileB := startPolicy(t, up, "log:\n  level: warn\n", sharedState(t, dsn))
+	const greet = "/example.com/greet/@v/v1.0.0.info"
+	for _, in := range []*instance{a, b} {
+		if code, body, _ := in.get(t, greet); code != http.StatusOK {
+			t.Fatalf("GET %s before any rule: %d %q", greet, code, body)
+		}
+	}
+	const denyGreet = `
+policy:
+  rules:
+    - name: no-greet
+      deny:
+        modules: [example.com/greet]
+`
+	// B's file changes behind its watcher's back.
+	fi, err := os.Stat(fileB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fileB, []byte(denyGreet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(fileB, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	writeConfigFile(t, fileA, denyGreet)
+	pollUntil(t, 15*time.Second, func() string {
+		if code, _, _ := b.get(t, greet); code != http.StatusForbidden {
+			return fmt.Sprintf("replica B: GET %s = %d after replica A reloaded; want 403", greet, code)
+		}
+		return ""
+	})
+}
+
+// TestSharedStateMovedVersionAcrossReplicas: with no checksum database,
+// the ledger is all that holds a version to its first content. Replica A
+// stores a go.mod; the upstream then serves different bytes for that
+// version (a moved tag); replica B, which never saw the version, refuses
+// them, because the first hash is shared.
+func TestSharedStateMovedVersionAcrossReplicas(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	edit := func(c *config.Config) { sharedState(t, dsn)(c); c.SumDB.GOSUMDB = "off" }
+	a := startModgate(t, up, edit)
+	b := startModgate(t, up, edit)
+	const mod = "/example.com/greet/@v/v1.0.0.mod"
+	code, first, _ := a.get(t, mod)
+	if code != http.StatusOK {
+		t.Fatalf("A: GET %s = %d %q", mod, code, first)
+	}
+	up.SetTamperMod("example.com/greet", "v1.0.0", true)
+	code, body, _ := b.get(t, mod)
+	if code != http.StatusBadGateway || !strings.Contains(string(body), "moved") {
+		t.Errorf("B: GET %s after the version changed upstream = %d %q; want 502 naming a moved tag", mod, code, body)
+	}
+	if b.stored("example.com/greet/@v/v1.0.0.mod") {
+		t.Errorf("B stored the changed go.mod")
+	}
+}
+
+// TestSharedStateOneFetchAcrossReplicas: two modgates sharing one module
+// store (here one data directory; S3 in production) and one database get
+// 16 concurrent requests for one uncached zip, half each: the upstream is
+// asked once, and every request gets the zip.
+func TestSharedStateOneFetchAcrossReplicas(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	dataDir := filepath.Join(t.TempDir(), "data")
+	edit := func(c *config.Config) {
+		sharedState(t, dsn)(c)
+		c.DataDir = dataDir
+		c.Audit.Enabled = false // one audit log per replica; not what this test is about
+	}
+	a := startModgate(t, up, edit)
+	b := startModgate(t, up, edit)
+	const zip = "/example.com/hello/@v/v1.1.0.zip"
+	up.SetDelay(300 * time.Millisecond)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bodies [][]byte
+	for i := range 16 {
+		in := []*instance{a, b}[i%2]
+		wg.Go(func() {
+			resp, err := http.Get(in.URL + zip)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET %s: %d %q", zip, resp.StatusCode, body)
+				return
+			}
+			mu.Lock()
+			bodies = append(bodies, body)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if n := up.Count(zip); n != 1 {
+		t.Errorf("16 requests over 2 replicas: %d upstream fetches of the zip, want 1", n)
+	}
+	for _, body := range bodies[1:] {
+		if sha(body) != sha(bodies[0]) {
+			t.Fatalf("replicas served different zips")
+		}
+	}
 }

@@ -12,7 +12,7 @@ import (
 // DefaultLeaseTTL is how long a fill lease outlives its holder's last
 // renewal: how long the other replicas wait for a replica that crashed in
 // the middle of a fill before one of them fills instead.
-const DefaultLeaseTTL = 30 * time.Second
+const DefaultLeaseTTL = 10 * time.Second
 
 // Leases is the mirror.Leaser of replicas: the table fill_leases, one row
 // per file being filled. The holder renews its row while it fills and

@@ -176,9 +176,10 @@
 // interval is due (each replica signs the head when it appended since its
 // last checkpoint, and every IdleCheckpoints intervals anyway), inside a
 // transaction that holds the head's lock, so the stored checkpoints are in
-// chain order; Close signs a final one. All replicas need the same signing
-// key (audit.key_file, distributed like a TLS key), since Verify checks
-// every checkpoint against one public key. Anchors get every checkpoint
+// chain order; Close signs a final one. All replicas sign with one key,
+// since Verify checks every checkpoint against one public key: the server
+// keeps it in the database (created by the first replica) unless
+// audit.key_file names a file, the same on every replica. Anchors get every checkpoint
 // line a replica signs, as today. Retention, MaxSize and MaxAge do not
 // apply to a shared chain (the database's own tools archive it).
 //

@@ -209,7 +209,12 @@ func auditVerify(args []string, stdout, stderr io.Writer, deps auditDeps) int {
 	defer src.close()
 	cfg, dir := src.cfg, src.dir
 	opts.Interval = cfg.Audit.CheckpointInterval.Duration
-	if *keyFile == "" {
+	pub, keyOK, err := src.sharedKey(*keyFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "modgate audit verify: %v\n", err)
+		return 1
+	}
+	if !keyOK && *keyFile == "" {
 		key := audit.KeyPath(dir)
 		if *f.dir == "" || cfg.Audit.KeyFile != "" {
 			key = cfg.AuditKeyFile()
@@ -219,10 +224,11 @@ func auditVerify(args []string, stdout, stderr io.Writer, deps auditDeps) int {
 			*keyFile = key
 		}
 	}
-	pub, err := audit.LoadPublicKey(*keyFile)
-	if err != nil {
-		fmt.Fprintf(stderr, "modgate audit verify: %v\n", err)
-		return 2
+	if !keyOK {
+		if pub, err = audit.LoadPublicKey(*keyFile); err != nil {
+			fmt.Fprintf(stderr, "modgate audit verify: %v\n", err)
+			return 2
+		}
 	}
 	switch *checkpoints {
 	case "none":

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ type auditSource struct {
 	cfg   config.Config
 	dir   string
 	chain audit.Chain
+	db    *postgres.DB // with chain
 	close func()
 }
 
@@ -45,7 +47,7 @@ func (f auditFlags) open(deps auditDeps, stderr io.Writer) (auditSource, int, bo
 				fmt.Fprintf(stderr, "%s: reading the shared audit chain: %v\n", f.fs.Name(), err)
 				return auditSource{}, 1, false
 			}
-			return auditSource{cfg: cfg, dir: cfg.AuditDir(), chain: db.AuditChain(), close: db.Close}, 0, true
+			return auditSource{cfg: cfg, dir: cfg.AuditDir(), chain: db.AuditChain(), db: db, close: db.Close}, 0, true
 		}
 	}
 	cfg, dir, ok := f.location(deps, stderr)
@@ -53,6 +55,22 @@ func (f auditFlags) open(deps auditDeps, stderr io.Writer) (auditSource, int, bo
 		return auditSource{}, 2, false
 	}
 	return auditSource{cfg: cfg, dir: dir, close: func() {}}, 0, true
+}
+
+// sharedKey returns the public key kept in the database, when the chain
+// is shared, its replicas keep their key there (no audit.key_file) and no
+// key file was given (keyFile); ok is false otherwise.
+func (s auditSource) sharedKey(keyFile string) (ed25519.PublicKey, bool, error) {
+	if s.db == nil || keyFile != "" || s.cfg.Audit.KeyFile != "" {
+		return nil, false, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pub, ok, err := s.db.AuditPublicKey(ctx)
+	if err == nil && !ok {
+		err = errors.New("no audit signing key in the database yet (table audit_signing_key): no replica has written the chain")
+	}
+	return pub, err == nil, err
 }
 
 func (s auditSource) verify(pub ed25519.PublicKey, opts audit.VerifyOptions) (audit.Report, error) {

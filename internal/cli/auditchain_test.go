@@ -41,7 +41,7 @@ func TestAuditSharedChain(t *testing.T) {
 	if err := db.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	key, err := audit.LoadOrCreateKey(audit.KeyPath(filepath.Join(dataDir, "audit")))
+	key, err := db.AuditSigningKey(t.Context()) // as the replicas do without audit.key_file
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,6 +123,9 @@ func (v *validator) audit() {
 	if n := a.Buffer; n < 1 || n > 1<<20 {
 		v.add("audit.buffer", "", "must be between 1 and 1048576 records, got %d", n)
 	}
+	if a.Retention.Duration > 0 && v.c.PostgresEnabled() {
+		v.add("audit.retention", "", "applies to the audit log's files, not to the replicas' shared chain in PostgreSQL (state.postgres); remove it and archive the table with the database's tools")
+	}
 	if n := a.SpoolMaxMB; n < 1 || n > 1<<20 {
 		v.add("audit.spool_max_mb", "", "must be between 1 and 1048576, got %d", n)
 	}

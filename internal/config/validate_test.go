@@ -115,6 +115,14 @@ func TestValidate(t *testing.T) {
 			errs:   [][]string{{`server.replica_name: "a b": want 1 to 64 letters, digits and .-_:@`}},
 		},
 		{
+			name: "audit retention with the shared chain",
+			modify: func(c *Config) {
+				c.Audit.Retention = Duration{time.Hour}
+				c.State.Postgres.DSNEnv = "PG_DSN"
+			},
+			errs: [][]string{{`audit.retention: applies to the audit log's files, not to the replicas' shared chain in PostgreSQL`}},
+		},
+		{
 			name:   "audit spool of zero",
 			modify: func(c *Config) { c.Audit.SpoolMaxMB = 0 },
 			errs:   [][]string{{`audit.spool_max_mb: must be between 1 and 1048576, got 0`}},

@@ -83,7 +83,7 @@ func (s *Server) buildAccess() error {
 func (s *Server) openAudit() error {
 	a := s.cfg.Audit
 	dir := s.cfg.AuditDir()
-	key, err := audit.LoadOrCreateKey(s.cfg.AuditKeyFile())
+	key, err := s.auditSigningKey()
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}

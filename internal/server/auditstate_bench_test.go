@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
@@ -65,6 +66,29 @@ func BenchmarkCacheHitAuditPostgres(b *testing.B) {
 		for name, p := range paths {
 			b.Run(v.name+"/"+name, func(b *testing.B) { benchHandler(b, h, p) })
 		}
+		// Over loopback HTTP with 16 keep-alive clients, as a load test
+		// would (the request's network and HTTP costs included).
+		ts := httptest.NewServer(h)
+		b.Run(v.name+"/http-info", func(b *testing.B) {
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := client.Get(ts.URL + paths["info"])
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
+		ts.Close()
 		if err := srv.Close(); err != nil {
 			b.Errorf("%s: close: %v", v.name, err)
 		}

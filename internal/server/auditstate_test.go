@@ -20,7 +20,7 @@ import (
 // TestAuditSharedChainReplicas runs three replicas on one PostgreSQL
 // database (state.postgres), each with its own data directory and the
 // cluster's one signing key, and downloads through each with the go
-// command: their records form one chain that verifies and holds records
+// command, with their one signing key in the database: their records form one chain that verifies and holds records
 // of all three. Then PostgreSQL is stopped while clients download from a
 // replica: cached files are still served, their records are spooled on
 // the replica's disk and appended when the database is back, each exactly
@@ -29,12 +29,10 @@ func TestAuditSharedChainReplicas(t *testing.T) {
 	pg := testenv.NewPostgres(t)
 	t.Setenv("MODGATE_TEST_AUDIT_DSN", pg.DSN(t))
 	up := testenv.NewUpstream(t, testenv.Fixtures(t))
-	keyFile := filepath.Join(t.TempDir(), "audit.key")
 	replicas := make([]*instance, 3)
 	for i := range replicas {
 		replicas[i] = startModgate(t, up, func(c *config.Config) {
 			c.State.Postgres.DSNEnv = "MODGATE_TEST_AUDIT_DSN"
-			c.Audit.KeyFile = keyFile
 			c.Server.ReplicaName = fmt.Sprintf("replica-%d", i+1)
 			c.Audit.FailClosed = i == 2
 		})
@@ -98,9 +96,15 @@ func TestAuditSharedChainReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	pub, err := audit.LoadPublicKey(keyFile + ".pub")
-	if err != nil {
-		t.Fatal(err)
+	// Without audit.key_file the replicas share one key in the database.
+	pub, ok, err := db.AuditPublicKey(context.Background())
+	if err != nil || !ok {
+		t.Fatalf("the shared signing key: %v (found: %v)", err, ok)
+	}
+	for _, in := range replicas {
+		if _, err := os.Stat(filepath.Join(in.DataDir, "audit.key")); err == nil {
+			t.Errorf("%s: a signing key file was written although the key is in the database", in.DataDir)
+		}
 	}
 	rep, err := audit.VerifyChain(context.Background(), db.AuditChain(), pub, audit.VerifyOptions{})
 	if err != nil {

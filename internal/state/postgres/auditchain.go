@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -180,4 +182,44 @@ func (c auditChain) Checkpoints(ctx context.Context, fn func([]byte) error) erro
 		}
 	}
 	return nil
+}
+
+// AuditSigningKey returns the shared audit chain's signing key kept in the
+// database (migration 0101), creating it if no replica has yet: the key
+// of every replica that has no audit.key_file.
+func (db *DB) AuditSigningKey(ctx context.Context) (ed25519.PrivateKey, error) {
+	private, public, err := audit.GenerateKeyText()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.pool.Exec(ctx, `INSERT INTO audit_signing_key (private, public) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, private, public); err != nil {
+		return nil, wrap("storing the audit signing key", err)
+	}
+	if err := db.pool.QueryRow(ctx, `SELECT private FROM audit_signing_key WHERE id`).Scan(&private); err != nil {
+		return nil, wrap("reading the audit signing key", err)
+	}
+	key, err := audit.ParseKeyText(private)
+	if err != nil {
+		return nil, fmt.Errorf("the audit signing key in table audit_signing_key: %w", err)
+	}
+	return key, nil
+}
+
+// AuditPublicKey returns the public half of the key AuditSigningKey keeps,
+// for `modgate audit verify`; ok is false when no replica has created it
+// yet.
+func (db *DB) AuditPublicKey(ctx context.Context) (pub ed25519.PublicKey, ok bool, err error) {
+	var private string
+	err = db.pool.QueryRow(ctx, `SELECT private FROM audit_signing_key WHERE id`).Scan(&private)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, wrap("reading the audit signing key", err)
+	}
+	key, err := audit.ParseKeyText(private)
+	if err != nil {
+		return nil, false, fmt.Errorf("the audit signing key in table audit_signing_key: %w", err)
+	}
+	return key.Public().(ed25519.PublicKey), true, nil
 }

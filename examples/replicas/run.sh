@@ -187,14 +187,11 @@ storage:
 state:
   postgres:
     dsn_env: MODGATE_POSTGRES_DSN
-audit:
-  # One chain for the cluster, so one signing key for every replica.
-  key_file: $DATA_DIR/audit.key
 YAML
 servers=
 for i in $(seq 1 $replicas); do
-	# The first alone (it creates the audit signing key), then the others
-	# at once.
+	# The first alone (it migrates the schema and creates the audit chain's
+	# signing key in the database), then the others at once.
 	if [ "$i" = 2 ]; then
 		wait_for replica-1 "${pids[2]}" curl -sf "http://127.0.0.1:$((PORT + 1))/readyz"
 	fi

@@ -71,8 +71,10 @@
 // Scopes are read:PATTERN, publish:PATTERN, admin, and metrics (reading
 // /metrics only, for Prometheus). create prints the token once; it is
 // stored only as a hash in
-// {data_dir}/auth. Use it as the password in .netrc or through GOAUTH. A
-// running server sees every change at its next request. Each subcommand
+// {data_dir}/auth, or in the shared PostgreSQL database when the
+// configuration sets state.postgres. Use it as the password in .netrc or
+// through GOAUTH. Every running server sees every change at its next
+// request. Each subcommand
 // takes --config FILE and --data-dir DIR.
 //
 // # audit
@@ -116,16 +118,23 @@
 // start as well; replicas starting at once apply each migration once.
 // Exit status 1 when the database cannot be reached or a migration fails.
 //
+//	modgate migrate --config /etc/modgate.yaml --import /var/lib/modgate
+//
+// then copies a single modgate's state (tokens, the private-module ledger,
+// verified tree heads, first-seen times, licence results) into the
+// database; what the database holds already wins, and a ledger hash that
+// contradicts it is reported (exit 1). Running it again adds nothing.
+//
 // # import-data
 //
 //	modgate import-data --config /etc/modgate-cluster.yaml --from /var/lib/modgate
 //
 // copies the data directory of a single modgate (stopped) into the shared
-// stores of a cluster: module files into the S3 bucket, tokens, the
-// private-module ledger and the verified checksum-database tree heads into
-// PostgreSQL (migrated first). Nothing there is replaced: the same content
-// is skipped, so it can be run again; other content is reported as a
-// conflict (exit status 1). The audit log stays in the directory.
+// stores of a cluster: module files into the S3 bucket, and the state into
+// PostgreSQL (migrated first) as migrate --import does. Nothing there is
+// replaced: the same content is skipped, so it can be run again; other
+// content is reported as a conflict (exit status 1). The audit log stays in
+// the directory.
 //
 // Planned subcommands (prefetch, export, import, verify, publish) arrive in
 // later releases; modgate says so when asked for one.

@@ -21,13 +21,14 @@ const importDataUsage = `usage: modgate import-data --from DIR [--config FILE]
 
 Import-data copies the data directory DIR of a single modgate (stopped)
 into the shared stores the configuration names, so that replicas serve what
-it had: module files into the S3 bucket (storage.type: s3), tokens, the
-private-module ledger and the verified checksum-database tree heads into
-PostgreSQL (state.postgres), after applying the schema migrations. Nothing
-already there is replaced: the same content is skipped (run it again after
-an interruption), other content is reported as a conflict and makes it exit
-1 once everything else is copied. The audit log stays in DIR: verify it
-there.
+it had: module files into the S3 bucket (storage.type: s3), and, after
+applying the schema migrations, the state into PostgreSQL (state.postgres:
+tokens, the private-module ledger, verified checksum-database tree heads,
+first-seen times, licence results; as modgate migrate --import does).
+Nothing already there is replaced: the same content is skipped (run it
+again after an interruption), other content is reported as a conflict and
+makes it exit 1 once everything else is copied. The audit log stays in DIR:
+verify it there.
 
 Flags:
 `
@@ -76,7 +77,7 @@ func importData(ctx context.Context, args []string, stdout, stderr io.Writer, de
 		return 2
 	}
 	log := slog.New(slog.DiscardHandler)
-	var t datadir.Target
+	failed := false
 	if s3 {
 		store, err := server.OpenStore(ctx, cfg, log)
 		if err != nil {
@@ -86,7 +87,18 @@ func importData(ctx context.Context, args []string, stdout, stderr io.Writer, de
 		if c, ok := store.(io.Closer); ok {
 			defer c.Close()
 		}
-		t.Store = store
+		rep, err := datadir.Import(ctx, *from, datadir.Target{Store: store})
+		fmt.Fprintf(stdout, "%s\n", rep)
+		switch {
+		case errors.Is(err, datadir.ErrConflict):
+			for _, c := range rep.Conflicts {
+				fmt.Fprintf(stderr, "%s: conflict, left alone: %s\n", prog, c)
+			}
+			failed = true
+		case err != nil:
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return 1
+		}
 	}
 	if cfg.PostgresEnabled() {
 		dsn, err := cfg.PostgresDSN()
@@ -104,18 +116,15 @@ func importData(ctx context.Context, args []string, stdout, stderr io.Writer, de
 			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 			return 1
 		}
-		t.Tokens, t.Ledger, t.Heads = db.Tokens(), db.Ledger(), db.Heads()
-	}
-	rep, err := datadir.Import(ctx, *from, t)
-	fmt.Fprintf(stdout, "%s\n", rep)
-	if err != nil {
-		if errors.Is(err, datadir.ErrConflict) {
-			for _, c := range rep.Conflicts {
-				fmt.Fprintf(stderr, "%s: conflict, left alone: %s\n", prog, c)
-			}
-			return 1
+		// The same copy as `modgate migrate --import`.
+		n, err := db.ImportDataDir(ctx, *from)
+		fmt.Fprintf(stdout, "state copied: %s\n", n)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			failed = true
 		}
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+	}
+	if failed {
 		return 1
 	}
 	return 0

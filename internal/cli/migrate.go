@@ -13,13 +13,20 @@ import (
 	"github.com/modgate/modgate/internal/state/postgres"
 )
 
-const migrateUsage = `usage: modgate migrate [--config FILE]
+const migrateUsage = `usage: modgate migrate [--config FILE] [--import DATA_DIR]
 
 Migrate applies the schema migrations of the shared state's PostgreSQL
 database (state.postgres in the configuration) that it does not have yet,
 and prints each one it applied. modgate serve applies them at start too;
 migrate runs them on their own, for example before a rolling upgrade. Any
 number of replicas may migrate at once: each migration is applied once.
+
+--import DATA_DIR then copies the state of a single modgate's data
+directory into the database: tokens, the private-module ledger, verified
+tree heads, first-seen times and licence results. What the database holds
+already wins (a ledger hash that contradicts it is reported, exit 1); the
+files are not changed; running it again adds nothing. Stop the single
+modgate first. (Its module files go to the new storage separately.)
 
 Flags:
 `
@@ -59,6 +66,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, deps 
 		fset.PrintDefaults()
 	}
 	configPath := fset.String("config", deps.getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG)")
+	importDir := fset.String("import", "", "copy the state of the single-node data directory `DATA_DIR` into the database")
 	positional, status, ok := parseInterspersed(fset, args)
 	if !ok {
 		return status
@@ -97,6 +105,18 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, deps 
 	}
 	if len(applied) == 0 {
 		fmt.Fprintln(stdout, "schema up to date, nothing to apply")
+	}
+	if *importDir != "" {
+		if fi, err := os.Stat(*importDir); err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "%s: --import %s: not a directory\n", prog, *importDir)
+			return 2
+		}
+		n, err := db.ImportDataDir(ctx, *importDir)
+		fmt.Fprintf(stdout, "imported from %s: %v\n", *importDir, n)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: importing %s: %v\n", prog, *importDir, err)
+			return 1
+		}
 	}
 	return 0
 }

@@ -78,3 +78,73 @@ func TestMigrateCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenCommandSharedState: with state.postgres set, modgate token
+// creates, lists and revokes tokens in the database, not in the data
+// directory.
+func TestTokenCommandSharedState(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	dataDir := t.TempDir()
+	cfgFile := filepath.Join(t.TempDir(), "modgate.yaml")
+	if err := os.WriteFile(cfgFile, []byte("data_dir: "+dataDir+"\nstate:\n  postgres:\n    dsn_env: TEST_PG_DSN\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HOME": "/home/gopher", "MODGATE_CONFIG": cfgFile, "TEST_PG_DSN": dsn}
+	now := time.Now()
+	if code, _, stderr := tokenRun(t, env, now, "create", "--name", "ci", "--scope", "read"); code != 0 {
+		t.Fatalf("token create = %d:\n%s", code, stderr)
+	}
+	if code, stdout, stderr := tokenRun(t, env, now, "list"); code != 0 || !strings.Contains(stdout, "ci") {
+		t.Fatalf("token list = %d:\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "auth", "tokens.json")); err == nil {
+		t.Errorf("the token went to the data directory; want it in PostgreSQL only")
+	}
+	if code, _, stderr := tokenRun(t, env, now, "revoke", "ci"); code != 0 {
+		t.Fatalf("token revoke = %d:\n%s", code, stderr)
+	}
+	if code, stdout, _ := tokenRun(t, env, now, "list"); code != 0 || strings.Contains(stdout, "ci") {
+		t.Errorf("token list after revoke:\n%s", stdout)
+	}
+	// The database down: a clear error, exit 1.
+	env["TEST_PG_DSN"] = "postgres://u:s3cret@127.0.0.1:1/x?connect_timeout=2"
+	if code, _, stderr := tokenRun(t, env, now, "list"); code != 1 || !strings.Contains(stderr, "shared state database unavailable") || strings.Contains(stderr, "s3cret") {
+		t.Errorf("token list with the database down = %d, %q; want 1 naming the database as unavailable, without the password", code, stderr)
+	}
+}
+
+// TestMigrateImport moves a single modgate's tokens into the database with
+// modgate migrate --import: the token works there, and a second run adds
+// nothing.
+func TestMigrateImport(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	single := t.TempDir()
+	env := map[string]string{"HOME": "/home/gopher", "TEST_PG_DSN": dsn}
+	// The single node's token, made by modgate token without state.postgres.
+	plain := filepath.Join(t.TempDir(), "single.yaml")
+	if err := os.WriteFile(plain, []byte("data_dir: "+single+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env["MODGATE_CONFIG"] = plain
+	if code, _, stderr := tokenRun(t, env, time.Now(), "create", "--name", "ci", "--scope", "read"); code != 0 {
+		t.Fatalf("token create = %d:\n%s", code, stderr)
+	}
+	shared := filepath.Join(t.TempDir(), "replica.yaml")
+	if err := os.WriteFile(shared, []byte("data_dir: "+t.TempDir()+"\nstate:\n  postgres:\n    dsn_env: TEST_PG_DSN\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env["MODGATE_CONFIG"] = shared
+	code, stdout, stderr := migrateRun(t, env, "--import", single)
+	if code != 0 || !strings.Contains(stdout, "imported from "+single+": 1 tokens, 0 ledger records") {
+		t.Fatalf("migrate --import = %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, _ := tokenRun(t, env, time.Now(), "list"); code != 0 || !strings.Contains(stdout, "ci") {
+		t.Errorf("token list on the database after the import:\n%s", stdout)
+	}
+	if code, stdout, _ := migrateRun(t, env, "--import", single); code != 0 || !strings.Contains(stdout, ": 0 tokens, 0 ledger records, 0 tree heads, 0 version ages, 0 licence results") {
+		t.Errorf("second import = %d\n%s", code, stdout)
+	}
+	if code, _, stderr := migrateRun(t, env, "--import", filepath.Join(single, "nope")); code != 2 || !strings.Contains(stderr, "not a directory") {
+		t.Errorf("import of a missing directory = %d %q", code, stderr)
+	}
+}

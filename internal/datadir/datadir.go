@@ -1,21 +1,16 @@
-// Package datadir moves a single modgate's data directory into the shared
-// stores of a cluster (README: "Running replicas"): its module files into
-// the object store, its tokens, private-module ledger and verified
-// checksum-database tree heads into the shared state. `modgate
-// import-data` runs it.
+// Package datadir moves the module files of a single modgate's data
+// directory ({data_dir}/modules, the GOPROXY tree with the checksum
+// database's lookups and tiles) into the object store replicas share
+// (README: "Running replicas"). `modgate import-data` runs it, together
+// with state/postgres's ImportDataDir for the state.
 //
-// Nothing already in the destination is ever replaced. A file or record
-// that is there with the same content is skipped, so an import can be run
-// again after an interruption; one that is there with other content is a
-// conflict: reported, left alone, and the import fails once it has copied
-// everything else. The source is only read.
-//
-// What is not copied, and why: the audit log (a replica's file chain
-// cannot become part of the cluster's chain without re-hashing every
-// record; keep the directory as the archive of the single node's history
-// and verify it there), webhook deliveries (replay protection for minutes,
-// not history), Git mirrors and temporary files (caches the replicas
-// rebuild).
+// Nothing already in the destination is ever replaced. A file there with
+// the same bytes is skipped, so an import can be run again after an
+// interruption; an immutable file there with other bytes is a conflict:
+// reported, left alone, and the import fails once it has copied everything
+// else. A list or @latest already there is kept (the cluster's is at least
+// as recent). The source is only read; temporary files of interrupted
+// writes are not copied.
 package datadir
 
 import (
@@ -28,46 +23,33 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
-	xsumdb "golang.org/x/mod/sumdb"
-
-	"github.com/modgate/modgate/internal/auth"
-	"github.com/modgate/modgate/internal/ledger"
 	"github.com/modgate/modgate/internal/storage"
-	"github.com/modgate/modgate/internal/sumdb"
 )
 
 // ErrConflict matches the error of an import that found something in the
 // destination with other content than the source's.
 var ErrConflict = errors.New("different content already in the destination")
 
-// A Target is where an import copies to. A nil field is not copied.
+// A Target is where an import copies to.
 type Target struct {
-	Store  storage.Store   // module files
-	Tokens auth.TokenStore // tokens
-	Ledger ledger.Backend  // first-seen hashes of private modules
-	Heads  sumdb.HeadStore // verified checksum-database tree heads
+	Store storage.Store // module files
 }
 
 // A Report counts what an import did.
 type Report struct {
-	Files, FilesSkipped   int
-	Bytes                 int64
-	Tokens, TokensSkipped int
-	Ledger, LedgerSkipped int
-	Heads, HeadsSkipped   int
-	// Conflicts names each thing left alone because the destination has
-	// other content.
+	Files, FilesSkipped int
+	Bytes               int64
+	// Conflicts names each file left alone because the destination has
+	// other bytes.
 	Conflicts []string
 }
 
 // String is a one-line summary.
 func (r Report) String() string {
-	return fmt.Sprintf("%d module files copied (%d bytes), %d already there; %d tokens copied, %d already there; "+
-		"%d ledger records copied, %d already there; %d checksum database tree heads copied, %d already there or newer; %d conflicts",
-		r.Files, r.Bytes, r.FilesSkipped, r.Tokens, r.TokensSkipped, r.Ledger, r.LedgerSkipped, r.Heads, r.HeadsSkipped, len(r.Conflicts))
+	return fmt.Sprintf("%d module files copied (%d bytes), %d already there, %d conflicts",
+		r.Files, r.Bytes, r.FilesSkipped, len(r.Conflicts))
 }
 
 // Import copies the data directory dir into t. It stops at the first
@@ -80,11 +62,8 @@ func Import(ctx context.Context, dir string, t Target) (Report, error) {
 	} else if !fi.IsDir() {
 		return r, fmt.Errorf("data directory %s is not a directory", dir)
 	}
-	steps := []func(context.Context, string, Target, *Report) error{importFiles, importTokens, importLedger, importHeads}
-	for _, step := range steps {
-		if err := step(ctx, dir, t, &r); err != nil {
-			return r, err
-		}
+	if err := importFiles(ctx, dir, t, &r); err != nil {
+		return r, err
 	}
 	if len(r.Conflicts) > 0 {
 		return r, fmt.Errorf("%w: %s", ErrConflict, strings.Join(r.Conflicts, "; "))
@@ -184,132 +163,4 @@ func sameContent(rc io.Reader, path string) (bool, error) {
 		return false, err
 	}
 	return bytes.Equal(a.Sum(nil), b.Sum(nil)), nil
-}
-
-// importTokens copies {dir}/auth/tokens.json: ids, names, scopes, expiry
-// and the hashes of the secrets, so every token keeps working.
-func importTokens(ctx context.Context, dir string, t Target, r *Report) error {
-	if t.Tokens == nil {
-		return nil
-	}
-	recs, err := auth.ReadTokenFile(filepath.Join(dir, "auth"))
-	if err != nil {
-		return err
-	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
-	for _, rec := range recs {
-		err := t.Tokens.Insert(ctx, rec)
-		if err == nil {
-			r.Tokens++
-			continue
-		}
-		if !errors.Is(err, auth.ErrNameTaken) {
-			return fmt.Errorf("copying token %q: %w", rec.Name, err)
-		}
-		have, gerr := t.Tokens.Get(ctx, rec.ID)
-		if gerr == nil && have.SecretHash == rec.SecretHash && have.Name == rec.Name {
-			r.TokensSkipped++
-			continue
-		}
-		r.Conflicts = append(r.Conflicts, fmt.Sprintf("token %q (another token has its name or id)", rec.Name))
-	}
-	return nil
-}
-
-// importLedger copies {dir}/ledger: a private module version recorded
-// with another hash in the cluster is a conflict, as it would be if the
-// tag had moved.
-func importLedger(ctx context.Context, dir string, t Target, r *Report) error {
-	if t.Ledger == nil {
-		return nil
-	}
-	recs, err := ledger.ReadFile(filepath.Join(dir, "ledger"))
-	if err != nil {
-		return err
-	}
-	keys := make([]string, 0, len(recs))
-	for k := range recs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		stored, created, err := t.Ledger.Record(ctx, k, recs[k])
-		if err != nil {
-			return fmt.Errorf("copying ledger record %s: %w", k, err)
-		}
-		switch {
-		case created:
-			r.Ledger++
-		case stored.Hash == recs[k].Hash:
-			r.LedgerSkipped++
-		default:
-			r.Conflicts = append(r.Conflicts, fmt.Sprintf("ledger %s: %s here, %s in the cluster", k, recs[k].Hash, stored.Hash))
-		}
-	}
-	return nil
-}
-
-// importHeads copies {dir}/sumdb/{name}/latest for every checksum
-// database, unless the cluster has verified a tree at least as large.
-func importHeads(ctx context.Context, dir string, t Target, r *Report) error {
-	if t.Heads == nil {
-		return nil
-	}
-	root := filepath.Join(dir, "sumdb")
-	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	files := sumdb.NewFileHeadStore(root)
-	var names []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() && d.Name() == "latest" {
-			rel, err := filepath.Rel(root, filepath.Dir(path))
-			if err != nil {
-				return err
-			}
-			names = append(names, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		head, err := files.ReadHead(ctx, name)
-		if err != nil {
-			return err
-		}
-		if len(head) == 0 {
-			continue
-		}
-		size, err := sumdb.HeadSize(head)
-		if err != nil {
-			return fmt.Errorf("checksum database %s: %w", name, err)
-		}
-		for attempt := 0; ; attempt++ {
-			cur, err := t.Heads.ReadHead(ctx, name)
-			if err != nil {
-				return fmt.Errorf("checksum database %s: %w", name, err)
-			}
-			if cur != nil {
-				if curSize, err := sumdb.HeadSize(cur); err == nil && curSize >= size {
-					r.HeadsSkipped++
-					break
-				}
-			}
-			err = t.Heads.SwapHead(ctx, name, cur, head)
-			if err == nil {
-				r.Heads++
-				break
-			}
-			if attempt == 10 || !errors.Is(err, sumdb.ErrHeadRegress) && !errors.Is(err, xsumdb.ErrWriteConflict) {
-				return fmt.Errorf("checksum database %s: %w", name, err)
-			}
-			// Another replica moved it meanwhile: read it again.
-		}
-	}
-	return nil
 }

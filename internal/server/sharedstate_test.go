@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/server"
 	"github.com/modgate/modgate/internal/state/postgres"
 	"github.com/modgate/modgate/internal/testenv"
 )
@@ -270,5 +272,30 @@ func TestSharedStateOneFetchAcrossReplicas(t *testing.T) {
 		if sha(body) != sha(bodies[0]) {
 			t.Fatalf("replicas served different zips")
 		}
+	}
+}
+
+// TestSharedStateUnreachableAtStart: a modgate whose database cannot be
+// reached does not start, and says why without the DSN's password.
+func TestSharedStateUnreachableAtStart(t *testing.T) {
+	up := testenv.NewUpstream(t, testenv.Fixtures(t))
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Upstream.GOPROXY = up.URL()
+	cfg.SumDB.GOSUMDB = up.VerifierKey()
+	sharedState(t, "postgres://modgate:s3cret@127.0.0.1:1/modgate?connect_timeout=2")(&cfg)
+	if err := cfg.Resolve(config.GoEnv{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler), server.WithDialControl(testenv.LoopbackOnly))
+	if err == nil {
+		srv.Close()
+		t.Fatal("server.New with an unreachable database succeeded")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "state.postgres: connecting to PostgreSQL: shared state database unavailable") || strings.Contains(msg, "s3cret") {
+		t.Errorf("server.New = %q; want it to name the unreachable database, without the password", msg)
 	}
 }

@@ -129,13 +129,17 @@ func (s *Server) tokenStore() auth.TokenStore {
 	return s.pg.Tokens()
 }
 
-// fromReplica is the trigger of a policy reload another replica asked for.
-const fromReplica = "another replica reloaded it"
+// Triggers of policy reloads that come from the other replicas; they are
+// not sent on again.
+const (
+	fromReplica   = "another replica reloaded it"
+	fromReconnect = "notifications from the other replicas may have been missed"
+)
 
 // policyReloaded tells the other replicas that this one put a new policy
 // in force, so that they read their configuration file again.
 func (s *Server) policyReloaded(why string) {
-	if s.pg == nil || why == fromReplica {
+	if s.pg == nil || why == fromReplica || why == fromReconnect {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -177,7 +181,11 @@ func (s *Server) listenState(ctx context.Context) {
 			// Also after a lost connection (empty payload): a reload
 			// of an unchanged file changes nothing.
 			if s.policy != nil && s.policy.file != "" {
-				s.reloadPolicy(fromReplica)
+				why := fromReplica
+				if payload == "" {
+					why = fromReconnect
+				}
+				s.reloadPolicy(why)
 			}
 		case postgres.ChannelWebhook:
 			if payload == "" {

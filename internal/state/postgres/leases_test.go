@@ -61,7 +61,7 @@ func TestLeasesExclusive(t *testing.T) {
 func TestLeaseExpiresAfterCrash(t *testing.T) {
 	dbA, dsn := migrated(t)
 	dbB := open(t, dsn)
-	const ttl = 600 * time.Millisecond
+	const ttl = time.Second
 	a, b := dbA.Leases(ttl), dbB.Leases(ttl)
 	const key = "example.com/m/@v/v1.0.0.zip"
 	ctx, crash := context.WithCancel(t.Context())

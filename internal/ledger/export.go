@@ -10,12 +10,11 @@ import (
 	"strings"
 )
 
-// ReadFile returns the records of the ledger file in dir (what Open without
-// a Backend keeps there) by key ("path version" or "path version/go.mod"),
-// for copying them into a shared Backend. It only reads: a torn last line
-// (an append a crash interrupted) is left out, not cut off. A missing file
-// holds no records.
-func ReadFile(dir string) (map[string]Record, error) {
+// ReadDir returns the records of the ledger file in dir by key, for moving
+// a single modgate's ledger into a shared Backend. A missing file holds
+// none; a torn last line is ignored; any other malformed line, or two
+// hashes for one key, is an error naming the line. It changes nothing.
+func ReadDir(dir string) (map[string]Record, error) {
 	name := filepath.Join(dir, FileName)
 	data, err := os.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -34,10 +33,9 @@ func ReadFile(dir string) (map[string]Record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger: %s:%d: %w", name, i+1, err)
 		}
-		if prev, ok := out[k]; ok {
-			if prev.Hash != rec.hash {
-				return nil, fmt.Errorf("ledger: %s:%d: %s recorded again with hash %s, but an earlier line records %s", name, i+1, k, rec.hash, prev.Hash)
-			}
+		if prev, ok := out[k]; ok && prev.Hash != rec.hash {
+			return nil, fmt.Errorf("ledger: %s:%d: %s recorded again with hash %s, but an earlier line records %s", name, i+1, k, rec.hash, prev.Hash)
+		} else if ok {
 			continue
 		}
 		out[k] = Record{Hash: rec.hash, At: rec.at}

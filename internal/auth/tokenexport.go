@@ -2,10 +2,9 @@ package auth
 
 import "path/filepath"
 
-// ReadTokenFile returns the tokens of the tokens file in dir (what
-// OpenTokens without a Store keeps there), with the hashes of their
-// secrets, for copying them into a shared TokenStore. A missing file
-// holds no tokens.
+// ReadTokenFile returns every token record of the tokens file in dir
+// ({data_dir}/auth), for moving a single modgate's tokens into a
+// TokenStore. A missing file holds none. It changes nothing.
 func ReadTokenFile(dir string) ([]TokenRecord, error) {
 	recs, _, err := readTokens(filepath.Join(dir, tokensName))
 	if err != nil {

@@ -19,6 +19,7 @@
 //	modgate verify [--repair]            re-hash every stored .mod and .zip; exit 1 on any problem
 //	modgate purge MODULE[@VERSION]       remove a stored version and refuse to fetch it again
 //	modgate migrate                      apply the shared state's PostgreSQL schema migrations
+//	modgate import-data --from DIR       copy a single modgate's data directory into a cluster's S3 bucket and PostgreSQL
 //	modgate version                      print the version
 //	modgate help                         print this text
 //
@@ -243,6 +244,17 @@
 // verified tree heads, first-seen times, licence results) into the
 // database; what the database holds already wins, and a ledger hash that
 // contradicts it is reported (exit 1). Running it again adds nothing.
+//
+// # import-data
+//
+//	modgate import-data --config /etc/modgate-cluster.yaml --from /var/lib/modgate
+//
+// copies the data directory of a single modgate (stopped) into the shared
+// stores of a cluster: module files into the S3 bucket, and the state into
+// PostgreSQL (migrated first) as migrate --import does. Nothing there is
+// replaced: the same content is skipped, so it can be run again; other
+// content is reported as a conflict (exit status 1). The audit log stays in
+// the directory.
 //
 // Planned subcommand (publish) arrives in a later release; modgate says so
 // when asked for it.

@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testenv.StopS3()       // the versitygw the cluster tests share, if started
+	testenv.StopPostgres() // likewise PostgreSQL
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

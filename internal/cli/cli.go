@@ -32,6 +32,7 @@ Usage:
   modgate verify [--repair]          re-hash every stored file against the checksum database or ledger
   modgate purge MODULE[@VERSION]     remove a stored version and refuse to fetch it again
   modgate migrate                    apply the shared state's PostgreSQL schema migrations
+  modgate import-data --from DIR     copy a single modgate's data directory into S3 and PostgreSQL
   modgate version                    print the version
   modgate help                       print this text
 
@@ -80,6 +81,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return Purge(context.Background(), rest, stdout, stderr)
 	case "migrate":
 		return Migrate(context.Background(), rest, stdout, stderr)
+	case "import-data":
+		return ImportData(context.Background(), rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "modgate", version())
 		return 0

@@ -40,7 +40,7 @@ func startModgate(t *testing.T, up *testenv.Upstream, edit func(*config.Config))
 
 // startWith points cfg at up (see startModgate) on a free port with a
 // fresh data directory, applies edit and starts it.
-func startWith(t *testing.T, cfg config.Config, up *testenv.Upstream, edit func(*config.Config)) *instance {
+func startWith(t *testing.T, cfg config.Config, up *testenv.Upstream, edit func(*config.Config), opts ...server.Option) *instance {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
@@ -53,10 +53,10 @@ func startWith(t *testing.T, cfg config.Config, up *testenv.Upstream, edit func(
 	if edit != nil {
 		edit(&cfg)
 	}
-	return startConfig(t, cfg)
+	return startConfig(t, cfg, opts...)
 }
 
-func startConfig(t *testing.T, cfg config.Config) *instance {
+func startConfig(t *testing.T, cfg config.Config, opts ...server.Option) *instance {
 	t.Helper()
 	if err := cfg.Resolve(config.GoEnv{}); err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func startConfig(t *testing.T, cfg config.Config) *instance {
 		t.Fatalf("invalid test configuration: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
-	srv, err := server.New(cfg, log, server.WithDialControl(testenv.LoopbackOnly))
+	srv, err := server.New(cfg, log, append([]server.Option{server.WithDialControl(testenv.LoopbackOnly)}, opts...)...)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/modgate/modgate/internal/auth"
@@ -9,27 +8,13 @@ import (
 	"github.com/modgate/modgate/internal/reqlog"
 )
 
-// Operations endpoints, wired here: readiness and /metrics.
+// Operations endpoints, wired here: /metrics (readiness: health.go).
 //
 // /metrics shows rule names, upstream URLs and module traffic, so it is
 // not for everyone: metrics.access decides who may read it on the main
 // listener (by default the "metrics" or "admin" scope once anonymous
 // access is off), and metrics.listen moves it to a listener of its own,
 // protected by the network, without authentication.
-
-// readiness returns nil when the server should get traffic, else why not
-// (matching httperr.ErrNotReady): not started or shutting down, or the
-// vulnerability database configured but not loaded yet (its rules would
-// not block anything, and /vulndb/ would answer 503).
-func (s *Server) readiness() error {
-	if !s.ready.Load() {
-		return fmt.Errorf("not ready: starting or shutting down: %w", httperr.ErrNotReady)
-	}
-	if v := s.policy.vulns; v != nil && !v.Status().Loaded {
-		return fmt.Errorf("not ready: the vulnerability database is not loaded yet: %w", httperr.ErrNotReady)
-	}
-	return s.storageReadiness() // storage.go
-}
 
 // serveMetrics serves /metrics on the main listener, after checking the
 // metrics scope when metrics.access asks for it.

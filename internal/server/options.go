@@ -1,6 +1,10 @@
 package server
 
-import "syscall"
+import (
+	"syscall"
+
+	"github.com/modgate/modgate/internal/health"
+)
 
 // An Option changes how New builds a Server. Production passes none;
 // tests use them to reach into what a configuration cannot say.
@@ -8,6 +12,7 @@ type Option func(*options)
 
 type options struct {
 	dialControl func(network, address string, c syscall.RawConn) error
+	checks      []health.Check
 }
 
 // WithDialControl makes every connection the server opens to an upstream
@@ -17,4 +22,11 @@ type options struct {
 // test can never reach beyond loopback.
 func WithDialControl(control func(network, address string, c syscall.RawConn) error) Option {
 	return func(o *options) { o.dialControl = control }
+}
+
+// WithCheck adds a dependency to what /readyz checks, after the ones the
+// configuration implies. Tests use it to stand in for a dependency that
+// fails.
+func WithCheck(c health.Check) Option {
+	return func(o *options) { o.checks = append(o.checks, c) }
 }

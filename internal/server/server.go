@@ -36,6 +36,7 @@ import (
 	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/health"
 	"github.com/modgate/modgate/internal/httperr"
 	"github.com/modgate/modgate/internal/ledger"
 	"github.com/modgate/modgate/internal/metrics"
@@ -76,6 +77,7 @@ type Server struct {
 	tls      *tls.Config  // nil: plain HTTP
 	handler  http.Handler
 	ready    atomic.Bool
+	health   *health.Monitor // what /readyz checks (see health.go)
 	// metricsAddr is where metrics.listen was bound (a string), for tests
 	// that ask for port 0.
 	metricsAddr atomic.Value
@@ -278,9 +280,10 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 	if err := s.buildAccess(); err != nil {
 		return nil, err
 	}
+	s.buildHealth(o)
 	s.gate = &gate{next: s.mirror, authn: s.authn, policy: &s.policy.engine, observe: s.observeDecision}
 	s.handler = s.routes(goproxy.NewHandler(s.gate, cfg.Cache.ListTTL.Duration, log), sumdbHandler)
-	s.metrics.Readiness(func() bool { return s.readiness() == nil })
+	s.metrics.Readiness(func() bool { return s.health.Check(s.bgCtx).Ready() })
 	return s, nil
 }
 
@@ -304,15 +307,9 @@ func (s *Server) routes(modules, sumdbHandler http.Handler) http.Handler {
 	}))
 	// Readiness: started, not shutting down (503 through the drain
 	// period, so load balancers stop sending work before the listener
-	// closes), and what is configured is loaded (the vulnerability
-	// database).
-	mux.HandleFunc("GET /readyz", s.tag("health", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.readiness(); err != nil {
-			httperr.Write(w, r, err)
-			return
-		}
-		writeText(w, http.StatusOK, "ready")
-	}))
+	// closes), what is configured is loaded (the vulnerability
+	// database), and every dependency answers; one line each.
+	mux.HandleFunc("GET /readyz", s.tag("health", s.serveReady))
 	// Prometheus metrics, unless metrics.listen serves them elsewhere;
 	// behind the metrics scope as metrics.access says.
 	if s.cfg.Metrics.Listen == "" {

@@ -75,4 +75,10 @@
 // package's TestMain calls [StopS3] after m.Run. [NewS3] starts a private
 // one that the test can Stop and Start, to see what happens while S3 is
 // down.
+//
+// [NewBalancer] starts a real HAProxy (Debian's haproxy) in front of
+// replicas, checking their /readyz the way the README's "Running replicas"
+// configures it; [Balancer.AddBackend] adds one while it runs and
+// [Balancer.WaitState] waits for HAProxy to see a replica up or down. A
+// process per test: it starts in about 60ms.
 package testenv

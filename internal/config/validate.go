@@ -133,7 +133,6 @@ func (c Config) Validate() error {
 	v.audit()
 	v.storage()
 	v.state()
-	v.storage()
 	v.replicaName()
 
 	return errors.Join(v.problems...)

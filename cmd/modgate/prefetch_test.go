@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,19 +26,7 @@ func prefetchProject(t *testing.T, up *testenv.Upstream) string {
 // status, stdout and stderr.
 func runPrefetch(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(modgateBin, append([]string{"prefetch"}, args...)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + testHome(t),
-		"HTTP_PROXY=" + testenv.DeadProxy, "HTTPS_PROXY=" + testenv.DeadProxy, "NO_PROXY="}, env...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
+	return runModgate(t, env, append([]string{"prefetch"}, args...)...)
 }
 
 type prefetchSummary struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/modgate/modgate/internal/integrity"
 	"github.com/modgate/modgate/internal/ledger"
 	"github.com/modgate/modgate/internal/mirror"
+	"github.com/modgate/modgate/internal/state/postgres"
 	"github.com/modgate/modgate/internal/storage"
 	"github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/tombstone"
@@ -55,7 +56,8 @@ type Maintenance struct {
 	mirrorOnce sync.Once
 	mirror     *mirror.Mirror
 	mirrorErr  error
-	scratch    string // removed by Close
+	scratch    string       // removed by Close
+	pg         *postgres.DB // the shared state's database, when configured
 }
 
 // OpenMaintenance opens cfg's data directory for maintenance. cfg must
@@ -77,9 +79,18 @@ func OpenMaintenance(cfg config.Config, log *slog.Logger) (_ *Maintenance, err e
 	if err != nil {
 		return nil, fmt.Errorf("creating scratch directory: %w", err)
 	}
-	// The server's own ledger file, only read here: verification never
-	// records, and a repair's fill checks against the records.
-	m.ledger, err = ledger.OpenReadOnly(ledger.Config{Dir: filepath.Join(cfg.DataDir, "ledger"), Patterns: []string{"*"}, Logger: log})
+	// The server's ledger: with shared state the database's (which every
+	// replica records into atomically, so a repair may record too); else
+	// the server's own file, only read here: verification never records,
+	// and a repair's fill checks against the records.
+	if err := m.openState(); err != nil {
+		return nil, err
+	}
+	if m.pg != nil {
+		m.ledger, err = ledger.Open(ledger.Config{Backend: m.pg.Ledger(), Patterns: []string{"*"}, Logger: log})
+	} else {
+		m.ledger, err = ledger.OpenReadOnly(ledger.Config{Dir: filepath.Join(cfg.DataDir, "ledger"), Patterns: []string{"*"}, Logger: log})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the ledger of private module hashes: %w", err)
 	}
@@ -103,7 +114,10 @@ func OpenMaintenance(cfg config.Config, log *slog.Logger) (_ *Maintenance, err e
 			Source:   chain,
 			Store:    store,
 			StateDir: state,
-			Logger:   log,
+			// With shared state the tree head is the replicas' one, which
+			// only moves forward after a proof, whoever verifies.
+			HeadStore: m.headStore(),
+			Logger:    log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("checksum database: %w", err)
@@ -112,6 +126,34 @@ func OpenMaintenance(cfg config.Config, log *slog.Logger) (_ *Maintenance, err e
 	}
 	m.Checker = &integrity.Checker{Store: store, Sources: sources, ScratchDir: m.scratch}
 	return m, nil
+}
+
+// openState connects to the shared state's database when one is
+// configured (its schema must be there: the servers migrate it).
+func (m *Maintenance) openState() error {
+	if !m.cfg.PostgresEnabled() {
+		return nil
+	}
+	dsn, err := m.cfg.PostgresDSN()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stateStartTimeout)
+	defer cancel()
+	db, err := postgres.Open(ctx, dsn, m.log)
+	if err != nil {
+		return fmt.Errorf("state.postgres: %w", err)
+	}
+	m.pg = db
+	return nil
+}
+
+// headStore is the replicas' shared tree head; nil keeps the state copy.
+func (m *Maintenance) headStore() sumdb.HeadStore {
+	if m.pg == nil {
+		return nil
+	}
+	return m.pg.Heads()
 }
 
 func (m *Maintenance) noSumDB() []string {
@@ -214,6 +256,9 @@ func (m *Maintenance) Close() error {
 	}
 	if m.ledger != nil {
 		errs = append(errs, m.ledger.Close())
+	}
+	if m.pg != nil {
+		m.pg.Close()
 	}
 	if m.scratch != "" {
 		errs = append(errs, os.RemoveAll(m.scratch))

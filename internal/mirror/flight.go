@@ -11,8 +11,9 @@ import (
 // caller waiting for it has gone. One impatient client cannot fail the
 // others, and nobody keeps downloading a file no one wants.
 type flightGroup struct {
-	mu sync.Mutex
-	m  map[string]*flight
+	mu      sync.Mutex
+	m       map[string]*flight
+	running sync.WaitGroup // flights whose work has not returned
 }
 
 type flight struct {
@@ -37,7 +38,9 @@ func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Contex
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		f = &flight{done: make(chan struct{}), cancel: cancel}
 		g.m[key] = f
+		g.running.Add(1)
 		go func() {
+			defer g.running.Done()
 			defer close(f.done)
 			defer cancel()
 			f.val, f.err = fn(fctx)
@@ -65,6 +68,11 @@ func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Contex
 		return nil, ctx.Err(), shared
 	}
 }
+
+// wait returns once the work of every flight started so far has
+// returned, including flights whose callers all left (their work is
+// cancelled, so it returns soon).
+func (g *flightGroup) wait() { g.running.Wait() }
 
 func (g *flightGroup) forget(key string, f *flight) {
 	g.mu.Lock()

@@ -204,10 +204,15 @@ func New(cfg Config) (*Mirror, error) {
 	return m, nil
 }
 
-// Close stops background refreshes and prefetching and waits for them.
+// Close stops background refreshes and prefetching and waits for them and
+// for every fill still returning.
 func (m *Mirror) Close() error {
 	m.stop()
 	m.bg.Wait()
+	// A fill whose callers have all gone (a prefetch worker that just
+	// stopped) is cancelled but may still be returning: wait for it, so
+	// nothing uses the store or the checkers after Close.
+	m.flights.wait()
 	return nil
 }
 

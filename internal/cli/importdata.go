@@ -14,7 +14,6 @@ import (
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/datadir"
 	"github.com/modgate/modgate/internal/server"
-	"github.com/modgate/modgate/internal/state/postgres"
 )
 
 const importDataUsage = `usage: modgate import-data --from DIR [--config FILE]
@@ -101,21 +100,16 @@ func importData(ctx context.Context, args []string, stdout, stderr io.Writer, de
 		}
 	}
 	if cfg.PostgresEnabled() {
-		dsn, err := cfg.PostgresDSN()
-		if err != nil {
+		if _, err := cfg.PostgresDSN(); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 			return 2
 		}
-		db, err := postgres.Open(ctx, dsn, log)
+		db, err := openStateDB(ctx, cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 			return 1
 		}
 		defer db.Close()
-		if err := db.Migrate(ctx); err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-			return 1
-		}
 		// The same copy as `modgate migrate --import`.
 		n, err := db.ImportDataDir(ctx, *from)
 		fmt.Fprintf(stdout, "state copied: %s\n", n)

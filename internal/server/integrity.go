@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/httperr"
 	"github.com/modgate/modgate/internal/integrity"
 	"github.com/modgate/modgate/internal/metrics"
@@ -40,13 +41,24 @@ type integrityState struct {
 // tombstones. verifier is nil when the checksum database is off. The
 // tombstones read the store itself, not the memory cache, so that a purge
 // from the command line is seen at the next request.
+// tombstoneFresh is how long a replica on an object store reuses a
+// module's tombstone listing.
+const tombstoneFresh = 2 * time.Second
+
 func (s *Server) buildIntegrity(store storage.Store, cached *storage.Cache, verifier integrity.Source) {
 	sources := []integrity.Source{verifier, integrity.LedgerSource{Ledger: s.ledger}}
 	if verifier == nil {
 		sources = sources[1:]
 	}
 	scratch := filepath.Join(s.cfg.DataDir, "tmp")
-	in := &integrityState{tombs: tombstone.New(store), metrics: s.metrics.NewIntegrity(), known: make(map[string]bool)}
+	tombs := tombstone.New(store)
+	if s.cfg.Storage.Type == config.StorageTypeS3 {
+		// A listing is a round trip to the object store: cache hits
+		// would each make one. Other replicas' purges take effect within
+		// tombstoneFresh instead of at the next request.
+		tombs = tombstone.NewCached(store, tombstoneFresh)
+	}
+	in := &integrityState{tombs: tombs, metrics: s.metrics.NewIntegrity(), known: make(map[string]bool)}
 	in.guard = integrity.NewGuard(integrity.GuardConfig{
 		Checker: &integrity.Checker{Store: cached, Sources: sources, ScratchDir: scratch},
 		OnCorrupt: func(f integrity.Finding) {

@@ -134,15 +134,9 @@ func (m *Maintenance) openState() error {
 	if !m.cfg.PostgresEnabled() {
 		return nil
 	}
-	dsn, err := m.cfg.PostgresDSN()
+	db, err := openSharedState(m.cfg, m.log, false)
 	if err != nil {
 		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), stateStartTimeout)
-	defer cancel()
-	db, err := postgres.Open(ctx, dsn, m.log)
-	if err != nil {
-		return fmt.Errorf("state.postgres: %w", err)
 	}
 	m.pg = db
 	return nil

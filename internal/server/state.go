@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/ledger"
 	"github.com/modgate/modgate/internal/mirror"
 	"github.com/modgate/modgate/internal/policy"
@@ -37,22 +39,36 @@ func (s *Server) openState() error {
 	if !s.cfg.PostgresEnabled() {
 		return nil
 	}
-	dsn, err := s.cfg.PostgresDSN()
+	db, err := openSharedState(s.cfg, s.log, true)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), stateStartTimeout)
-	defer cancel()
-	db, err := postgres.Open(ctx, dsn, s.log)
-	if err != nil {
-		return fmt.Errorf("state.postgres: %w", err)
-	}
-	s.pg = db // from here on, Close closes it
-	if err := db.Migrate(ctx); err != nil {
-		return fmt.Errorf("state.postgres: %w", err)
-	}
+	s.pg = db // Close closes it
 	s.log.Info("shared state in PostgreSQL")
 	return nil
+}
+
+// openSharedState connects to the database cfg.state.postgres names, and
+// migrates it when migrate is set (serve does; maintenance commands find
+// the schema the servers made).
+func openSharedState(cfg config.Config, log *slog.Logger, migrate bool) (*postgres.DB, error) {
+	dsn, err := cfg.PostgresDSN()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stateStartTimeout)
+	defer cancel()
+	db, err := postgres.Open(ctx, dsn, log)
+	if err != nil {
+		return nil, fmt.Errorf("state.postgres: %w", err)
+	}
+	if migrate {
+		if err := db.Migrate(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("state.postgres: %w", err)
+		}
+	}
+	return db, nil
 }
 
 // closeState closes the database after everything that uses it.

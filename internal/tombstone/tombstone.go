@@ -88,9 +88,10 @@ func (e *PurgedError) Error() string {
 
 func (e *PurgedError) Unwrap() error { return ErrPurged }
 
-// A Set reads and writes tombstones in a store. It reads the store on
-// every check, so changes by other processes are seen at once. Give it the
-// store itself, not a memory cache in front of it.
+// A Set reads and writes tombstones in a store. A Set from New reads the
+// store on every check, so changes by other processes are seen at once; one
+// from NewCached reuses a module's listing for a short while (see there).
+// Give it the store itself, not a memory cache in front of it.
 //
 // When the store is unavailable (storage.ErrUnavailable: an object store
 // that is down), a check answers from the last listing this Set read for
@@ -99,31 +100,66 @@ func (e *PurgedError) Unwrap() error { return ErrPurged }
 // and a purge made during it is enforced once the store answers again.
 type Set struct {
 	store storage.Store
+	fresh time.Duration // how long a listing answers without asking again
+	now   func() time.Time
 
 	mu   sync.Mutex
-	seen map[string][]string // module path → its last tombstone listing
+	seen map[string]listing // lower-cased module path → its last listing
 }
 
-// maxSeen bounds the listings a Set remembers for outages.
+// A listing is one module's tombstone names, as read at a time.
+type listing struct {
+	names []string
+	at    time.Time
+}
+
+// maxSeen bounds the listings a Set remembers.
 const maxSeen = 1 << 14
 
-// New returns the Set of tombstones in store.
-func New(store storage.Store) *Set { return &Set{store: store} }
+// New returns the Set of tombstones in store, read on every check.
+func New(store storage.Store) *Set { return &Set{store: store, now: time.Now} }
 
-// remember records path's listing; lastSeen returns it.
+// NewCached returns a Set that answers a module's checks from its last
+// listing for up to fresh, for a store where a listing is a network round
+// trip (an object store): a cache hit then costs no request to the store,
+// and a purge made elsewhere (another replica, the command line) takes
+// effect within fresh. Purges through this Set take effect at once.
+func NewCached(store storage.Store, fresh time.Duration) *Set {
+	return &Set{store: store, fresh: fresh, now: time.Now}
+}
+
+// remember records path's listing; lastSeen returns it, and recent returns
+// it only while it is fresh.
 func (s *Set) remember(path string, names []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seen == nil || len(s.seen) >= maxSeen {
-		s.seen = make(map[string][]string)
+		s.seen = make(map[string]listing)
 	}
-	s.seen[strings.ToLower(path)] = names
+	s.seen[strings.ToLower(path)] = listing{names: names, at: s.now()}
 }
 
 func (s *Set) lastSeen(path string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.seen[strings.ToLower(path)]
+	return s.seen[strings.ToLower(path)].names
+}
+
+func (s *Set) recent(path string) ([]string, bool) {
+	if s.fresh <= 0 {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.seen[strings.ToLower(path)]
+	return l.names, ok && s.now().Sub(l.at) < s.fresh
+}
+
+// forget drops path's listing, after this Set changed its tombstones.
+func (s *Set) forget(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.seen, strings.ToLower(path))
 }
 
 // moduleDir returns the tombstone directory of path: lower-cased, so case
@@ -157,6 +193,9 @@ func (s *Set) names(ctx context.Context, path string) ([]string, bool, error) {
 	l, ok := s.store.(storage.Lister)
 	if !ok {
 		return nil, false, nil
+	}
+	if names, ok := s.recent(path); ok {
+		return names, true, nil
 	}
 	names, err := l.List(ctx, versionsDir(path))
 	if errors.Is(err, storage.ErrUnavailable) {
@@ -208,6 +247,9 @@ func (s *Set) Check(ctx context.Context, path, version string) error {
 // CheckModule returns a *PurgedError when the whole module path was
 // purged, nil when it was not, or the store's error.
 func (s *Set) CheckModule(ctx context.Context, path string) error {
+	if names, ok := s.recent(path); ok && !slices.Contains(names, allVersions) {
+		return nil
+	}
 	t, err := s.read(ctx, moduleKey(path))
 	if err == nil {
 		if seen := s.lastSeen(path); !slices.Contains(seen, allVersions) {
@@ -265,6 +307,7 @@ func (s *Set) Add(ctx context.Context, t Tombstone) error {
 	if err := s.store.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("writing tombstone for %s: %w", t.Module, err)
 	}
+	s.forget(t.Module)
 	return nil
 }
 
@@ -285,7 +328,9 @@ func (s *Set) Remove(ctx context.Context, path, version string) (bool, error) {
 	if !ok {
 		return false, errors.New("the store cannot delete files")
 	}
-	return true, d.Delete(ctx, key)
+	err := d.Delete(ctx, key)
+	s.forget(path)
+	return true, err
 }
 
 func (s *Set) read(ctx context.Context, key string) (Tombstone, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/modgate/modgate/internal/storage"
 )
@@ -172,5 +173,60 @@ func TestCheckWhileStoreDown(t *testing.T) {
 	}
 	if err := set.CheckModule(ctx, "example.com/gone"); !errors.Is(err, ErrPurged) {
 		t.Errorf("CheckModule(example.com/gone) with the store down = %v, want purged", err)
+	}
+}
+
+// countingStore counts listings, as an object store's round trips.
+type countingStore struct {
+	*storage.Memory
+	lists int
+}
+
+func (c *countingStore) List(ctx context.Context, dir string) ([]string, error) {
+	c.lists++
+	return c.Memory.List(ctx, dir)
+}
+
+// TestCachedSet: a Set from NewCached lists a module once per freshness
+// window, sees another process's purge once the window has passed, and
+// its own purges at once.
+func TestCachedSet(t *testing.T) {
+	ctx := t.Context()
+	store := &countingStore{Memory: storage.NewMemory()}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	set := NewCached(store, 2*time.Second)
+	set.now = func() time.Time { return now }
+	other := New(store) // another replica, or the command line
+
+	for range 10 {
+		if err := set.Check(ctx, "example.com/m", "v1.0.0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if store.lists != 1 {
+		t.Errorf("10 checks within the window listed %d times, want 1", store.lists)
+	}
+	if _, err := Purge(ctx, store, other, Request{Module: "example.com/m", Version: "v1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Check(ctx, "example.com/m", "v1.0.0"); err != nil {
+		t.Errorf("Check within the window of another's purge = %v, want the listing reused", err)
+	}
+	now = now.Add(2 * time.Second)
+	if err := set.Check(ctx, "example.com/m", "v1.0.0"); !errors.Is(err, ErrPurged) {
+		t.Errorf("Check after the window = %v, want purged", err)
+	}
+	// Its own purge and lift are seen at once.
+	if _, err := Purge(ctx, store, set, Request{Module: "example.com/m", Version: "v1.0.0", AllowRefetch: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Check(ctx, "example.com/m", "v1.0.0"); err != nil {
+		t.Errorf("Check after this Set lifted the purge = %v, want nil", err)
+	}
+	if _, err := Purge(ctx, store, set, Request{Module: "example.com/m"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Check(ctx, "example.com/m", "v2.0.0"); !errors.Is(err, ErrPurged) {
+		t.Errorf("Check after this Set purged the module = %v, want purged", err)
 	}
 }

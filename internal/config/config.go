@@ -145,10 +145,20 @@ type Upstream struct {
 
 	// PrefetchWorkers is how many go.mod files modgate fetches ahead at
 	// once: when a client's request fills a go.mod, the go.mod files of its
-	// requirements (only those, never zips) are fetched and verified in the
-	// background, since the go command asks for them next. From 0
-	// (disabled) to 64. Default 8.
+	// requirements are fetched and verified in the background, since the
+	// go command asks for them next, and theirs, PrefetchDepth levels deep.
+	// From 0 (disabled) to 64. Default 8.
 	PrefetchWorkers int `yaml:"prefetch_workers"`
+
+	// PrefetchDepth is how many levels of requirements the go.mod prefetch
+	// follows from a client's go.mod, from 1 to 8. Default 3.
+	PrefetchDepth int `yaml:"prefetch_depth"`
+
+	// ZipAheadWorkers is how many zips modgate fetches ahead at once: when
+	// a client gets a version's .info file, the version's zip is fetched
+	// and verified in the background, since `go mod download` asks for it
+	// next. From 0 (disabled) to 64. Default 4.
+	ZipAheadWorkers int `yaml:"zip_ahead_workers"`
 
 	// RedirectHosts lists the hosts an upstream may redirect requests to,
 	// besides the upstream's own host and port: "host", "host:port" or
@@ -307,6 +317,8 @@ func Default() Config {
 			IdleTimeout:      Duration{60 * time.Second},
 			Retries:          2,
 			PrefetchWorkers:  8,
+			PrefetchDepth:    3,
+			ZipAheadWorkers:  4,
 			FillQueueTimeout: Duration{10 * time.Second},
 			RequestBudget:    Duration{20 * time.Second},
 			RefreshWait:      Duration{2 * time.Second},

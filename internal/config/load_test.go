@@ -140,6 +140,8 @@ upstream:
   idle_timeout: 2m30s
   retries: 0
   prefetch_workers: 3
+  prefetch_depth: 2
+  zip_ahead_workers: 0
   direct:
     proxy: http://proxy.corp.example:3128
     ca_file: /etc/modgate/egress-ca.pem
@@ -180,6 +182,8 @@ metrics:
 					IdleTimeout:     Duration{150 * time.Second},
 					Retries:         0,
 					PrefetchWorkers: 3,
+					PrefetchDepth:   2,
+					ZipAheadWorkers: 0,
 					Direct:          UpstreamDirect{Proxy: "http://proxy.corp.example:3128", CAFile: "/etc/modgate/egress-ca.pem"},
 					RedirectHosts:   []string{"storage.example.com", "*.s3.example.com", "blobs.example.com:9000"},
 
@@ -496,7 +500,7 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"listen", "public_url", "data_dir", "log.level", "log.format",
 		"upstream.goproxy", "upstream.noproxy", "upstream.dial_timeout", "upstream.response_timeout",
-		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "upstream.redirect_hosts",
+		"upstream.idle_timeout", "upstream.retries", "upstream.prefetch_workers", "upstream.prefetch_depth", "upstream.zip_ahead_workers", "upstream.redirect_hosts",
 		"upstream.max_concurrent_fills", "upstream.fill_queue_timeout", "upstream.request_budget", "upstream.refresh_wait",
 		"upstream.direct.proxy", "upstream.direct.ca_file",
 		"sumdb.gosumdb", "sumdb.nosumdb",

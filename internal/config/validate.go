@@ -91,6 +91,12 @@ func (c Config) Validate() error {
 	if n := c.Upstream.PrefetchWorkers; n < 0 || n > 64 {
 		v.add("upstream.prefetch_workers", "", "must be between 0 (off) and 64, got %d", n)
 	}
+	if n := c.Upstream.PrefetchDepth; n < 1 || n > 8 {
+		v.add("upstream.prefetch_depth", "", "must be between 1 and 8, got %d", n)
+	}
+	if n := c.Upstream.ZipAheadWorkers; n < 0 || n > 64 {
+		v.add("upstream.zip_ahead_workers", "", "must be between 0 (off) and 64, got %d", n)
+	}
 	for i, h := range c.Upstream.RedirectHosts {
 		if err := upstream.CheckRedirectHost(h); err != nil {
 			v.add("upstream.redirect_hosts", fmt.Sprintf("[%d]", i), "%v", err)

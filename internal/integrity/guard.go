@@ -44,6 +44,7 @@ type Guard struct {
 
 	mu     sync.Mutex
 	seen   map[string]stamp // key → the size and time that were verified
+	found  map[string]stamp // key → the size and time found corrupt
 	max    int
 	maxZip int64
 }
@@ -155,14 +156,16 @@ func (g *Guard) CheckHit(ctx context.Context, path, version, key string, body io
 		return serve, nil
 	}
 	body.Close()
-	if qerr := g.checker.quarantine(ctx, key); qerr != nil {
-		f.Action = "quarantine failed: " + qerr.Error()
-	} else {
-		f.Action = "quarantined"
-	}
-	g.forget(key)
-	if g.onCorrupt != nil {
-		g.onCorrupt(f)
+	if g.firstToFind(key, st) {
+		if qerr := g.checker.quarantine(ctx, key); qerr != nil {
+			f.Action = "quarantine failed: " + qerr.Error()
+		} else {
+			f.Action = "quarantined"
+		}
+		g.forget(key)
+		if g.onCorrupt != nil {
+			g.onCorrupt(f)
+		}
 	}
 	return nil, fmt.Errorf("%s@%s: the stored %s is corrupt (%s); it was taken out of service and will be fetched again on the next request: %w",
 		path, version, file, f.Reason, ErrCorrupt)
@@ -216,6 +219,20 @@ type memFile struct {
 func (m *memFile) Close() error               { return nil }
 func (m *memFile) Stat() (fs.FileInfo, error) { return m.info, nil }
 
+// Verified records body, the stored file key that this process has just
+// filled (fetched, verified against its published hash and stored), as
+// checked, so that its first hit is not hashed again. Without a Stat it
+// records nothing.
+func (g *Guard) Verified(key string, body io.Reader) {
+	s, ok := body.(statter)
+	if !ok {
+		return
+	}
+	if fi, err := s.Stat(); err == nil {
+		g.remember(key, stamp{fi.Size(), fi.ModTime()})
+	}
+}
+
 func (g *Guard) remember(key string, st stamp) {
 	if st == (stamp{}) {
 		return // no Stat: nothing to recognise the file by; check every time
@@ -226,6 +243,25 @@ func (g *Guard) remember(key string, st stamp) {
 		clear(g.seen)
 	}
 	g.seen[key] = st
+}
+
+// firstToFind reports whether this check is the first to find the stored
+// file key (as of st) corrupt: two requests that opened it before it was
+// quarantined both find it, and it is quarantined and reported once.
+func (g *Guard) firstToFind(key string, st stamp) bool {
+	if st == (stamp{}) {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.found[key] == st {
+		return false
+	}
+	if g.found == nil || len(g.found) >= 1024 {
+		g.found = make(map[string]stamp)
+	}
+	g.found[key] = st
+	return true
 }
 
 func (g *Guard) forget(key string) {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 
 	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/storage/disk"
 )
 
 // fakeSource knows the hashes of some versions and covers every path.
@@ -225,5 +226,48 @@ func TestGuard(t *testing.T) {
 	// with the source failing, a good file is still served.
 	if _, err := hit("example.com/m0", "example.com/m0/@v/v1.0.0.zip"); err != nil {
 		t.Errorf("verified file refused on a later hit: %v", err)
+	}
+}
+
+// TestGuardVerified: a file this process has just filled is recorded as
+// checked, so its first hit costs a Stat, not a second hash. The proof: a
+// file whose published hash disagrees (as if the fill had verified other
+// bytes) is served, where an unrecorded one is refused; a change of size
+// or time is checked again.
+func TestGuardVerified(t *testing.T) {
+	store, err := disk.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{mod: map[string]string{}, zip: map[string]string{}}
+	testModule(t, storage.Store(store), src, "example.com/m", "v1.0.0")
+	c := &Checker{Store: store, Sources: []Source{src}, ScratchDir: t.TempDir()}
+	g := NewGuard(GuardConfig{Checker: c})
+	ctx := t.Context()
+	key, _ := FileKey("example.com/m", "v1.0.0", "zip")
+	src.zip["example.com/m@v1.0.0"] = "h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	hit := func() error {
+		rc, err := store.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		body, err := g.CheckHit(ctx, "example.com/m", "v1.0.0", key, rc)
+		if err == nil {
+			body.Close()
+		}
+		return err
+	}
+	rc, err := store.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Verified(key, rc)
+	rc.Close()
+	if err := hit(); err != nil {
+		t.Fatalf("hit after Verified was hashed again: %v", err)
+	}
+	g.forget(key)
+	if err := hit(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("hit without Verified: err %v, want ErrCorrupt", err)
 	}
 }

@@ -34,8 +34,8 @@ type prefetcher interface {
 // fill fetches one canonical versioned file from the upstream, verifies it
 // and stores it, and returns the name of the upstream that sent it. It runs
 // inside a flight, once per key at a time. A filled go.mod queues its
-// requirements for prefetch when prefetchRequirements is set.
-func (m *Mirror) fill(ctx context.Context, path, version, key string, prefetchRequirements bool) (src string, err error) {
+// requirements for prefetch, reqDepth levels deep (0: none; prefetch.go).
+func (m *Mirror) fill(ctx context.Context, path, version, key string, reqDepth int) (src string, err error) {
 	kind := artifact(key)
 	if o := m.cfg.Observer; o != nil {
 		o.FillStarted(kind)
@@ -63,7 +63,7 @@ func (m *Mirror) fill(ctx context.Context, path, version, key string, prefetchRe
 	case "zip":
 		size, err = m.fillZip(ctx, path, version, key, resp.Body)
 	case "mod":
-		size, err = m.fillMod(ctx, path, version, key, resp.Body, prefetchRequirements)
+		size, err = m.fillMod(ctx, path, version, key, resp.Body, reqDepth)
 	case "info":
 		size, err = m.fillInfo(ctx, path, version, key, resp.Body)
 	default:
@@ -113,7 +113,7 @@ func (m *Mirror) fillInfo(ctx context.Context, path, version, key string, body i
 	return int64(len(data)), m.cfg.Store.Put(ctx, key, bytes.NewReader(data))
 }
 
-func (m *Mirror) fillMod(ctx context.Context, path, version, key string, body io.Reader, prefetchRequirements bool) (int64, error) {
+func (m *Mirror) fillMod(ctx context.Context, path, version, key string, body io.Reader, reqDepth int) (int64, error) {
 	data, err := readSmall(body, maxGoModSize, path+"@"+version+" go.mod")
 	if err != nil {
 		return 0, err
@@ -126,9 +126,10 @@ func (m *Mirror) fillMod(ctx context.Context, path, version, key string, body io
 	if err := m.cfg.Store.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		return 0, err
 	}
-	if prefetchRequirements {
-		m.queueRequirements(data)
+	if reqDepth > 0 {
+		m.queueRequirements(data, reqDepth-1)
 	}
+	m.queueInfo(path, version, key)
 	return int64(len(data)), nil
 }
 

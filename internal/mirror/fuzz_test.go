@@ -36,7 +36,7 @@ func FuzzUpstreamAnswers(f *testing.F) {
 		if in, err := parseInfo(data); err == nil && in.Version == "" {
 			t.Fatalf("parseInfo(%q) accepted an empty Version", data)
 		}
-		m.queueRequirements(data)
+		m.queueRequirements(data, 0)
 		for len(m.prefetchQ) > 0 {
 			j := <-m.prefetchQ
 			if semver.Canonical(j.version) == "" {

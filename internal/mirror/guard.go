@@ -10,8 +10,13 @@ import (
 // which case it has closed body and the file is not served; a corrupt
 // file's error matches integrity.ErrCorrupt, and the guard has taken it
 // out of the store, so the next request fills it again.
+//
+// Verified tells the guard that body, the stored file key, was just filled
+// by this process: verified as it was stored, so its next hit needs no
+// second hash.
 type HitGuard interface {
 	CheckHit(ctx context.Context, path, version, key string, body io.ReadCloser) (io.ReadCloser, error)
+	Verified(key string, body io.Reader)
 }
 
 // Tombstones say which versions an operator purged (tombstone.Set). Check

@@ -33,7 +33,7 @@ type Leaser interface {
 // file. When the lease cannot be had (the database is down), it fills
 // without one: this replica's flight still deduplicates its own requests,
 // and the Store keeps whatever two replicas write consistent.
-func (m *Mirror) fillShared(ctx context.Context, path, version, key string, prefetchRequirements bool) (string, error) {
+func (m *Mirror) fillShared(ctx context.Context, path, version, key string, reqDepth int) (string, error) {
 	for {
 		release, ok, err := m.cfg.Leaser.Acquire(ctx, key)
 		if err != nil {
@@ -41,7 +41,7 @@ func (m *Mirror) fillShared(ctx context.Context, path, version, key string, pref
 				return "", ctx.Err()
 			}
 			m.log.Warn("filling without a lease: replicas may fetch this file more than once", "module", path, "version", version, "err", err)
-			return m.fill(ctx, path, version, key, prefetchRequirements)
+			return m.fill(ctx, path, version, key, reqDepth)
 		}
 		if ok {
 			defer release()
@@ -50,7 +50,7 @@ func (m *Mirror) fillShared(ctx context.Context, path, version, key string, pref
 			if m.storedNow(ctx, key) {
 				return "", nil
 			}
-			return m.fill(ctx, path, version, key, prefetchRequirements)
+			return m.fill(ctx, path, version, key, reqDepth)
 		}
 		if err := m.cfg.Leaser.Wait(ctx, key); err != nil {
 			if ctx.Err() != nil {
@@ -60,7 +60,7 @@ func (m *Mirror) fillShared(ctx context.Context, path, version, key string, pref
 				return "", nil
 			}
 			m.log.Warn("filling without a lease: replicas may fetch this file more than once", "module", path, "version", version, "err", err)
-			return m.fill(ctx, path, version, key, prefetchRequirements)
+			return m.fill(ctx, path, version, key, reqDepth)
 		}
 		if m.storedNow(ctx, key) {
 			return "", nil

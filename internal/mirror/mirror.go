@@ -79,8 +79,15 @@ type Config struct {
 	FillQueueTimeout time.Duration
 	// PrefetchWorkers is how many go.mod files of requirements are fetched
 	// in the background at once after a client's go.mod request (see
-	// prefetch.go); 0 disables prefetching.
+	// prefetch.go); 0 disables prefetching. PrefetchDepth is how many
+	// levels of requirements are followed (default 1 when PrefetchWorkers
+	// is set).
 	PrefetchWorkers int
+	PrefetchDepth   int
+	// ZipAheadWorkers is how many zips are fetched in the background at
+	// once after clients asked for their versions' .info files (see
+	// prefetch.go); 0 disables it.
+	ZipAheadWorkers int
 	// MaxMutable bounds the number of mutable answers and remembered misses
 	// kept in memory (default 100000).
 	MaxMutable int
@@ -149,7 +156,8 @@ type Mirror struct {
 	misses   *ttlCache[error]
 
 	refreshing sync.Map         // keys with a background refresh running
-	prefetchQ  chan prefetchJob // nil when prefetching is off
+	prefetchQ  chan prefetchJob // go.mod files; nil when prefetching is off
+	zipQ       chan prefetchJob // zips; nil when zip-ahead is off
 	prefetched *ttlCache[bool]  // keys queued recently
 
 	baseCtx context.Context // background refreshes and prefetch; cancelled by Close
@@ -199,8 +207,13 @@ func New(cfg Config) (*Mirror, error) {
 		stop:    stop,
 	}
 	lobs, _ := cfg.Observer.(LimitObserver)
-	m.upstream = limit(cfg.Upstream, newLimiter(cfg.MaxFills, cfg.PrefetchWorkers, cfg.FillQueueTimeout, lobs))
-	m.startPrefetch(cfg.PrefetchWorkers)
+	if cfg.PrefetchWorkers <= 0 {
+		m.cfg.PrefetchDepth = 0
+	} else if cfg.PrefetchDepth <= 0 {
+		m.cfg.PrefetchDepth = 1
+	}
+	m.upstream = limit(cfg.Upstream, newLimiter(cfg.MaxFills, cfg.PrefetchWorkers+cfg.ZipAheadWorkers, cfg.FillQueueTimeout, lobs))
+	m.startPrefetch(cfg.PrefetchWorkers, cfg.ZipAheadWorkers)
 	return m, nil
 }
 
@@ -224,12 +237,13 @@ func (m *Mirror) FillsInFlight() int { return m.flights.inFlight() }
 // it first when it is not stored. Errors match fs.ErrNotExist,
 // ErrVerification, upstream.ErrUnavailable or upstream.ErrTimeout.
 func (m *Mirror) File(ctx context.Context, path, version, key string, opts Options) (*File, error) {
-	return m.file(ctx, path, version, key, opts, true)
+	return m.file(ctx, path, version, key, opts, m.cfg.PrefetchDepth)
 }
 
-// file implements File; prefetchRequirements says whether filling a go.mod
-// queues its requirements (true for clients, false for the prefetchers).
-func (m *Mirror) file(ctx context.Context, path, version, key string, opts Options, prefetchRequirements bool) (*File, error) {
+// file implements File; filling a go.mod queues its requirements reqDepth
+// levels deep (the configured depth for clients, less for the prefetchers:
+// prefetch.go).
+func (m *Mirror) file(ctx context.Context, path, version, key string, opts Options, reqDepth int) (*File, error) {
 	if err := m.purged(ctx, path, version); err != nil {
 		return nil, err
 	}
@@ -251,9 +265,9 @@ func (m *Mirror) file(ctx context.Context, path, version, key string, opts Optio
 	}
 	src, err, _ := m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
 		if m.cfg.Leaser != nil {
-			return m.fillShared(ctx, path, version, key, prefetchRequirements)
+			return m.fillShared(ctx, path, version, key, reqDepth)
 		}
-		return m.fill(ctx, path, version, key, prefetchRequirements)
+		return m.fill(ctx, path, version, key, reqDepth)
 	})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrVerification) {
@@ -266,6 +280,10 @@ func (m *Mirror) file(ctx context.Context, path, version, key string, opts Optio
 		return nil, fmt.Errorf("reading %s from storage after fetching it: %w", key, err)
 	}
 	upstreamName, _ := src.(string)
+	if upstreamName != "" && m.cfg.Guard != nil {
+		// This process verified it (another replica's fill says "").
+		m.cfg.Guard.Verified(key, body)
+	}
 	return &File{Body: body, Result: Miss, Upstream: upstreamName}, nil
 }
 

@@ -2,28 +2,52 @@ package mirror
 
 import (
 	"context"
+	"io"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 )
 
-// Requirement prefetch.
+// Working ahead of the go command.
 //
-// The go command loads the module graph a few go.mod files at a time
-// (GOMAXPROCS of them), and each one it needs that is not cached costs a
-// chain of round trips here: the file, the checksum database lookup, the
-// tiles that prove it. Almost every go.mod it asks for is a requirement of
-// one it asked for before. So when a client's request fills a go.mod, the
-// go.mod files of its requirements are fetched and verified in the
-// background, by a bounded pool of workers, and are usually stored by the
-// time the client asks.
+// The go command fetches little at a time: it loads the module graph
+// GOMAXPROCS go.mod files at a time, in dependency order, and `go mod
+// download` fetches GOMAXPROCS modules at a time, each as .info then .zip.
+// Every file it asks for that is not stored costs it the whole fill here:
+// the fetch, the checksum database lookup and its tiles, hashing and
+// storing. A mirror sees the requests and can start that work before the
+// go command asks, so that its requests find the file stored or a fill
+// already running (which they join). Two kinds of work run ahead, each in
+// a bounded pool of background workers whose fetches use the background
+// fill budget (limit.go), so they never take a client's slot:
 //
-// Limits, so that prefetching stays a small, predictable cost: only go.mod
-// files (never zips: a go.mod request must not pull code), one level deep
-// (files fetched by prefetch do not trigger more), each version queued at
-// most once per prefetchMemory, and a full queue drops work instead of
-// blocking a request.
+//   - Requirements (PrefetchWorkers, PrefetchDepth). When a client's
+//     request fills a go.mod, the go.mod files of its requirements are
+//     fetched and verified, and theirs, PrefetchDepth levels deep. The go
+//     command needs the go.mod of nearly every version its module graph
+//     names, and the graph is the closure of these requirements. A
+//     prefetched go.mod that is already stored is read, so that the walk
+//     goes on through a partly filled store. Each filled go.mod also
+//     queues its version's .info (one small unverified fetch): `go mod
+//     download` asks for the .info of every module in the build list once
+//     the graph is loaded.
+//   - Zips (ZipAheadWorkers). When a client gets a version's .info, that
+//     version's zip is filled (ZipAhead, called by the server once it has
+//     checked that access and policy let the client have the zip: a
+//     refused zip is never fetched ahead): `go mod download` asks for every .info of
+//     the build list before its first zip, so the zips arrive while it is
+//     still asking. The go command's other .info requests (go get,
+//     go list -m -u, -json) are for versions a build is likely to need
+//     next; the zips fetched that no client asks for are measured in
+//     bench/README.md, and ZipAheadWorkers 0 turns this off.
+//
+// Limits, so that working ahead stays a small, predictable cost: each
+// version is queued at most once per prefetchMemory; a full queue drops
+// work instead of blocking a request; a request with Disable-Module-Fetch
+// starts nothing; prefetched files are verified exactly as a client's, and
+// a failure only means the client's own request fills the file later.
 const (
 	prefetchQueue  = 4096
 	prefetchMemory = 10 * time.Minute
@@ -31,44 +55,73 @@ const (
 
 type prefetchJob struct {
 	path, version, key string
+	// depth is how many levels of requirements a go.mod job still queues
+	// after itself.
+	depth int
 }
 
-// startPrefetch starts n prefetch workers; they stop on Close.
-func (m *Mirror) startPrefetch(n int) {
-	if n <= 0 {
+// startPrefetch starts the go.mod and zip workers; they stop on Close.
+func (m *Mirror) startPrefetch(modWorkers, zipWorkers int) {
+	if modWorkers <= 0 && zipWorkers <= 0 {
 		return
 	}
-	m.prefetchQ = make(chan prefetchJob, prefetchQueue)
 	m.prefetched = newTTLCache[bool](prefetchQueue*4, m.cfg.Now)
-	for range n {
-		m.bg.Go(m.prefetchLoop)
+	if modWorkers > 0 {
+		m.prefetchQ = make(chan prefetchJob, prefetchQueue)
+		for range modWorkers {
+			m.bg.Go(func() { m.prefetchLoop(m.prefetchQ) })
+		}
 	}
-}
-
-func (m *Mirror) prefetchLoop() {
-	for {
-		select {
-		case <-m.baseCtx.Done():
-			return
-		case j := <-m.prefetchQ:
-			ctx, cancel := context.WithTimeout(asBackground(m.baseCtx), backgroundRefreshTimeout)
-			f, err := m.file(ctx, j.path, j.version, j.key, Options{}, false)
-			cancel()
-			if err != nil {
-				m.log.Debug("prefetch failed", "module", j.path, "version", j.version, "err", err)
-				continue
-			}
-			f.Body.Close()
-			if o := m.cfg.Observer; o != nil && f.Result == Miss {
-				o.Prefetched("mod")
-			}
+	if zipWorkers > 0 {
+		m.zipQ = make(chan prefetchJob, prefetchQueue)
+		for range zipWorkers {
+			m.bg.Go(func() { m.prefetchLoop(m.zipQ) })
 		}
 	}
 }
 
+func (m *Mirror) prefetchLoop(q <-chan prefetchJob) {
+	for {
+		select {
+		case <-m.baseCtx.Done():
+			return
+		case j := <-q:
+			m.prefetch(j)
+		}
+	}
+}
+
+// prefetch fills one queued file.
+func (m *Mirror) prefetch(j prefetchJob) {
+	ctx, cancel := context.WithTimeout(asBackground(m.baseCtx), backgroundRefreshTimeout)
+	defer cancel()
+	if j.depth == 0 && m.storedNow(ctx, j.key) {
+		// Nothing to fill and nothing to read: leave its serve-path
+		// check to the client that asks for it.
+		return
+	}
+	f, err := m.file(ctx, j.path, j.version, j.key, Options{}, j.depth)
+	if err != nil {
+		m.log.Debug("prefetch failed", "module", j.path, "version", j.version, "file", artifact(j.key), "err", err)
+		return
+	}
+	defer f.Body.Close()
+	if f.Result == Hit && j.depth > 0 && strings.HasSuffix(j.key, ".mod") {
+		// Stored before: the fill that would have queued its
+		// requirements did not run, so read them here.
+		if data, err := io.ReadAll(io.LimitReader(f.Body, maxGoModSize)); err == nil {
+			m.queueRequirements(data, j.depth-1)
+		}
+	}
+	if o := m.cfg.Observer; o != nil && f.Result == Miss {
+		o.Prefetched(artifact(j.key))
+	}
+}
+
 // queueRequirements queues the go.mod files of the requirements in gomod
-// (the go.mod file just filled for a client) for prefetching.
-func (m *Mirror) queueRequirements(gomod []byte) {
+// for prefetching; each of them queues its own requirements depth levels
+// deep.
+func (m *Mirror) queueRequirements(gomod []byte, depth int) {
 	if m.prefetchQ == nil {
 		return
 	}
@@ -81,20 +134,69 @@ func (m *Mirror) queueRequirements(gomod []byte) {
 		if module.Check(path, version) != nil || module.CanonicalVersion(version) != version {
 			continue
 		}
-		esc, err1 := module.EscapePath(path)
-		ev, err2 := module.EscapeVersion(version)
-		if err1 != nil || err2 != nil {
+		key, ok := versionKey(path, version, ".mod")
+		if !ok || !m.markQueued(key) {
 			continue
 		}
-		key := esc + "/@v/" + ev + ".mod"
-		if _, ok := m.prefetched.get(key, prefetchMemory); ok {
-			continue
-		}
-		m.prefetched.put(key, true)
 		select {
-		case m.prefetchQ <- prefetchJob{path: path, version: version, key: key}:
+		case m.prefetchQ <- prefetchJob{path: path, version: version, key: key, depth: depth}:
 		default:
 			return // queue full: drop the rest rather than block the request
 		}
 	}
+}
+
+// queueInfo queues the .info of the version whose go.mod, modKey, was just
+// filled.
+func (m *Mirror) queueInfo(path, version, modKey string) {
+	if m.prefetchQ == nil {
+		return
+	}
+	key := strings.TrimSuffix(modKey, ".mod") + ".info"
+	if !m.markQueued(key) {
+		return
+	}
+	select {
+	case m.prefetchQ <- prefetchJob{path: path, version: version, key: key}:
+	default:
+	}
+}
+
+// ZipAhead queues the fill of path@version's zip, after a client got the
+// version's .info file, infoKey. The caller decides that the client may
+// have the zip (access and policy: a refused zip must never be fetched
+// ahead). It returns at once; it does nothing when zip-ahead is off or the
+// version is not canonical.
+func (m *Mirror) ZipAhead(path, version, infoKey string) {
+	if m.zipQ == nil || module.CanonicalVersion(version) != version || !strings.HasSuffix(infoKey, ".info") {
+		return
+	}
+	key := strings.TrimSuffix(infoKey, ".info") + ".zip"
+	if !m.markQueued(key) {
+		return
+	}
+	select {
+	case m.zipQ <- prefetchJob{path: path, version: version, key: key}:
+	default:
+	}
+}
+
+// markQueued records key as queued and reports whether it was not already.
+func (m *Mirror) markQueued(key string) bool {
+	if _, ok := m.prefetched.get(key, prefetchMemory); ok {
+		return false
+	}
+	m.prefetched.put(key, true)
+	return true
+}
+
+// versionKey returns the storage key of path@version's file with the given
+// extension.
+func versionKey(path, version, ext string) (string, bool) {
+	esc, err1 := module.EscapePath(path)
+	ev, err2 := module.EscapeVersion(version)
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	return esc + "/@v/" + ev + ext, true
 }

@@ -12,13 +12,20 @@ import (
 
 func newPrefetchFixture(t *testing.T, workers int) (*Mirror, *fakeSource, *storage.Memory) {
 	t.Helper()
+	return newPrefetchFixtureWith(t, Config{PrefetchWorkers: workers, PrefetchDepth: 1})
+}
+
+func newPrefetchFixtureWith(t *testing.T, cfg Config) (*Mirror, *fakeSource, *storage.Memory) {
+	t.Helper()
 	src := newFakeSource()
 	src.set("example.com/a/@v/v1.0.0.mod", []byte("module example.com/a\n\nrequire (\n\texample.com/b v1.0.0\n\texample.com/c/v2 v2.1.0 // indirect\n\texample.com/bad v1\n)\n"))
 	src.set("example.com/b/@v/v1.0.0.mod", []byte("module example.com/b\n\nrequire example.com/d v1.0.0\n"))
 	src.set("example.com/c/v2/@v/v2.1.0.mod", []byte("module example.com/c/v2\n"))
-	src.set("example.com/d/@v/v1.0.0.mod", []byte("module example.com/d\n"))
+	src.set("example.com/d/@v/v1.0.0.mod", []byte("module example.com/d\nrequire example.com/e v1.0.0\n"))
+	src.set("example.com/e/@v/v1.0.0.mod", []byte("module example.com/e\n"))
 	store := storage.NewMemory()
-	m, err := New(Config{Store: store, Upstream: src, Checker: &fakeChecker{}, ScratchDir: t.TempDir(), PrefetchWorkers: workers})
+	cfg.Store, cfg.Upstream, cfg.Checker, cfg.ScratchDir = store, src, &fakeChecker{}, t.TempDir()
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +52,8 @@ func waitStored(t *testing.T, store *storage.Memory, keys ...string) {
 }
 
 // TestPrefetchRequirements: a client's go.mod fill prefetches the go.mod
-// files of its requirements — one level deep, never zips.
+// files of its requirements — PrefetchDepth (here 1) levels deep, never
+// zips.
 func TestPrefetchRequirements(t *testing.T) {
 	m, src, store := newPrefetchFixture(t, 2)
 	f, err := m.File(t.Context(), "example.com/a", "v1.0.0", "example.com/a/@v/v1.0.0.mod", Options{})
@@ -66,11 +74,11 @@ func TestPrefetchRequirements(t *testing.T) {
 	}
 	m.Close() // drain the workers before looking at what they did
 	if n := src.count("example.com/d/@v/v1.0.0.mod"); n != 0 {
-		t.Errorf("a requirement of a prefetched go.mod was fetched %d times; prefetch is one level deep", n)
+		t.Errorf("a requirement of a prefetched go.mod was fetched %d times; prefetch is one level deep here", n)
 	}
 	for path := range src.calls {
-		if strings.HasSuffix(path, ".zip") || strings.HasSuffix(path, ".info") {
-			t.Errorf("prefetch fetched %s; it fetches go.mod files only", path)
+		if strings.HasSuffix(path, ".zip") {
+			t.Errorf("prefetch fetched %s; it fetches go.mod and .info files only", path)
 		}
 	}
 }
@@ -88,5 +96,66 @@ func TestPrefetchDisabled(t *testing.T) {
 	}
 	if n := src.count("example.com/b/@v/v1.0.0.mod"); n != 0 {
 		t.Errorf("with prefetch off, a requirement was fetched %d times", n)
+	}
+}
+
+// TestPrefetchDepth: with PrefetchDepth 2 the walk goes one level further
+// and stops there, also through a go.mod that was already stored.
+func TestPrefetchDepth(t *testing.T) {
+	m, src, store := newPrefetchFixtureWith(t, Config{PrefetchWorkers: 2, PrefetchDepth: 2})
+	// b is stored already: its requirements are still walked.
+	if err := store.Put(t.Context(), "example.com/b/@v/v1.0.0.mod", strings.NewReader("module example.com/b\n\nrequire example.com/d v1.0.0\n")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.File(t.Context(), "example.com/a", "v1.0.0", "example.com/a/@v/v1.0.0.mod", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Body.Close()
+	waitStored(t, store, "example.com/c/v2/@v/v2.1.0.mod", "example.com/d/@v/v1.0.0.mod")
+	m.Close()
+	if n := src.count("example.com/b/@v/v1.0.0.mod"); n != 0 {
+		t.Errorf("a stored go.mod was fetched %d times", n)
+	}
+	if n := src.count("example.com/e/@v/v1.0.0.mod"); n != 0 {
+		t.Errorf("the third level was fetched %d times; depth is 2", n)
+	}
+}
+
+// TestZipAhead: ZipAhead after a client's .info starts the fill of the
+// version's zip, once; the client's zip request then joins it or finds it
+// stored. ZipAheadWorkers 0 turns it off. (Which .info requests call it
+// is the server's business: TestZipAheadFollowsPolicy.)
+func TestZipAhead(t *testing.T) {
+	for _, workers := range []int{0, 2} {
+		m, src, store := newPrefetchFixtureWith(t, Config{ZipAheadWorkers: workers})
+		src.set("example.com/z/@v/v1.0.0.info", []byte(`{"Version":"v1.0.0"}`))
+		src.set("example.com/z/@v/v1.0.0.mod", []byte("module example.com/z\n"))
+		src.set("example.com/z/@v/v1.0.0.zip", makeZip(t, "example.com/z", "v1.0.0"))
+		for range 3 {
+			f, err := m.File(t.Context(), "example.com/z", "v1.0.0", "example.com/z/@v/v1.0.0.info", Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Body.Close()
+			m.ZipAhead("example.com/z", "v1.0.0", "example.com/z/@v/v1.0.0.info")
+		}
+		if workers == 0 {
+			m.Close()
+			if n := src.count("example.com/z/@v/v1.0.0.zip"); n != 0 {
+				t.Errorf("zip-ahead off: the zip was fetched %d times", n)
+			}
+			continue
+		}
+		waitStored(t, store, "example.com/z/@v/v1.0.0.zip")
+		f, err := m.File(t.Context(), "example.com/z", "v1.0.0", "example.com/z/@v/v1.0.0.zip", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Body.Close()
+		m.Close()
+		if f.Result != Hit || src.count("example.com/z/@v/v1.0.0.zip") != 1 {
+			t.Errorf("zip after its .info: result %s after %d fetches, want a hit after 1", f.Result, src.count("example.com/z/@v/v1.0.0.zip"))
+		}
 	}
 }

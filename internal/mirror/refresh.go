@@ -61,7 +61,7 @@ func (m *Mirror) Prefetch(ctx context.Context, path, version string) error {
 		return err
 	}
 	for _, ext := range []string{".info", ".mod", ".zip"} {
-		f, err := m.file(ctx, path, version, escPath+"/@v/"+escVer+ext, Options{}, false)
+		f, err := m.file(ctx, path, version, escPath+"/@v/"+escVer+ext, Options{}, 0)
 		if err != nil {
 			return fmt.Errorf("prefetching %s@%s: %w", path, version, err)
 		}

@@ -89,7 +89,11 @@ func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.
 	}
 	e := g.engine()
 	if e == nil {
-		return g.next.File(ctx, path, version, key, opts)
+		f, err := g.next.File(ctx, path, version, key, opts)
+		if err == nil && !opts.NoFetch && kindOf(key) == policy.Info {
+			g.zipAhead(nil, path, version, key)
+		}
+		return f, err
 	}
 	s := policy.Subject{Module: path, Version: version, File: kindOf(key)}
 	d := e.Decide(s)
@@ -109,6 +113,9 @@ func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.
 		}
 	}
 	f, err := g.next.File(ctx, path, version, key, opts)
+	if err == nil && !opts.NoFetch && s.File == policy.Info && d.Verdict != policy.Block {
+		g.zipAhead(e, path, version, key)
+	}
 	if !recheck {
 		return f, err
 	}
@@ -121,6 +128,30 @@ func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.
 		return nil, err
 	}
 	return f, nil
+}
+
+// A zipAheader fills zips ahead of the go command (mirror.Mirror.ZipAhead).
+type zipAheader interface {
+	ZipAhead(path, version, infoKey string)
+}
+
+// zipAhead starts filling the zip of path@version, whose .info a client has
+// just been given, when policy e (nil: none) would let it have the zip
+// without more facts: a zip the policy refuses, or one whose cooldown
+// needs the version's time, is never fetched ahead. The decision is not
+// recorded: the client's own zip request is judged and counted as usual.
+func (g *gate) zipAhead(e *policy.Engine, path, version, infoKey string) {
+	za, ok := g.next.(zipAheader)
+	if !ok {
+		return
+	}
+	if e != nil {
+		d := e.Decide(policy.Subject{Module: path, Version: version, File: policy.Zip})
+		if d.Verdict == policy.Block || unchecked(d, policy.KindCooldown) {
+			return
+		}
+	}
+	za.ZipAhead(path, version, infoKey)
 }
 
 // infoTime returns the Time of path@version's .info, fetching it like a

@@ -156,7 +156,8 @@ func TestRetryLogComponentOnce(t *testing.T) {
 // name the upstream that served it (a hit names none).
 func TestUpstreamRecorded(t *testing.T) {
 	up := testenv.NewUpstream(t, testenv.Fixtures(t))
-	in, logs := startLogged(t, up, nil)
+	// Without zip-ahead, so that the go command's zip request is the miss.
+	in, logs := startLogged(t, up, func(c *config.Config) { c.Upstream.ZipAheadWorkers = 0 })
 	mustGo(t, t.TempDir(), goEnv(t, in, up), "mod", "download", "example.com/hello@v1.0.0")
 	want := up.URL()
 	rec := waitAuditRecord(t, in, "the zip's miss", func(r audit.Record) bool {

@@ -134,7 +134,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		ResponseHeaderTimeout: cfg.Upstream.ResponseTimeout.Duration,
 		IdleTimeout:           cfg.Upstream.IdleTimeout.Duration,
 		RedirectHosts:         cfg.Upstream.RedirectHosts,
-		MaxConnsPerHost:       mirror.UpstreamConns(cfg.Upstream.MaxConcurrentFills, cfg.Upstream.PrefetchWorkers),
+		MaxConnsPerHost:       mirror.UpstreamConns(cfg.Upstream.MaxConcurrentFills, cfg.Upstream.PrefetchWorkers+cfg.Upstream.ZipAheadWorkers),
 		Control:               o.dialControl,
 	})
 	retries := cfg.Upstream.Retries
@@ -245,6 +245,8 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		ListTTL:         cfg.Cache.ListTTL.Duration,
 		NegativeTTL:     cfg.Cache.NegativeTTL.Duration,
 		PrefetchWorkers: cfg.Upstream.PrefetchWorkers,
+		PrefetchDepth:   cfg.Upstream.PrefetchDepth,
+		ZipAheadWorkers: cfg.Upstream.ZipAheadWorkers,
 		Logger:          log,
 		Observer:        s.metrics,
 		OnList:          s.observeList,

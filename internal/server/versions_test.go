@@ -34,7 +34,7 @@ func TestExactIncompatibleTag(t *testing.T) {
 	}
 	// A version the upstream does not have is the upstream's "not found".
 	stderr := failGo(t, dir, env, "get", "example.com/legacy@v3.0.0")
-	if strings.Contains(stderr, "400") || !strings.Contains(stderr, "404") {
+	if strings.Contains(stderr, "400 Bad Request") || !strings.Contains(stderr, "404 Not Found") {
 		t.Errorf("go get of a missing +incompatible version: %s\nwant a 404 naming the version", stderr)
 	}
 }

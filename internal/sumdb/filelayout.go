@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/note"
@@ -68,11 +70,11 @@ func (m *supportedMarks) mark(ctx context.Context, store storage.Store, name str
 // and the record's proof in that tree from tiles, which tlog checks
 // against the signed tree hash before they are stored.
 
-// keepLookupTree stores the tiles that prove the record of path@vers's
-// stored lookup in the lookup's own tree, in the background (Close waits
-// for it). Lookups happen only when a module file is fetched, and a second
-// run finds every tile stored, so nothing remembers which lookups are
-// done. Failures only cost completeness: they are logged at Debug.
+// keepLookupTree queues the lookup of path@vers, just stored, so that the
+// tiles proving its record in its own tree are stored too (keeper below).
+// Lookups happen only when a module file is fetched, and a second run
+// finds every tile stored, so nothing remembers which lookups are done.
+// Failures only cost completeness: they are logged at Debug.
 func (v *Verifier) keepLookupTree(path, vers string) {
 	if v.store == nil {
 		return
@@ -85,14 +87,155 @@ func (v *Verifier) keepLookupTree(path, vers string) {
 	if err != nil {
 		return
 	}
-	key := "sumdb/" + v.db.Name + "/lookup/" + epath + "@" + evers
-	v.lookups.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
-		defer cancel()
-		if err := v.proveInOwnTree(ctx, key); err != nil {
-			v.log.Debug("keeping the tiles of a lookup's tree", "key", key, "err", err)
+	v.keeper.add(v, "sumdb/"+v.db.Name+"/lookup/"+epath+"@"+evers)
+}
+
+// The keeper does that work later, when the Verifier is idle. It is not
+// needed by any request modgate serves, and it is not cheap: a lookup the
+// upstream answers from its cache carries the tree of the day it was
+// cached, so nearly every lookup of a cold fill names a different tree,
+// whose partial tiles must be fetched and every tile on the record's path
+// read and hashed again (a quarter of modgate's CPU in a cold fill when
+// it ran beside the lookups). So it runs one lookup at a time, once no
+// lookup has started or ended for keeperIdle, or when the oldest waiting
+// one has waited keeperMaxDelay under steady load; Close finishes what is
+// queued within keeperCloseBudget. At most keeperQueue lookups wait (more
+// are dropped: a file:// client then fetches those tiles itself). A crash
+// loses the queue, which costs the same.
+const (
+	keeperIdle        = 300 * time.Millisecond
+	keeperMaxDelay    = time.Minute
+	keeperCloseBudget = 10 * time.Second
+	keeperQueue       = 1 << 16
+)
+
+type keeper struct {
+	mu      sync.Mutex
+	queue   []keeperItem
+	queued  map[string]bool
+	trees   map[int64]bool // tree sizes whose hash (its right edge) is stored
+	running bool
+	closing bool
+	wake    chan struct{}
+	done    chan struct{}
+
+	busy     atomic.Int64 // lookups running
+	lastBusy atomic.Int64 // when a lookup last started or ended (UnixNano)
+}
+
+type keeperItem struct {
+	key   string
+	since time.Time
+}
+
+// lookupStarted and lookupEnded tell the keeper about lookups.
+func (k *keeper) lookupStarted() { k.busy.Add(1); k.lastBusy.Store(time.Now().UnixNano()) }
+func (k *keeper) lookupEnded()   { k.busy.Add(-1); k.lastBusy.Store(time.Now().UnixNano()) }
+
+func (k *keeper) add(v *Verifier, key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closing || k.queued[key] || len(k.queue) >= keeperQueue {
+		return
+	}
+	if k.queued == nil {
+		k.queued = make(map[string]bool)
+		k.trees = make(map[int64]bool)
+		k.wake = make(chan struct{}, 1)
+		k.done = make(chan struct{})
+	}
+	k.queued[key] = true
+	k.queue = append(k.queue, keeperItem{key, time.Now()})
+	if !k.running {
+		k.running = true
+		go k.run(v)
+	}
+	select {
+	case k.wake <- struct{}{}:
+	default:
+	}
+}
+
+// idle reports whether no lookup has run for keeperIdle.
+func (k *keeper) idle() bool {
+	return k.busy.Load() == 0 && time.Since(time.Unix(0, k.lastBusy.Load())) >= keeperIdle
+}
+
+func (k *keeper) run(v *Verifier) {
+	defer close(k.done)
+	var deadline time.Time // set by close
+	for {
+		k.mu.Lock()
+		if len(k.queue) == 0 {
+			if k.closing {
+				k.mu.Unlock()
+				return
+			}
+			k.mu.Unlock()
+			<-k.wake
+			continue
 		}
-	})
+		item, closing := k.queue[0], k.closing
+		if closing && deadline.IsZero() {
+			deadline = time.Now().Add(keeperCloseBudget)
+		}
+		if !closing && !k.idle() && time.Since(item.since) < keeperMaxDelay {
+			k.mu.Unlock()
+			select {
+			case <-k.wake:
+			case <-time.After(keeperIdle / 3):
+			}
+			continue
+		}
+		if closing && time.Now().After(deadline) {
+			v.log.Debug("stopping with checksum database tiles left to keep", "lookups", len(k.queue))
+			k.queue = nil
+			k.mu.Unlock()
+			return
+		}
+		k.queue = k.queue[1:]
+		delete(k.queued, item.key)
+		k.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+		if err := v.proveInOwnTree(ctx, item.key); err != nil {
+			v.log.Debug("keeping the tiles of a lookup's tree", "key", item.key, "err", err)
+		}
+		cancel()
+	}
+}
+
+// close finishes the queue (within keeperCloseBudget) and stops.
+func (k *keeper) close() {
+	k.mu.Lock()
+	k.closing = true
+	running := k.running
+	if running {
+		select {
+		case k.wake <- struct{}{}:
+		default:
+		}
+	}
+	k.mu.Unlock()
+	if running {
+		<-k.done
+	}
+}
+
+// treeKept and keepTree remember the trees whose right edge is stored.
+func (k *keeper) treeKept(n int64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.trees[n]
+}
+
+func (k *keeper) keepTree(n int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.trees) >= 4096 {
+		clear(k.trees)
+	}
+	k.trees[n] = true
 }
 
 // proveInOwnTree reads the lookup stored under key and proves its record
@@ -119,8 +262,11 @@ func (v *Verifier) proveInOwnTree(ctx context.Context, key string) error {
 		return err
 	}
 	thr := tlog.TileHashReader(tree, &storeTiles{ctx: ctx, v: v})
-	if _, err := tlog.TreeHash(tree.N, thr); err != nil {
-		return err
+	if !v.keeper.treeKept(tree.N) {
+		if _, err := tlog.TreeHash(tree.N, thr); err != nil {
+			return err
+		}
+		v.keeper.keepTree(tree.N)
 	}
 	_, err = tlog.ProveRecord(tree.N, id, thr)
 	return err

@@ -122,6 +122,7 @@ type Verifier struct {
 	lookups sync.WaitGroup // background lookups, waited for by Close
 
 	supported supportedMarks // see filelayout.go
+	keeper    keeper         // see filelayout.go
 }
 
 // A dbClient is one sumdb.Client generation with its operations.
@@ -257,7 +258,9 @@ type lookupResult struct {
 // waiting; fetchTimeout bounds each of its fetches.
 func (v *Verifier) startLookup(path, vers string) <-chan lookupResult {
 	ch := make(chan lookupResult, 1)
+	v.keeper.lookupStarted()
 	v.lookups.Go(func() {
+		defer v.keeper.lookupEnded()
 		lines, err := v.lookup(path, vers)
 		ch <- lookupResult{lines, err}
 	})
@@ -269,6 +272,7 @@ func (v *Verifier) startLookup(path, vers string) <-chan lookupResult {
 // after it returns. The Verifier must not be used afterwards.
 func (v *Verifier) Close() error {
 	v.lookups.Wait()
+	v.keeper.close()
 	v.flushHead(true)
 	return nil
 }

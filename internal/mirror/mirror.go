@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/module"
@@ -160,6 +161,8 @@ type Mirror struct {
 	zipQ       chan prefetchJob // zips; nil when zip-ahead is off
 	prefetched *ttlCache[bool]  // keys queued recently
 
+	lastActive atomic.Int64 // UnixNano of the last File call
+
 	baseCtx context.Context // background refreshes and prefetch; cancelled by Close
 	stop    context.CancelFunc
 	bg      sync.WaitGroup
@@ -229,6 +232,10 @@ func (m *Mirror) Close() error {
 	return nil
 }
 
+// LastActive returns when a client last asked for a versioned file, for
+// work that waits until clients are quiet.
+func (m *Mirror) LastActive() time.Time { return time.Unix(0, m.lastActive.Load()) }
+
 // FillsInFlight returns the number of upstream fetches running now.
 func (m *Mirror) FillsInFlight() int { return m.flights.inFlight() }
 
@@ -237,6 +244,7 @@ func (m *Mirror) FillsInFlight() int { return m.flights.inFlight() }
 // it first when it is not stored. Errors match fs.ErrNotExist,
 // ErrVerification, upstream.ErrUnavailable or upstream.ErrTimeout.
 func (m *Mirror) File(ctx context.Context, path, version, key string, opts Options) (*File, error) {
+	m.lastActive.Store(time.Now().UnixNano())
 	return m.file(ctx, path, version, key, opts, m.cfg.PrefetchDepth)
 }
 

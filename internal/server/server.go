@@ -197,6 +197,8 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		Logger:          log, // sumdb adds its component
 		OnSecurityEvent: s.metrics.SecurityEvent,
 		Heads:           auditHeads{s}, // a copy of the verified tree head in the audit log
+		// Set before any request can start a lookup.
+		LastActive: func() time.Time { return s.mirror.LastActive() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("checksum database: %w", err)

@@ -97,7 +97,9 @@ func (v *Verifier) keepLookupTree(path, vers string) {
 // whose partial tiles must be fetched and every tile on the record's path
 // read and hashed again (a quarter of modgate's CPU in a cold fill when
 // it ran beside the lookups). So it runs one lookup at a time, once no
-// lookup has started or ended for keeperIdle, or when the oldest waiting
+// lookup has started or ended, and no client was served, for keeperIdle
+// (a cold fill is short of CPU once its lookups are done: the go
+// command and the fills are hashing zips), or when the oldest waiting
 // one has waited keeperMaxDelay under steady load; Close finishes what is
 // queued within keeperCloseBudget. At most keeperQueue lookups wait (more
 // are dropped: a file:// client then fetches those tiles itself). A crash
@@ -119,8 +121,9 @@ type keeper struct {
 	wake    chan struct{}
 	done    chan struct{}
 
-	busy     atomic.Int64 // lookups running
-	lastBusy atomic.Int64 // when a lookup last started or ended (UnixNano)
+	busy       atomic.Int64 // lookups running
+	lastBusy   atomic.Int64 // when a lookup last started or ended (UnixNano)
+	lastActive func() time.Time
 }
 
 type keeperItem struct {
@@ -156,9 +159,13 @@ func (k *keeper) add(v *Verifier, key string) {
 	}
 }
 
-// idle reports whether no lookup has run for keeperIdle.
+// idle reports whether no lookup has run, and no client was served, for
+// keeperIdle.
 func (k *keeper) idle() bool {
-	return k.busy.Load() == 0 && time.Since(time.Unix(0, k.lastBusy.Load())) >= keeperIdle
+	if k.busy.Load() != 0 || time.Since(time.Unix(0, k.lastBusy.Load())) < keeperIdle {
+		return false
+	}
+	return k.lastActive == nil || time.Since(k.lastActive()) >= keeperIdle
 }
 
 func (k *keeper) run(v *Verifier) {

@@ -76,6 +76,10 @@ type VerifierConfig struct {
 	HeadInterval time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// LastActive, when not nil, returns when clients were last served:
+	// background work of the Verifier that no request needs waits until
+	// then is keeperIdle ago too (see filelayout.go).
+	LastActive func() time.Time
 }
 
 // A Verifier checks downloaded module files against a checksum database
@@ -151,6 +155,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		heads:      cfg.Heads,
 		now:        cfg.Now,
 	}
+	v.keeper.lastActive = cfg.LastActive
 	v.headInterval = cfg.HeadInterval
 	if v.headInterval <= 0 {
 		v.headInterval = DefaultHeadInterval

@@ -160,6 +160,8 @@ type Mirror struct {
 	prefetchQ  chan prefetchJob // go.mod files; nil when prefetching is off
 	zipQ       chan prefetchJob // zips; nil when zip-ahead is off
 	prefetched *ttlCache[bool]  // keys queued recently
+	sessMu     sync.Mutex
+	sessions   map[string]*zipSession // zip-ahead, by client (prefetch.go)
 
 	lastActive atomic.Int64 // UnixNano of the last File call
 

@@ -84,6 +84,19 @@ func (s *fakeSource) count(path string) int {
 	return s.calls[path]
 }
 
+// countSuffix returns the fetches of paths ending in suffix.
+func (s *fakeSource) countSuffix(suffix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for p, c := range s.calls {
+		if strings.HasSuffix(p, suffix) {
+			n += c
+		}
+	}
+	return n
+}
+
 // fakeChecker accepts everything except the hashes it is told are wrong.
 type fakeChecker struct {
 	mu  sync.Mutex

@@ -33,15 +33,13 @@ import (
 //     queues its version's .info (one small unverified fetch): `go mod
 //     download` asks for the .info of every module in the build list once
 //     the graph is loaded.
-//   - Zips (ZipAheadWorkers). When a client gets a version's .info, that
-//     version's zip is filled (ZipAhead, called by the server once it has
-//     checked that access and policy let the client have the zip: a
-//     refused zip is never fetched ahead): `go mod download` asks for every .info of
-//     the build list before its first zip, so the zips arrive while it is
-//     still asking. The go command's other .info requests (go get,
-//     go list -m -u, -json) are for versions a build is likely to need
-//     next; the zips fetched that no client asks for are measured in
-//     bench/README.md, and ZipAheadWorkers 0 turns this off.
+//   - Zips (ZipAheadWorkers). When a client downloads the zips of the
+//     versions whose .info files it was given, in the order it asked for
+//     them, as `go mod download` does, the zips ahead of it are filled
+//     (see InfoServed and ZipRequested below; the server checks that
+//     access and policy let the client have each zip: a refused zip is
+//     never fetched ahead). The zips fetched that no client asks for are
+//     measured in bench/README.md; ZipAheadWorkers 0 turns this off.
 //
 // Limits, so that working ahead stays a small, predictable cost: each
 // version is queued at most once per prefetchMemory; a full queue drops
@@ -162,21 +160,130 @@ func (m *Mirror) queueInfo(path, version, modKey string) {
 	}
 }
 
-// ZipAhead queues the fill of path@version's zip, after a client got the
-// version's .info file, infoKey. The caller decides that the client may
-// have the zip (access and policy: a refused zip must never be fetched
-// ahead). It returns at once; it does nothing when zip-ahead is off or the
-// version is not canonical.
-func (m *Mirror) ZipAhead(path, version, infoKey string) {
+// Zip-ahead follows each client (an address and identity). The .info files
+// a client is given are remembered in order; when its zip requests walk
+// that list in order, the zips just ahead of it are filled. `go mod
+// download` asks for every .info of the build list, then for the zips in
+// the same order, two or so at a time: after two zips in a row the next
+// aheadStart are queued, and the window doubles with every zip that
+// follows the list, up to aheadMax. A build asks for each module's .info
+// right before its zip (nothing lies ahead in the list), and `go list -m
+// -u all` or `-json all` asks for .info files only, so neither fetches
+// anything ahead; a build right after such a list asks for zips in its
+// own order, which follows the list only by chance, for a short window.
+const (
+	sessionWindow  = 2 * time.Minute // how long a remembered .info counts
+	sessionInfos   = 1 << 14         // .info files remembered per client
+	sessionClients = 1024            // clients remembered
+	aheadStart     = 4               // zips queued when a client starts to follow its list
+	aheadMax       = 64              // the most zips queued ahead of a client
+	aheadStep      = 4               // a zip at most this far ahead of the last follows the list
+)
+
+type zipSession struct {
+	infos   []sessionInfo
+	pos     map[string]int // zip key → index in infos
+	lastZip int            // index of the last zip asked for, -1 if none
+	run     int            // zips in a row that followed the list
+	queued  int            // infos[:queued] were queued (or passed)
+	last    time.Time
+}
+
+type sessionInfo struct {
+	job prefetchJob
+	at  time.Time
+}
+
+// InfoServed tells the mirror that client was given the .info file infoKey
+// of path@version.
+func (m *Mirror) InfoServed(client, path, version, infoKey string) {
 	if m.zipQ == nil || module.CanonicalVersion(version) != version || !strings.HasSuffix(infoKey, ".info") {
 		return
 	}
-	key := strings.TrimSuffix(infoKey, ".info") + ".zip"
-	if !m.markQueued(key) {
+	job := prefetchJob{path: path, version: version, key: strings.TrimSuffix(infoKey, ".info") + ".zip"}
+	now := m.cfg.Now()
+	m.sessMu.Lock()
+	defer m.sessMu.Unlock()
+	s := m.session(client, now)
+	if _, ok := s.pos[job.key]; ok || len(s.infos) >= sessionInfos {
+		return
+	}
+	s.pos[job.key] = len(s.infos)
+	s.infos = append(s.infos, sessionInfo{job, now})
+}
+
+// ZipRequested tells the mirror that client asked for the zip zipKey, and
+// queues the zips ahead of it in the client's list when it follows the
+// list. allow says whether the client may have a version's zip (access
+// and policy: a refused zip is never fetched ahead).
+func (m *Mirror) ZipRequested(client, zipKey string, allow func(path, version string) bool) {
+	if m.zipQ == nil {
+		return
+	}
+	now := m.cfg.Now()
+	m.sessMu.Lock()
+	s := m.session(client, now)
+	p, ok := s.pos[zipKey]
+	if !ok {
+		m.sessMu.Unlock()
+		return
+	}
+	if d := p - s.lastZip; s.lastZip >= 0 && d > 0 && d <= aheadStep {
+		s.run++
+	} else {
+		s.run = 0
+	}
+	s.lastZip = p
+	var jobs []prefetchJob
+	if s.run > 0 {
+		end := min(len(s.infos), p+1+min(aheadMax, aheadStart<<(s.run-1)))
+		for i := max(s.queued, p+1); i < end; i++ {
+			if now.Sub(s.infos[i].at) <= sessionWindow {
+				jobs = append(jobs, s.infos[i].job)
+			}
+		}
+		s.queued = max(s.queued, end)
+	}
+	m.sessMu.Unlock()
+	for _, j := range jobs {
+		m.queueZip(j, allow)
+	}
+}
+
+// session returns client's session, making room for it; sessMu is held.
+func (m *Mirror) session(client string, now time.Time) *zipSession {
+	if m.sessions == nil {
+		m.sessions = make(map[string]*zipSession)
+	}
+	s := m.sessions[client]
+	if s == nil {
+		if len(m.sessions) >= sessionClients {
+			for c, old := range m.sessions {
+				if now.Sub(old.last) > sessionWindow {
+					delete(m.sessions, c)
+				}
+			}
+			if len(m.sessions) >= sessionClients {
+				clear(m.sessions) // all busy: forget them rather than grow
+			}
+		}
+		s = &zipSession{pos: make(map[string]int), lastZip: -1}
+		m.sessions[client] = s
+	}
+	s.last = now
+	return s
+}
+
+// queueZip queues job, a zip, for a fill when allow lets the client have it.
+func (m *Mirror) queueZip(job prefetchJob, allow func(path, version string) bool) {
+	if allow != nil && !allow(job.path, job.version) {
+		return
+	}
+	if !m.markQueued(job.key) {
 		return
 	}
 	select {
-	case m.zipQ <- prefetchJob{path: path, version: version, key: key}:
+	case m.zipQ <- job:
 	default:
 	}
 }

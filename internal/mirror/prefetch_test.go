@@ -2,7 +2,9 @@ package mirror
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,40 +124,73 @@ func TestPrefetchDepth(t *testing.T) {
 	}
 }
 
-// TestZipAhead: ZipAhead after a client's .info starts the fill of the
-// version's zip, once; the client's zip request then joins it or finds it
-// stored. ZipAheadWorkers 0 turns it off. (Which .info requests call it
-// is the server's business: TestZipAheadFollowsPolicy.)
+// TestZipAhead: a client whose zip requests follow the order of the .info
+// files it was given (go mod download) gets the next zips filled ahead of
+// it, aheadStart of them after two zips in a row; a refused zip (allow) is
+// never fetched, .info requests alone fetch nothing, another client's
+// list is its own, and ZipAheadWorkers 0 turns it off.
 func TestZipAhead(t *testing.T) {
 	for _, workers := range []int{0, 2} {
 		m, src, store := newPrefetchFixtureWith(t, Config{ZipAheadWorkers: workers})
-		src.set("example.com/z/@v/v1.0.0.info", []byte(`{"Version":"v1.0.0"}`))
-		src.set("example.com/z/@v/v1.0.0.mod", []byte("module example.com/z\n"))
-		src.set("example.com/z/@v/v1.0.0.zip", makeZip(t, "example.com/z", "v1.0.0"))
-		for range 3 {
-			f, err := m.File(t.Context(), "example.com/z", "v1.0.0", "example.com/z/@v/v1.0.0.info", Options{})
+		// The list: m0 m1 m2 denied m3 m4 m5 m6 m7 m8 m9.
+		var list []string
+		for i := range 10 {
+			list = append(list, fmt.Sprintf("m%d", i))
+		}
+		list = slices.Insert(list, 3, "denied")
+		for _, p := range append(list, "other") {
+			path := "example.com/" + p
+			src.set(path+"/@v/v1.0.0.info", []byte(`{"Version":"v1.0.0"}`))
+			src.set(path+"/@v/v1.0.0.mod", []byte("module "+path+"\n"))
+			src.set(path+"/@v/v1.0.0.zip", makeZip(t, path, "v1.0.0"))
+		}
+		allow := func(path, version string) bool { return path != "example.com/denied" }
+		zipKey := func(p string) string { return "example.com/" + p + "/@v/v1.0.0.zip" }
+		info := func(client, p string) {
+			t.Helper()
+			key := "example.com/" + p + "/@v/v1.0.0.info"
+			f, err := m.File(t.Context(), "example.com/"+p, "v1.0.0", key, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			f.Body.Close()
-			m.ZipAhead("example.com/z", "v1.0.0", "example.com/z/@v/v1.0.0.info")
+			m.InfoServed(client, "example.com/"+p, "v1.0.0", key)
 		}
+		info("b", "other")
+		for _, p := range list {
+			info("a", p)
+		}
+		m.ZipRequested("b", zipKey("other"), allow)
+		m.ZipRequested("a", zipKey("m0"), allow) // one zip: no order yet
+		time.Sleep(20 * time.Millisecond)
+		if n := src.countSuffix(".zip"); n != 0 {
+			t.Fatalf("%d zips fetched before a client followed its list", n)
+		}
+		m.ZipRequested("a", zipKey("m1"), allow) // in order: the next 4 (m2 denied m3 m4)
 		if workers == 0 {
 			m.Close()
-			if n := src.count("example.com/z/@v/v1.0.0.zip"); n != 0 {
-				t.Errorf("zip-ahead off: the zip was fetched %d times", n)
+			if n := src.countSuffix(".zip"); n != 0 {
+				t.Errorf("zip-ahead off: %d zips fetched", n)
 			}
 			continue
 		}
-		waitStored(t, store, "example.com/z/@v/v1.0.0.zip")
-		f, err := m.File(t.Context(), "example.com/z", "v1.0.0", "example.com/z/@v/v1.0.0.zip", Options{})
+		waitStored(t, store, zipKey("m2"), zipKey("m3"), zipKey("m4"))
+		f, err := m.File(t.Context(), "example.com/m2", "v1.0.0", zipKey("m2"), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.Body.Close()
+		if f.Result != Hit {
+			t.Errorf("zip after zip-ahead: %s, want a hit", f.Result)
+		}
 		m.Close()
-		if f.Result != Hit || src.count("example.com/z/@v/v1.0.0.zip") != 1 {
-			t.Errorf("zip after its .info: result %s after %d fetches, want a hit after 1", f.Result, src.count("example.com/z/@v/v1.0.0.zip"))
+		for _, p := range []string{"denied", "m5", "m9", "other"} {
+			if n := src.count(zipKey(p)); n != 0 {
+				t.Errorf("the zip of example.com/%s was fetched %d times", p, n)
+			}
+		}
+		if n := src.count(zipKey("m2")); n != 1 {
+			t.Errorf("the zip of example.com/m2 was fetched %d times, want 1", n)
 		}
 	}
 }

@@ -7,12 +7,12 @@ import (
 	"github.com/modgate/modgate/internal/testenv"
 )
 
-// TestZipAheadFollowsPolicy: a client's .info request starts the fill of the
-// version's zip (upstream.zip_ahead_workers), so that the go command's zip
-// request that follows finds it stored or joins its fetch (one upstream
-// fetch either way), but never for a zip the policy refuses: a version a
-// rule denies still serves its .info (the go command reads it) and its zip
-// is never fetched.
+// TestZipAheadFollowsPolicy: once a client downloads the zips of the .info
+// files it was given, in their order, the zips ahead of it are filled
+// (upstream.zip_ahead_workers), so that the go command's zip requests find
+// them stored or join their fetch (one upstream fetch either way), but
+// never a zip the policy refuses: a version a rule denies still serves its
+// .info (the go command reads it) and its zip is never fetched.
 func TestZipAheadFollowsPolicy(t *testing.T) {
 	t.Parallel()
 	up := testenv.NewUpstream(t, testenv.Fixtures(t))
@@ -24,9 +24,21 @@ policy:
         modules: [example.com/hello]
         versions: [v1.1.0]
 `, nil)
-	for _, p := range []string{"/example.com/hello/@v/v1.1.0.info", "/example.com/greet/@v/v1.0.0.info"} {
-		if code, body, _ := in.get(t, p); code != http.StatusOK {
-			t.Fatalf("GET %s = %d %s", p, code, body)
+	// The .info files first, as go mod download asks for them; then the
+	// zips in the same order: the second (refused: 403) shows that the
+	// client follows its list.
+	for _, c := range []struct {
+		path string
+		code int
+	}{
+		{"/example.com/hello/@v/v1.0.0.info", http.StatusOK},
+		{"/example.com/hello/@v/v1.1.0.info", http.StatusOK},
+		{"/example.com/greet/@v/v1.0.0.info", http.StatusOK},
+		{"/example.com/hello/@v/v1.0.0.zip", http.StatusOK},
+		{"/example.com/hello/@v/v1.1.0.zip", http.StatusForbidden},
+	} {
+		if code, body, _ := in.get(t, c.path); code != c.code {
+			t.Fatalf("GET %s = %d %s, want %d", c.path, code, body, c.code)
 		}
 	}
 	waitFor(t, "the zip of example.com/greet@v1.0.0, filled after its .info", func() bool {
@@ -36,8 +48,7 @@ policy:
 		t.Error("the zip of a denied version was fetched ahead")
 	}
 
-	// The go command: its zip request finds the file filled ahead; the
-	// upstream sends each zip once.
+	// The go command: the upstream sends each zip once.
 	env := goEnv(t, in, up)
 	got := goDownload(t, env, "example.com/hello@v1.0.0", "example.com/greet@v1.0.0")
 	for _, d := range got {

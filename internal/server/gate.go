@@ -87,13 +87,22 @@ func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.
 	if err := g.authorize(ctx, path); err != nil {
 		return nil, err
 	}
+	if kindOf(key) == policy.Zip {
+		// Before this zip's own fill: the client downloads.
+		g.zipAhead(ctx, path, version, key, opts)
+	}
+	f, err := g.file(ctx, path, version, key, opts)
+	if err == nil && kindOf(key) == policy.Info {
+		g.zipAhead(ctx, path, version, key, opts)
+	}
+	return f, err
+}
+
+// file answers a request File has authorised.
+func (g *gate) file(ctx context.Context, path, version, key string, opts mirror.Options) (*mirror.File, error) {
 	e := g.engine()
 	if e == nil {
-		f, err := g.next.File(ctx, path, version, key, opts)
-		if err == nil && !opts.NoFetch && kindOf(key) == policy.Info {
-			g.zipAhead(nil, path, version, key)
-		}
-		return f, err
+		return g.next.File(ctx, path, version, key, opts)
 	}
 	s := policy.Subject{Module: path, Version: version, File: kindOf(key)}
 	d := e.Decide(s)
@@ -113,9 +122,6 @@ func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.
 		}
 	}
 	f, err := g.next.File(ctx, path, version, key, opts)
-	if err == nil && !opts.NoFetch && s.File == policy.Info && d.Verdict != policy.Block {
-		g.zipAhead(e, path, version, key)
-	}
 	if !recheck {
 		return f, err
 	}
@@ -130,28 +136,43 @@ func (g *gate) File(ctx context.Context, path, version, key string, opts mirror.
 	return f, nil
 }
 
-// A zipAheader fills zips ahead of the go command (mirror.Mirror.ZipAhead).
+// A zipAheader fills zips ahead of the go command (see mirror.InfoServed).
 type zipAheader interface {
-	ZipAhead(path, version, infoKey string)
+	InfoServed(client, path, version, infoKey string)
+	ZipRequested(client, zipKey string, allow func(path, version string) bool)
 }
 
-// zipAhead starts filling the zip of path@version, whose .info a client has
-// just been given, when policy e (nil: none) would let it have the zip
-// without more facts: a zip the policy refuses, or one whose cooldown
-// needs the version's time, is never fetched ahead. The decision is not
-// recorded: the client's own zip request is judged and counted as usual.
-func (g *gate) zipAhead(e *policy.Engine, path, version, infoKey string) {
+// zipAhead tells the mirror about a client's .info and .zip requests, so
+// that it fills zips ahead of a client that downloads them. It is told of
+// authorised zip requests and of answered .info requests: a version that
+// does not exist, or that the client may not read, starts nothing.
+func (g *gate) zipAhead(ctx context.Context, path, version, key string, opts mirror.Options) {
 	za, ok := g.next.(zipAheader)
-	if !ok {
+	if !ok || opts.NoFetch {
 		return
 	}
-	if e != nil {
-		d := e.Decide(policy.Subject{Module: path, Version: version, File: policy.Zip})
-		if d.Verdict == policy.Block || unchecked(d, policy.KindCooldown) {
-			return
-		}
+	e := reqlog.From(ctx)
+	client := e.ClientIP + "\x00" + e.Identity
+	switch kindOf(key) {
+	case policy.Zip:
+		za.ZipRequested(client, key, g.zipAllowed)
+	case policy.Info:
+		za.InfoServed(client, path, version, key)
 	}
-	za.ZipAhead(path, version, infoKey)
+}
+
+// zipAllowed says whether a zip may be fetched ahead: when the policy in
+// force would let a client have it without more facts. A zip the policy
+// refuses, or whose cooldown needs the version's time, is never fetched
+// ahead. The decision is not recorded: the client's own zip request is
+// judged and counted as usual.
+func (g *gate) zipAllowed(path, version string) bool {
+	e := g.engine()
+	if e == nil {
+		return true
+	}
+	d := e.Decide(policy.Subject{Module: path, Version: version, File: policy.Zip})
+	return d.Verdict != policy.Block && !unchecked(d, policy.KindCooldown)
 }
 
 // infoTime returns the Time of path@version's .info, fetching it like a

@@ -16,6 +16,10 @@
 #   BENCH_WRK_INFO=0    skip the -log-level info throughput rows
 #   BENCH_WRK_MOD=0     skip the .mod-only throughput rows
 #   BENCH_BUDGET        whole-script time budget in seconds (default 1140)
+#   BENCH_WORKLOADS     cold-fill workloads, from "small large" (default both);
+#                       the later phases use the large one's store
+#   BENCH_COLD_ROUNDS   cold-fill rounds per workload (default: small 4, large 2)
+#   BENCH_COLD_ONLY=1   stop after the cold fills
 #
 # Exit status: 0 all gated targets met, 3 a target missed, anything else the
 # suite itself failed (a phase timed out, a tool is missing, ...).
@@ -205,6 +209,29 @@ row() {
 	[[ $6 != FAIL ]] || FAILED=1
 }
 verdict() { if holds "$@"; then echo PASS; else echo FAIL; fi; }
+
+# print_table: writes the summary table to $OUT and prints it.
+print_table() {
+	{
+		echo "# modgate benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		echo
+		echo "modgate $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+			"($(cd "$REPO" && git status --porcelain 2>/dev/null | grep -q . && echo 'dirty tree' || echo 'clean tree')), $(go version | cut -d' ' -f3-)," \
+			"$(nproc) CPUs, work dir on $(df -P "$WORK" | awk 'NR == 2 { print $1 }')."
+		[[ -z ${MODULES:-} ]] || echo "Large workload: $MODULES modules in go list -m all, $ZIPS zips${NPATHS:+; cache hits over $NPATHS .mod/.zip paths, $DURATION per wrk run}."
+		echo
+		echo "| metric | modgate | floor | ratio | target | result |"
+		echo "|---|---|---|---|---|---|"
+		awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$ROWS"
+		echo
+		echo "Ratios are modgate / floor. Results in parentheses are reported, not gated; (info) rows have no target."
+		echo "Total time: $(($(date +%s) - START))s."
+	} >"$OUT"
+	echo
+	cat "$OUT"
+	echo
+	log "results written to $OUT"
+}
 # note_verdict: same as verdict, for rows that are reported but not gated.
 note_verdict() { if holds "$@"; then echo "(pass)"; else echo "(fail)"; fi; }
 
@@ -250,41 +277,45 @@ log "building modgate and the static file server"
 		die "building bench/static failed"
 	}
 
-# dl PROXY MODCACHE: `go mod download all` of the project copy with an
-# environment that only the two arguments vary, so that every download in the
-# suite differs from its floor in the proxy alone. GOFLAGS is set here so that
-# the machine's GOFLAGS (e.g. -mod=vendor or -mod=readonly) cannot change the
-# module graph; -modcacherw lets the prepare step delete the cache.
+# dl PROXY MODCACHE [PROJECT]: `go mod download all` of a project copy
+# (default the large one) with an environment that only the arguments vary,
+# so that every download in the suite differs from its floor in the proxy
+# alone. GOFLAGS is set here so that the machine's GOFLAGS (e.g. -mod=vendor
+# or -mod=readonly) cannot change the module graph; -modcacherw lets the
+# prepare step delete the cache.
 PROJECT=$SCRATCH/project
 cp -R "$BENCH_DIR/project" "$PROJECT"
+cp -R "$BENCH_DIR/project-small" "$SCRATCH/project-small"
 {
 	echo '#!/usr/bin/env bash'
 	echo 'set -euo pipefail'
-	printf 'cd %q\n' "$PROJECT"
+	printf 'cd "${3:-%s}"\n' "$PROJECT"
 	printf 'exec env GOPROXY="$1" GOMODCACHE="$2" GOSUMDB=%q GONOSUMDB=%q GOPRIVATE=%q GONOPROXY=%q GOINSECURE=%q ' \
 		"$SUMDB" "$NOSUMDB" "$PRIVATE" "$NOPROXY" "$INSECURE"
 	echo 'GOFLAGS="-mod=mod -modcacherw" GOTOOLCHAIN=local GOWORK=off GOVCS= go mod download all'
 } >"$WORK/bin/dl"
 chmod +x "$WORK/bin/dl"
 
-# project_unchanged: the go command must not have had to add anything to
-# go.mod or go.sum; if it did, the committed go.sum is incomplete and
+# project_unchanged [NAME]: the go command must not have had to add anything
+# to go.mod or go.sum; if it did, the committed go.sum is incomplete and
 # downloads would consult the checksum database.
 project_unchanged() {
-	cmp -s "$PROJECT/go.sum" "$BENCH_DIR/project/go.sum" && cmp -s "$PROJECT/go.mod" "$BENCH_DIR/project/go.mod" ||
-		die "go mod download all changed bench/project/go.mod or go.sum; regenerate them (README: Updating the project)"
+	local name=${1:-project}
+	cmp -s "$SCRATCH/$name/go.sum" "$BENCH_DIR/$name/go.sum" && cmp -s "$SCRATCH/$name/go.mod" "$BENCH_DIR/$name/go.mod" ||
+		die "go mod download all changed bench/$name/go.mod or go.sum; regenerate them (README: Updating the project)"
 }
 
-# timed_dl NAME PROXY MODCACHE: prints the wall time in seconds of one download.
+# timed_dl NAME PROXY MODCACHE [PROJECT-NAME]: prints the wall time in seconds
+# of one download.
 timed_dl() {
-	local t0 t1
+	local t0 t1 name=${4:-project}
 	t0=$(date +%s%N)
-	bounded 420 "$WORK/bin/dl" "$2" "$3" >"$LOGS/$1.log" 2>&1 || {
+	bounded 420 "$WORK/bin/dl" "$2" "$3" "$SCRATCH/$name" >"$LOGS/$1.log" 2>&1 || {
 		tail -20 "$LOGS/$1.log" >&2
 		die "$1: go mod download all failed"
 	}
 	t1=$(date +%s%N)
-	project_unchanged
+	project_unchanged "$name"
 	calc '(t1 - t0) / 1e9' t0="$t0" t1="$t1"
 }
 
@@ -295,70 +326,115 @@ wipe() {
 
 # --- a. cold fill ------------------------------------------------------------------
 
-# cold_direct N: one download straight from the upstream; appends the time.
+# Workloads: NAME PROJECT-DIR ROUNDS. The small one is short and noisy, so it
+# runs more rounds.
+declare -A WL_PROJECT=([small]=project-small [large]=project)
+declare -A WL_ROUNDS=([small]=${BENCH_COLD_ROUNDS:-4} [large]=${BENCH_COLD_ROUNDS:-2})
+WORKLOADS=${BENCH_WORKLOADS:-small large}
+
+# cold_direct W N: one download of workload W straight from the upstream;
+# appends the time.
 cold_direct() {
-	local mc=$SCRATCH/mc-cold-direct-$1 t
-	t=$(timed_dl "cold-direct-$1" "$UPSTREAM" "$mc")
-	log "cold fill $1, direct:  ${t}s"
-	echo "$t" >>"$WORK/cold-direct.txt"
-	if [[ $1 == 1 ]]; then
+	local mc=$SCRATCH/mc-cold-direct-$1-$2 t
+	t=$(timed_dl "cold-direct-$1-$2" "$UPSTREAM" "$mc" "${WL_PROJECT[$1]}")
+	log "cold fill $1 $2, direct:  ${t}s"
+	echo "$t" >>"$WORK/cold-direct-$1.txt"
+	if [[ ! -s $WORK/size-$1.txt ]]; then
 		# The size of the workload, from the cache just filled, offline.
-		MODULES=$(cd "$PROJECT" && GOPROXY=off GOMODCACHE=$mc GOFLAGS=-mod=mod GOTOOLCHAIN=local GOWORK=off \
+		local modules zips bytes
+		modules=$(cd "$SCRATCH/${WL_PROJECT[$1]}" && GOPROXY=off GOMODCACHE=$mc GOFLAGS=-mod=mod GOTOOLCHAIN=local GOWORK=off \
 			bounded 60 go list -m all | wc -l)
-		ZIPS=$(find "$mc/cache/download" -name '*.zip' | wc -l)
+		zips=$(find "$mc/cache/download" -name '*.zip' | wc -l)
+		bytes=$(find "$mc/cache/download" -type f \( -name '*.zip' -o -name '*.mod' -o -name '*.info' \) -printf '%s\n' |
+			awk '{ s += $1 } END { printf "%d", s }')
+		echo "$modules $zips $bytes" >"$WORK/size-$1.txt"
 	fi
 	wipe "$mc"
 }
 
-# cold_modgate N: one download through a new modgate with an empty data dir;
-# appends the time and modgate's peak RSS. Leaves DATA set to its data dir.
+# cold_modgate W N: one download of workload W through a new modgate with an
+# empty data dir; appends the time, modgate's peak RSS and what it fetched.
+# Sets DATA to its data dir.
 cold_modgate() {
-	local mc=$SCRATCH/mc-cold-modgate-$1 t hwm fills
-	DATA=$SCRATCH/data-cold-$1
-	start_modgate "modgate-cold-$1" "$DATA" warn
-	t=$(timed_dl "cold-modgate-$1" "$MG_URL" "$mc")
+	local mc=$SCRATCH/mc-cold-modgate-$1-$2 t hwm fills ahead ub m=$LOGS/metrics-cold-$1-$2.txt
+	DATA=$SCRATCH/data-cold-$1-$2
+	start_modgate "modgate-cold-$1-$2" "$DATA" warn
+	t=$(timed_dl "cold-modgate-$1-$2" "$MG_URL" "$mc" "${WL_PROJECT[$1]}")
 	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$MG_PID/status")
-	curl -fsS --max-time 10 "$MG_URL/metrics" >"$LOGS/metrics-cold-$1.txt"
-	fills=$(metric_file_sum "$LOGS/metrics-cold-$1.txt" modgate_fills_total 'artifact="zip"')
-	COLD_UPSTREAM=$(metric_file_sum "$LOGS/metrics-cold-$1.txt" modgate_upstream_request_duration_seconds_count '')
-	COLD_SERVED=$(metric_file_sum "$LOGS/metrics-cold-$1.txt" modgate_requests_total 'cache="miss",status="200"')
+	curl -fsS --max-time 10 "$MG_URL/metrics" >"$m"
+	fills=$(metric_file_sum "$m" modgate_fills_total 'artifact="zip"')
+	ahead=$(metric_file_sum "$m" modgate_prefetched_total 'artifact="zip"')
+	ub=$(metric_file_sum "$m" modgate_upstream_bytes_total '')
+	COLD_UPSTREAM=$(metric_file_sum "$m" modgate_upstream_request_duration_seconds_count '')
+	COLD_SERVED=$(metric_file_sum "$m" modgate_requests_total 'status="200"')
 	stop_pid "$MG_PID"
-	log "cold fill $1, modgate: ${t}s, VmHWM $((hwm / 1024)) MB, $fills zip fills," \
-		"$COLD_UPSTREAM upstream requests for $COLD_SERVED files served," \
-		"mean miss latency $(miss_latency "$LOGS/metrics-cold-$1.txt")"
-	echo "$t" >>"$WORK/cold-modgate.txt"
+	log "cold fill $1 $2, modgate: ${t}s, VmHWM $((hwm / 1024)) MB, $fills zip fills ($ahead ahead)," \
+		"$COLD_UPSTREAM upstream requests ($((ub / 1048576)) MB) for $COLD_SERVED files served," \
+		"mean answer time $(miss_latency "$m")"
+	echo "$t" >>"$WORK/cold-modgate-$1.txt"
 	echo "$hwm" >>"$WORK/cold-hwm.txt"
-	COLD_FILLS=$fills
+	echo "$fills $ub $COLD_UPSTREAM $COLD_SERVED" >"$WORK/cold-fetched-$1.txt"
 	wipe "$mc"
 }
 
-log "a. cold fill: round 1 (direct, then modgate)"
-cold_direct 1
-cold_modgate 1
-wipe "$DATA"
-log "a. cold fill: round 2 (modgate, then direct)"
-cold_modgate 2
-cold_direct 2
-# DATA is now the data dir of the second modgate cold fill: the warm store.
-
 mean_of() { awk '{ s += $1; n++ } END { printf "%.3f", s / n }' "$1"; }
+median_of() { sort -g "$1" | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 list_of() { awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $1 }' "$1"; }
 sd_of() { awk '{ s += $1; q += $1 * $1; n++ } END { m = s / n; v = q / n - m * m; printf "%.3f", (v > 0 ? sqrt(v) : 0) }' "$1"; }
 
-cold_m=$(mean_of "$WORK/cold-modgate.txt")
-cold_d=$(mean_of "$WORK/cold-direct.txt")
-cold_r=$(calc 'm / d' m="$cold_m" d="$cold_d")
-row "cold fill: go mod download all, s (mean of 2)" "$cold_m ($(list_of "$WORK/cold-modgate.txt"))" \
-	"$cold_d ($(list_of "$WORK/cold-direct.txt"); direct)" "$cold_r" "≤ 1.20" \
-	"$(verdict 'r <= 1.2' r="$cold_r")"
+: >"$WORK/cold-hwm.txt"
+for w in $WORKLOADS; do
+	[[ -n ${WL_PROJECT[$w]:-} ]] || die "BENCH_WORKLOADS: unknown workload $w (small, large)"
+	: >"$WORK/cold-direct-$w.txt"
+	: >"$WORK/cold-modgate-$w.txt"
+	for i in $(seq "${WL_ROUNDS[$w]}"); do
+		# Alternate the order, so that whichever run warms a cache on the
+		# upstream's side does not always favour the same side.
+		log "a. cold fill: $w, round $i"
+		if ((i % 2)); then
+			cold_direct "$w" "$i"
+			cold_modgate "$w" "$i"
+		else
+			cold_modgate "$w" "$i"
+			cold_direct "$w" "$i"
+		fi
+		# Keep the last store of each workload; the large one is the warm store.
+		[[ $i == "${WL_ROUNDS[$w]}" ]] || wipe "$DATA"
+	done
+	eval "DATA_$w=\$DATA"
+	read -r modules zips bytes <"$WORK/size-$w.txt"
+	read -r fills ub ureq served <"$WORK/cold-fetched-$w.txt"
+	cold_m=$(mean_of "$WORK/cold-modgate-$w.txt")
+	cold_d=$(mean_of "$WORK/cold-direct-$w.txt")
+	cold_r=$(calc 'm / d' m="$cold_m" d="$cold_d")
+	row "cold fill, $w ($modules modules): go mod download all, s (mean of ${WL_ROUNDS[$w]})" \
+		"$cold_m ($(list_of "$WORK/cold-modgate-$w.txt"))" \
+		"$cold_d ($(list_of "$WORK/cold-direct-$w.txt"); direct)" "$cold_r" "≤ 1.00" \
+		"$(verdict 'r <= 1.0' r="$cold_r")"
+	row "cold fill, $w: median of the runs" "$(median_of "$WORK/cold-modgate-$w.txt")" \
+		"$(median_of "$WORK/cold-direct-$w.txt") (direct)" \
+		"$(calc 'm / d' m="$(median_of "$WORK/cold-modgate-$w.txt")" d="$(median_of "$WORK/cold-direct-$w.txt")")" "-" "(info)"
+	row "cold fill, $w: upstream zip fetches / zips in project" "$fills" "$zips" \
+		"$(calc 'f / z' f="$fills" z="$zips")" "= 1.00" "$(verdict 'f == z' f="$fills" z="$zips")"
+	# Bytes: everything modgate received from the upstream (module files,
+	# lists, checksum database lookups and tiles) against the module files
+	# the go command stored when downloading directly.
+	row "cold fill, $w: upstream MB received / MB the direct download stored" \
+		"$(calc 'b / 1048576' b="$ub")" "$(calc 'b / 1048576' b="$bytes")" "$(calc 'u / b' u="$ub" b="$bytes")" "-" "(info)"
+	row "cold fill, $w: upstream requests / files served (last round)" "$ureq" "$served (go command)" \
+		"$(calc 'u / s' u="$ureq" s="$served")" "-" "(info)"
+	if [[ $w == large ]]; then
+		MODULES=$modules ZIPS=$zips
+	fi
+done
 hwm_mb=$(awk '{ if ($1 > m) m = $1 } END { printf "%.1f", m / 1024 }' "$WORK/cold-hwm.txt")
-row "cold fill: modgate peak RSS (VmHWM), MB" "$hwm_mb" "-" "-" "< 100" "$(verdict 'm < 100' m="$hwm_mb")"
-row "cold fill: upstream zip fetches / zips in project" "$COLD_FILLS" "$ZIPS" \
-	"$(calc 'f / z' f="$COLD_FILLS" z="$ZIPS")" "= 1.00" "$(verdict 'f == z' f="$COLD_FILLS" z="$ZIPS")"
-# The go command fetched each file it asked modgate for from the upstream
-# once; what modgate asks on top of that is checksum-database traffic.
-row "cold fill: upstream requests / files served (round 2)" "$COLD_UPSTREAM" "$COLD_SERVED (go command)" \
-	"$(calc 'u / s' u="$COLD_UPSTREAM" s="$COLD_SERVED")" "-" "(info)"
+row "cold fill: modgate peak RSS (VmHWM), MB, largest" "$hwm_mb" "-" "-" "< 100" "$(verdict 'm < 100' m="$hwm_mb")"
+if [[ ${BENCH_COLD_ONLY:-0} == 1 ]]; then
+	print_table
+	exit $((FAILED ? 3 : 0))
+fi
+[[ -n ${DATA_large:-} ]] || die "the later phases need the large workload (BENCH_WORKLOADS includes large)"
+DATA=$DATA_large
 
 # The static file server over the warm store: the floor of the cache-hit
 # phase, and an extra (not gated) HTTP floor of the warm phase.
@@ -542,25 +618,7 @@ row "stampede: 200 answers with identical bytes" "$ok/$N, identical: $same" "-" 
 
 # --- summary ------------------------------------------------------------------------
 
-{
-	echo "# modgate benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo
-	echo "modgate $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-		"($(cd "$REPO" && git status --porcelain 2>/dev/null | grep -q . && echo 'dirty tree' || echo 'clean tree')), $(go version | cut -d' ' -f3-)," \
-		"$(nproc) CPUs, work dir on $(df -P "$WORK" | awk 'NR == 2 { print $1 }')."
-	echo "Project: $MODULES modules in go list -m all, $ZIPS zips; cache hits over $NPATHS .mod/.zip paths, $DURATION per wrk run."
-	echo
-	echo "| metric | modgate | floor | ratio | target | result |"
-	echo "|---|---|---|---|---|---|"
-	awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$ROWS"
-	echo
-	echo "Ratios are modgate / floor. Results in parentheses are reported, not gated; (info) rows have no target."
-	echo "Total time: $(($(date +%s) - START))s."
-} >"$OUT"
-echo
-cat "$OUT"
-echo
-log "results written to $OUT"
+print_table
 if ((FAILED)); then
 	exit 3
 fi

@@ -151,7 +151,7 @@ type Upstream struct {
 	PrefetchWorkers int `yaml:"prefetch_workers"`
 
 	// PrefetchDepth is how many levels of requirements the go.mod prefetch
-	// follows from a client's go.mod, from 1 to 8. Default 3.
+	// follows from a client's go.mod, from 1 to 8. Default 1.
 	PrefetchDepth int `yaml:"prefetch_depth"`
 
 	// ZipAheadWorkers is how many zips modgate fetches ahead at once: when
@@ -317,7 +317,7 @@ func Default() Config {
 			IdleTimeout:      Duration{60 * time.Second},
 			Retries:          2,
 			PrefetchWorkers:  8,
-			PrefetchDepth:    3,
+			PrefetchDepth:    1,
 			ZipAheadWorkers:  4,
 			FillQueueTimeout: Duration{10 * time.Second},
 			RequestBudget:    Duration{20 * time.Second},

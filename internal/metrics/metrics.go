@@ -26,6 +26,7 @@ type Metrics struct {
 	bytesServed      *prometheus.CounterVec   // artifact
 	upstreamDuration *prometheus.HistogramVec // upstream, result
 	upstreamErrors   *prometheus.CounterVec   // upstream, result
+	upstreamBytes    *prometheus.CounterVec   // upstream
 	verifyFailures   *prometheus.CounterVec   // artifact
 	securityEvents   prometheus.Counter
 	movedVersions    *prometheus.CounterVec
@@ -65,6 +66,10 @@ func New() *Metrics {
 			Help:    "Time to the response header of upstream requests, by upstream and result (ok, not_found, error, timeout).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
 		}, []string{"upstream", "result"}),
+		upstreamBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "modgate_upstream_bytes_total",
+			Help: "Body bytes received from upstreams (module files, lists, checksum database), by upstream.",
+		}, []string{"upstream"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "modgate_upstream_errors_total",
 			Help: "Upstream requests that failed (error or timeout), by upstream.",
@@ -126,6 +131,7 @@ func New() *Metrics {
 			Help: "Whether an upstream is considered healthy (1) or down (0): down after repeated failures, up again when it answers.",
 		}, []string{"upstream"}),
 	}
+	m.reg.MustRegister(m.upstreamBytes)
 	m.reg.MustRegister(m.fillQueue, m.fillRefusals, m.upstreamUp, m.prefetched, m.requests, m.requestDuration, m.bytesServed, m.upstreamDuration,
 		m.upstreamErrors, m.verifyFailures, m.securityEvents, m.fillsInFlight, m.fills,
 		m.movedVersions, m.policyDecisions, m.auditErrors, m.authRefusals, m.vulndbEntries, m.vulndbSynced,
@@ -194,6 +200,11 @@ func (m *Metrics) Request(artifact string, status int, cache string, bytes int64
 	if bytes > 0 {
 		m.bytesServed.WithLabelValues(artifact).Add(float64(bytes))
 	}
+}
+
+// ObserveUpstreamBytes counts body bytes received from an upstream.
+func (m *Metrics) ObserveUpstreamBytes(upstream string, n int64) {
+	m.upstreamBytes.WithLabelValues(upstream).Add(float64(n))
 }
 
 // ObserveUpstream records one upstream attempt; result is ok, not_found,

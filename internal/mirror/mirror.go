@@ -161,7 +161,7 @@ type Mirror struct {
 	zipQ       chan prefetchJob // zips; nil when zip-ahead is off
 	prefetched *ttlCache[bool]  // keys queued recently
 	sessMu     sync.Mutex
-	sessions   map[string]*zipSession // zip-ahead, by client (prefetch.go)
+	sessions   map[Client]*zipSession // zip-ahead, by client (prefetch.go)
 
 	lastActive atomic.Int64 // UnixNano of the last File call
 

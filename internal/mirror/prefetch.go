@@ -180,6 +180,15 @@ const (
 	aheadStep      = 4               // a zip at most this far ahead of the last follows the list
 )
 
+// A ZipPolicy says whether a client may have a version's zip: the server's
+// access and policy rules. A zip it refuses is never fetched ahead.
+type ZipPolicy interface {
+	AllowZip(path, version string) bool
+}
+
+// A Client is who asks: an address and an identity.
+type Client struct{ Addr, Identity string }
+
 type zipSession struct {
 	infos   []sessionInfo
 	pos     map[string]int // zip key → index in infos
@@ -196,7 +205,7 @@ type sessionInfo struct {
 
 // InfoServed tells the mirror that client was given the .info file infoKey
 // of path@version.
-func (m *Mirror) InfoServed(client, path, version, infoKey string) {
+func (m *Mirror) InfoServed(client Client, path, version, infoKey string) {
 	if m.zipQ == nil || module.CanonicalVersion(version) != version || !strings.HasSuffix(infoKey, ".info") {
 		return
 	}
@@ -214,9 +223,9 @@ func (m *Mirror) InfoServed(client, path, version, infoKey string) {
 
 // ZipRequested tells the mirror that client asked for the zip zipKey, and
 // queues the zips ahead of it in the client's list when it follows the
-// list. allow says whether the client may have a version's zip (access
-// and policy: a refused zip is never fetched ahead).
-func (m *Mirror) ZipRequested(client, zipKey string, allow func(path, version string) bool) {
+// list. allow (nil: everything) says whether the client may have each of
+// them.
+func (m *Mirror) ZipRequested(client Client, zipKey string, allow ZipPolicy) {
 	if m.zipQ == nil {
 		return
 	}
@@ -251,9 +260,9 @@ func (m *Mirror) ZipRequested(client, zipKey string, allow func(path, version st
 }
 
 // session returns client's session, making room for it; sessMu is held.
-func (m *Mirror) session(client string, now time.Time) *zipSession {
+func (m *Mirror) session(client Client, now time.Time) *zipSession {
 	if m.sessions == nil {
-		m.sessions = make(map[string]*zipSession)
+		m.sessions = make(map[Client]*zipSession)
 	}
 	s := m.sessions[client]
 	if s == nil {
@@ -275,8 +284,8 @@ func (m *Mirror) session(client string, now time.Time) *zipSession {
 }
 
 // queueZip queues job, a zip, for a fill when allow lets the client have it.
-func (m *Mirror) queueZip(job prefetchJob, allow func(path, version string) bool) {
-	if allow != nil && !allow(job.path, job.version) {
+func (m *Mirror) queueZip(job prefetchJob, allow ZipPolicy) {
+	if allow != nil && !allow.AllowZip(job.path, job.version) {
 		return
 	}
 	if !m.markQueued(job.key) {

@@ -144,9 +144,10 @@ func TestZipAhead(t *testing.T) {
 			src.set(path+"/@v/v1.0.0.mod", []byte("module "+path+"\n"))
 			src.set(path+"/@v/v1.0.0.zip", makeZip(t, path, "v1.0.0"))
 		}
-		allow := func(path, version string) bool { return path != "example.com/denied" }
+		allow := denyZip("example.com/denied")
+		a, b := Client{"10.0.0.1", "ci"}, Client{"10.0.0.1", "alice"}
 		zipKey := func(p string) string { return "example.com/" + p + "/@v/v1.0.0.zip" }
-		info := func(client, p string) {
+		info := func(client Client, p string) {
 			t.Helper()
 			key := "example.com/" + p + "/@v/v1.0.0.info"
 			f, err := m.File(t.Context(), "example.com/"+p, "v1.0.0", key, Options{})
@@ -156,17 +157,17 @@ func TestZipAhead(t *testing.T) {
 			f.Body.Close()
 			m.InfoServed(client, "example.com/"+p, "v1.0.0", key)
 		}
-		info("b", "other")
+		info(b, "other")
 		for _, p := range list {
-			info("a", p)
+			info(a, p)
 		}
-		m.ZipRequested("b", zipKey("other"), allow)
-		m.ZipRequested("a", zipKey("m0"), allow) // one zip: no order yet
+		m.ZipRequested(b, zipKey("other"), allow)
+		m.ZipRequested(a, zipKey("m0"), allow) // one zip: no order yet
 		time.Sleep(20 * time.Millisecond)
 		if n := src.countSuffix(".zip"); n != 0 {
 			t.Fatalf("%d zips fetched before a client followed its list", n)
 		}
-		m.ZipRequested("a", zipKey("m1"), allow) // in order: the next 4 (m2 denied m3 m4)
+		m.ZipRequested(a, zipKey("m1"), allow) // in order: the next 4 (m2 denied m3 m4)
 		if workers == 0 {
 			m.Close()
 			if n := src.countSuffix(".zip"); n != 0 {
@@ -194,3 +195,8 @@ func TestZipAhead(t *testing.T) {
 		}
 	}
 }
+
+// denyZip is a ZipPolicy refusing the zips of one module.
+type denyZip string
+
+func (d denyZip) AllowZip(path, version string) bool { return path != string(d) }

@@ -138,8 +138,8 @@ func (g *gate) file(ctx context.Context, path, version, key string, opts mirror.
 
 // A zipAheader fills zips ahead of the go command (see mirror.InfoServed).
 type zipAheader interface {
-	InfoServed(client, path, version, infoKey string)
-	ZipRequested(client, zipKey string, allow func(path, version string) bool)
+	InfoServed(client mirror.Client, path, version, infoKey string)
+	ZipRequested(client mirror.Client, zipKey string, allow mirror.ZipPolicy)
 }
 
 // zipAhead tells the mirror about a client's .info and .zip requests, so
@@ -152,21 +152,21 @@ func (g *gate) zipAhead(ctx context.Context, path, version, key string, opts mir
 		return
 	}
 	e := reqlog.From(ctx)
-	client := e.ClientIP + "\x00" + e.Identity
+	client := mirror.Client{Addr: e.ClientIP, Identity: e.Identity}
 	switch kindOf(key) {
 	case policy.Zip:
-		za.ZipRequested(client, key, g.zipAllowed)
+		za.ZipRequested(client, key, g)
 	case policy.Info:
 		za.InfoServed(client, path, version, key)
 	}
 }
 
-// zipAllowed says whether a zip may be fetched ahead: when the policy in
+// AllowZip says whether a zip may be fetched ahead (mirror.ZipPolicy): when the policy in
 // force would let a client have it without more facts. A zip the policy
 // refuses, or whose cooldown needs the version's time, is never fetched
 // ahead. The decision is not recorded: the client's own zip request is
 // judged and counted as usual.
-func (g *gate) zipAllowed(path, version string) bool {
+func (g *gate) AllowZip(path, version string) bool {
 	e := g.engine()
 	if e == nil {
 		return true

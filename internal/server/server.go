@@ -154,7 +154,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 	s.chain, err = upstream.Build(cfg.Upstream.GOPROXY, upstream.BuildOptions{
 		Self:          []string{cfg.Listen, cfg.PublicURL},
 		Client:        client,
-		Proxy:         upstream.ProxyOptions{Retries: retries, Logger: log /* upstream adds its component */, Observe: s.metrics.ObserveUpstream},
+		Proxy:         upstream.ProxyOptions{Retries: retries, Logger: log /* upstream adds its component */, Observe: s.metrics.ObserveUpstream, ObserveBytes: s.metrics.ObserveUpstreamBytes},
 		SumdbURLs:     sumdbURLs,
 		DirectModules: directSource,
 		Health: &upstream.HealthOptions{

@@ -2,9 +2,11 @@ package upstream
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,5 +138,34 @@ func TestStallGuardDisabled(t *testing.T) {
 		tr.TLSHandshakeTimeout != tlsHandshakeTimeout || tr.MaxIdleConnsPerHost < 64 || !tr.ForceAttemptHTTP2 || tr.Proxy == nil || c.Timeout != 0 {
 		t.Errorf("NewHTTPClient(HTTPConfig{}) defaults: idle %v, header timeout %v, TLS %v, idle per host %d, HTTP/2 %v, proxy set %v, client timeout %v",
 			g.idle, tr.ResponseHeaderTimeout, tr.TLSHandshakeTimeout, tr.MaxIdleConnsPerHost, tr.ForceAttemptHTTP2, tr.Proxy != nil, c.Timeout)
+	}
+}
+
+// TestObserveBytes: the body bytes of each answer are reported once, when
+// its body is closed, under the upstream's name.
+func TestObserveBytes(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 1000)))
+	})
+	var mu sync.Mutex
+	var got []string
+	observe := func(upstream string, n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, fmt.Sprintf("%s %d", upstream, n))
+	}
+	p := newTestProxy(t, srv.URL, HTTPConfig{}, ProxyOptions{ObserveBytes: observe})
+	for _, read := range []int64{1000, 10} {
+		resp, err := p.Fetch(t.Context(), infoPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.CopyN(io.Discard, resp.Body, read)
+		resp.Body.Close()
+		resp.Body.Close()
+	}
+	want := []string{srv.URL + " 1000", srv.URL + " 10"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ObserveBytes calls (-want +got):\n%s", diff)
 	}
 }

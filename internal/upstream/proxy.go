@@ -47,6 +47,9 @@ type ProxyOptions struct {
 	// header (or to the failure). It must be cheap and safe for concurrent
 	// use.
 	Observe func(upstream, result string, d time.Duration)
+	// ObserveBytes, when not nil, is told the body bytes read from each
+	// answer, once, when it is closed. Same rules as Observe.
+	ObserveBytes func(upstream string, n int64)
 }
 
 const (
@@ -222,10 +225,11 @@ type getter struct {
 	retries     int
 	log         *slog.Logger
 	observeFn   func(upstream, result string, d time.Duration)
+	bytesFn     func(upstream string, n int64)
 }
 
 func newGetter(client *http.Client, observeName string, opts ProxyOptions) *getter {
-	g := &getter{client: client, observeName: observeName, observeFn: opts.Observe, log: opts.Logger}
+	g := &getter{client: client, observeName: observeName, observeFn: opts.Observe, bytesFn: opts.ObserveBytes, log: opts.Logger}
 	switch {
 	case opts.Retries == 0:
 		g.retries = defaultRetries
@@ -338,7 +342,7 @@ func (g *getter) once(ctx context.Context, t target, rawURL, path string) (*Resp
 	if resp.StatusCode == http.StatusOK {
 		g.observe(ResultOK, start)
 		return &Response{
-			Body:     &body{rc: resp.Body, ctx: ctx, name: t.name, path: path},
+			Body:     &body{rc: resp.Body, ctx: ctx, name: t.name, path: path, observe: g.bytesFn, label: g.observeName},
 			Size:     resp.ContentLength,
 			Upstream: t.name,
 		}, nil
@@ -386,10 +390,15 @@ type body struct {
 	ctx  context.Context
 	name string
 	path string
+
+	observe func(upstream string, n int64) // may be nil
+	label   string
+	n       int64
 }
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
+	b.n += int64(n)
 	if err != nil && err != io.EOF {
 		err = b.classify(err)
 	}
@@ -407,4 +416,10 @@ func (b *body) classify(err error) error {
 	}
 }
 
-func (b *body) Close() error { return b.rc.Close() }
+func (b *body) Close() error {
+	if b.observe != nil {
+		b.observe(b.label, b.n)
+		b.observe = nil
+	}
+	return b.rc.Close()
+}

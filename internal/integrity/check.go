@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
 
+	"github.com/modgate/modgate/internal/modhash"
 	"github.com/modgate/modgate/internal/storage"
 )
 
@@ -250,7 +251,7 @@ func (c *Checker) hash(rc io.Reader, path, version, file string) (string, int64,
 		return "", 0, err
 	}
 	defer cleanup()
-	h, err := dirhash.HashZip(name, dirhash.Hash1)
+	h, err := modhash.Zip(name)
 	if err != nil {
 		return "", size, fmt.Errorf("hashing zip: %w", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
+
+	"github.com/modgate/modgate/internal/modhash"
 )
 
 // ErrMoved reports that a private module version now hashes differently from
@@ -193,7 +195,7 @@ func (l *Ledger) CheckZip(ctx context.Context, path, version, zipPath string) er
 	if err := module.Check(path, version); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
-	got, err := dirhash.HashZip(zipPath, dirhash.Hash1)
+	got, err := modhash.Zip(zipPath)
 	if err != nil {
 		return fmt.Errorf("%s@%s: hashing zip: %w", path, version, err)
 	}

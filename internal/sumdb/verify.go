@@ -19,6 +19,7 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/modgate/modgate/internal/modhash"
 	"github.com/modgate/modgate/internal/storage"
 	"github.com/modgate/modgate/internal/upstream"
 )
@@ -233,7 +234,7 @@ func (v *Verifier) CheckZip(ctx context.Context, path, version, zipPath string) 
 	}
 	// The lookup runs while the zip is hashed.
 	pending := v.startLookup(path, version)
-	got, err := dirhash.HashZip(zipPath, dirhash.Hash1)
+	got, err := modhash.Zip(zipPath)
 	if err != nil {
 		return fmt.Errorf("%s@%s: hashing zip: %w", path, version, err)
 	}

@@ -97,9 +97,10 @@ func readSmall(r io.Reader, limit int64, what string) ([]byte, error) {
 	return data, nil
 }
 
-func (m *Mirror) fillInfo(ctx context.Context, path, version, key string, body io.Reader) (int64, error) {
+func (m *Mirror) fillInfo(ctx context.Context, path, version, key string, body io.ReadCloser) (int64, error) {
 	what := path + "@" + version + " .info"
 	data, err := readSmall(body, maxInfoSize, what)
+	body.Close() // gives back the fill slot before storing
 	if err != nil {
 		return 0, err
 	}
@@ -113,8 +114,12 @@ func (m *Mirror) fillInfo(ctx context.Context, path, version, key string, body i
 	return int64(len(data)), m.cfg.Store.Put(ctx, key, bytes.NewReader(data))
 }
 
-func (m *Mirror) fillMod(ctx context.Context, path, version, key string, body io.Reader, reqDepth int) (int64, error) {
+func (m *Mirror) fillMod(ctx context.Context, path, version, key string, body io.ReadCloser, reqDepth int) (int64, error) {
 	data, err := readSmall(body, maxGoModSize, path+"@"+version+" go.mod")
+	// The fill slot goes back now, not after the checksum database
+	// lookup: a slot bounds upstream downloads, and a lookup that the
+	// database answers slowly must not hold one.
+	body.Close()
 	if err != nil {
 		return 0, err
 	}
@@ -136,7 +141,7 @@ func (m *Mirror) fillMod(ctx context.Context, path, version, key string, body io
 // fillZip streams the zip to a scratch file (never to memory: zips reach
 // 500 MB), checks its layout and hash there, and only then moves it into the
 // store.
-func (m *Mirror) fillZip(ctx context.Context, path, version, key string, body io.Reader) (int64, error) {
+func (m *Mirror) fillZip(ctx context.Context, path, version, key string, body io.ReadCloser) (int64, error) {
 	tmp, err := os.CreateTemp(m.cfg.ScratchDir, "fill-*.zip")
 	if err != nil {
 		return 0, fmt.Errorf("creating scratch file: %w", err)
@@ -144,6 +149,7 @@ func (m *Mirror) fillZip(ctx context.Context, path, version, key string, body io
 	tmpName := tmp.Name()
 	defer os.Remove(tmpName) // no-op once PutFile moved it
 	n, err := io.Copy(tmp, io.LimitReader(body, maxZipSize+1))
+	body.Close() // the slot goes back before hashing
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -162,6 +162,7 @@ type Mirror struct {
 	prefetched *ttlCache[bool]  // keys queued recently
 	sessMu     sync.Mutex
 	sessions   map[Client]*zipSession // zip-ahead, by client (prefetch.go)
+	sessCount  int                    // .info files remembered in sessions
 
 	lastActive atomic.Int64 // UnixNano of the last File call
 

@@ -173,7 +173,8 @@ func (m *Mirror) queueInfo(path, version, modKey string) {
 // own order, which follows the list only by chance, for a short window.
 const (
 	sessionWindow  = 2 * time.Minute // how long a remembered .info counts
-	sessionInfos   = 1 << 14         // .info files remembered per client
+	sessionInfos   = 4096            // .info files remembered per client
+	sessionTotal   = 1 << 16         // .info files remembered for all clients (a few MB)
 	sessionClients = 1024            // clients remembered
 	aheadStart     = 4               // zips queued when a client starts to follow its list
 	aheadMax       = 64              // the most zips queued ahead of a client
@@ -214,11 +215,33 @@ func (m *Mirror) InfoServed(client Client, path, version, infoKey string) {
 	m.sessMu.Lock()
 	defer m.sessMu.Unlock()
 	s := m.session(client, now)
-	if _, ok := s.pos[job.key]; ok || len(s.infos) >= sessionInfos {
+	if n := len(s.infos); n > 0 && (n >= sessionInfos || now.Sub(s.infos[n-1].at) > sessionWindow) {
+		// A new list: the old one is full, or the client was quiet.
+		m.sessCount -= n
+		*s = zipSession{pos: make(map[string]int), lastZip: -1, last: now}
+	}
+	if _, ok := s.pos[job.key]; ok {
 		return
+	}
+	if m.sessCount >= sessionTotal {
+		m.pruneSessions(now)
+		if m.sessCount >= sessionTotal {
+			return // every client is busy: remember nothing more
+		}
 	}
 	s.pos[job.key] = len(s.infos)
 	s.infos = append(s.infos, sessionInfo{job, now})
+	m.sessCount++
+}
+
+// pruneSessions forgets the clients quiet for sessionWindow; sessMu is held.
+func (m *Mirror) pruneSessions(now time.Time) {
+	for c, s := range m.sessions {
+		if now.Sub(s.last) > sessionWindow {
+			m.sessCount -= len(s.infos)
+			delete(m.sessions, c)
+		}
+	}
 }
 
 // ZipRequested tells the mirror that client asked for the zip zipKey, and
@@ -267,13 +290,10 @@ func (m *Mirror) session(client Client, now time.Time) *zipSession {
 	s := m.sessions[client]
 	if s == nil {
 		if len(m.sessions) >= sessionClients {
-			for c, old := range m.sessions {
-				if now.Sub(old.last) > sessionWindow {
-					delete(m.sessions, c)
-				}
-			}
+			m.pruneSessions(now)
 			if len(m.sessions) >= sessionClients {
 				clear(m.sessions) // all busy: forget them rather than grow
+				m.sessCount = 0
 			}
 		}
 		s = &zipSession{pos: make(map[string]int), lastZip: -1}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/modgate/modgate/internal/storage"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 func newPrefetchFixture(t *testing.T, workers int) (*Mirror, *fakeSource, *storage.Memory) {
@@ -200,3 +201,31 @@ func TestZipAhead(t *testing.T) {
 type denyZip string
 
 func (d denyZip) AllowZip(path, version string) bool { return path != string(d) }
+
+// TestZipAheadBounded: what zip-ahead remembers is bounded for all clients
+// together, and a client quiet for sessionWindow starts a new list.
+func TestZipAheadBounded(t *testing.T) {
+	clock := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	m, _, _ := newPrefetchFixtureWith(t, Config{ZipAheadWorkers: 1, Now: clock.Now})
+	for i := range sessionTotal + 100 {
+		c := Client{Addr: fmt.Sprintf("10.0.%d.%d", i/sessionInfos, i%250), Identity: "anonymous"}
+		p := fmt.Sprintf("example.com/m%d", i)
+		m.InfoServed(c, p, "v1.0.0", p+"/@v/v1.0.0.info")
+	}
+	m.sessMu.Lock()
+	n, clients := m.sessCount, len(m.sessions)
+	m.sessMu.Unlock()
+	if n > sessionTotal || clients > sessionClients {
+		t.Errorf("remembered %d .info files for %d clients; the bounds are %d and %d", n, clients, sessionTotal, sessionClients)
+	}
+	// Quiet clients are forgotten to make room.
+	clock.Advance(sessionWindow + time.Second)
+	c := Client{Addr: "10.9.9.9"}
+	m.InfoServed(c, "example.com/new", "v1.0.0", "example.com/new/@v/v1.0.0.info")
+	m.sessMu.Lock()
+	_, ok := m.sessions[c].pos["example.com/new/@v/v1.0.0.zip"]
+	m.sessMu.Unlock()
+	if !ok {
+		t.Error("after the other clients went quiet, a new client's .info was not remembered")
+	}
+}

@@ -73,9 +73,10 @@ func TestPrefetchServerThenBuildOffline(t *testing.T) {
 		t.Fatalf("prefetch exit %d\n%s\n%s", code, out, stderr)
 	}
 	s := decodeSummary(t, out)
-	// greet and hello: .info, .mod, .zip each.
-	if s.Fetched != 6 || s.Cached != 0 {
-		t.Errorf("first run fetched %d, cached %d; want 6, 0\n%s", s.Fetched, s.Cached, out)
+	// greet and hello: .info, .mod, .zip each. The server may have fetched
+	// a .info ahead (with its go.mod) before prefetch asked for it.
+	if s.Fetched+s.Cached != 6 || s.Fetched < 4 {
+		t.Errorf("first run fetched %d, cached %d; want 6 files, at least 4 fetched\n%s", s.Fetched, s.Cached, out)
 	}
 	if n := up.Count("/example.com/hello/@v/v1.0.0.zip"); n != 1 {
 		t.Errorf("upstream served hello's zip %d times, want 1", n)
@@ -127,8 +128,9 @@ func TestPrefetchDataDirThenServeOffline(t *testing.T) {
 	env := []string{"GOPROXY=" + up.URL(), "GOSUMDB=" + up.VerifierKey()}
 
 	code, out, stderr := runPrefetch(t, env, "--data-dir", data, "--json", filepath.Join(dir, "go.mod"))
-	if s := decodeSummary(t, out); code != 0 || s.Fetched != 6 {
-		t.Fatalf("prefetch: exit %d, fetched %d; want 0, 6\n%s\n%s", code, s.Fetched, out, stderr)
+	// A .info may have been fetched ahead with its go.mod (cached).
+	if s := decodeSummary(t, out); code != 0 || s.Fetched+s.Cached != 6 || s.Fetched < 4 {
+		t.Fatalf("prefetch: exit %d, fetched %d, cached %d; want 0 and 6 files, at least 4 fetched\n%s\n%s", code, s.Fetched, s.Cached, out, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(data, "modules", "example.com", "greet", "@v", "v1.0.0.zip")); err != nil {
 		t.Errorf("greet's zip is not in the data directory: %v", err)

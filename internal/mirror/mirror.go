@@ -158,6 +158,7 @@ type Mirror struct {
 
 	refreshing sync.Map         // keys with a background refresh running
 	prefetchQ  chan prefetchJob // go.mod files; nil when prefetching is off
+	infoQ      chan prefetchJob // .info files; nil when prefetching is off
 	zipQ       chan prefetchJob // zips; nil when zip-ahead is off
 	prefetched *ttlCache[bool]  // keys queued recently
 	sessMu     sync.Mutex

@@ -69,6 +69,12 @@ func (m *Mirror) startPrefetch(modWorkers, zipWorkers int) {
 		for range modWorkers {
 			m.bg.Go(func() { m.prefetchLoop(m.prefetchQ) })
 		}
+		// .info files have workers of their own: one quick fetch each,
+		// they must not wait behind go.mod files' lookups.
+		m.infoQ = make(chan prefetchJob, prefetchQueue)
+		for range max(1, modWorkers/2) {
+			m.bg.Go(func() { m.prefetchLoop(m.infoQ) })
+		}
 	}
 	if zipWorkers > 0 {
 		m.zipQ = make(chan prefetchJob, prefetchQueue)
@@ -155,7 +161,7 @@ func (m *Mirror) queueInfo(path, version, modKey string) {
 		return
 	}
 	select {
-	case m.prefetchQ <- prefetchJob{path: path, version: version, key: key}:
+	case m.infoQ <- prefetchJob{path: path, version: version, key: key}:
 	default:
 	}
 }

@@ -475,6 +475,23 @@ wrk_run() {
 	}' <<<"$line"
 }
 
+# first_pass NAME URL: requests every path once (4 at a time) and prints the
+# seconds it took. A modgate just started checks each stored file against
+# the checksum database the first time it serves it (the integrity guard,
+# see README), so the timed runs start after this pass, which is reported
+# on its own.
+first_pass() {
+	local t0 t1
+	sed "s|^|url = \"$2|; s|\$|\"\noutput = \"/dev/null\"|" "$PATHS" >"$WORK/first-$1.curl"
+	t0=$(date +%s%N)
+	bounded 300 curl -fsS -Z --parallel-max 4 -K "$WORK/first-$1.curl" >"$LOGS/first-$1.log" 2>&1 || {
+		tail -5 "$LOGS/first-$1.log" >&2
+		die "first pass over the paths failed against $1"
+	}
+	t1=$(date +%s%N)
+	calc '(t1 - t0) / 1e9' t0="$t0" t1="$t1"
+}
+
 # field N "A B C": the Nth of the space-separated words.
 field() { awk -v n="$1" '{ print $n }' <<<"$2"; }
 
@@ -529,6 +546,11 @@ grep '\.mod$' "$PATHS" >"$WORK/paths-mod.txt" || true
 # access-log line per request (info) written to a file, as a service
 # manager would.
 start_modgate modgate-hits-info "$DATA" info
+first_pass modgate "$MG_URL" >"$WORK/first-modgate.txt"
+first_pass static "$STATIC_URL" >"$WORK/first-static.txt"
+f_m=$(cat "$WORK/first-modgate.txt") f_s=$(cat "$WORK/first-static.txt")
+row "cache hits: first pass over the $NPATHS paths after a start, s" "$f_m" "$f_s (static)" \
+	"$(calc 'm / s' m="$f_m" s="$f_s")" "-" "(info)"
 throughput mixed ".mod+.zip" info 16 "$PATHS" 1
 throughput mixed ".mod+.zip" info 64 "$PATHS" 1
 if [[ ${BENCH_WRK_MOD:-1} == 1 && -s $WORK/paths-mod.txt ]]; then

@@ -38,6 +38,8 @@ func TestReadFromMemoryAndFile(t *testing.T) {
 		readFrom bool
 	}{
 		{"memory", func(*testing.T) io.Reader { return io.LimitReader(bytes.NewReader(data), int64(len(data))) }, false},
+		{"memory, whole", func(*testing.T) io.Reader { return io.LimitReader(bytes.NewReader(data), 1<<20) }, false},
+		{"memory, bare", func(*testing.T) io.Reader { return bytes.NewReader(data) }, false},
 		{"file", func(t *testing.T) io.Reader {
 			f, err := os.Open(path)
 			if err != nil {
@@ -73,4 +75,16 @@ func TestReadFromMemoryAndFile(t *testing.T) {
 			}
 		})
 	}
+	// A limit below the reader's length still limits.
+	t.Run("memory, limited", func(t *testing.T) {
+		rec := &fakeRecorder{}
+		h := Middleware(slog.New(slog.DiscardHandler), rec)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.(io.ReaderFrom).ReadFrom(io.LimitReader(bytes.NewReader(data), 100))
+		}))
+		w := &spyWriter{ResponseRecorder: httptest.NewRecorder()}
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+		if !bytes.Equal(w.Body.Bytes(), data[:100]) || len(rec.got) != 1 || rec.got[0].bytes != 100 {
+			t.Errorf("body %d bytes, recorded %+v; want the first 100", w.Body.Len(), rec.got)
+		}
+	})
 }

@@ -196,6 +196,9 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	var err error
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok && fromFile(r) {
 		n, err = rf.ReadFrom(r)
+	} else if wt, ok := inMemory(r); ok {
+		// All of it, from where it is, in one Write.
+		n, err = wt.WriteTo(writerOnly{w.ResponseWriter})
 	} else {
 		// A body in memory goes through the response's buffer, so that a
 		// small one leaves in the same write(2) as the header; the
@@ -217,6 +220,25 @@ func fromFile(r io.Reader) bool {
 	}
 	_, ok := r.(syscall.Conn)
 	return ok
+}
+
+// inMemory returns the reader under http.ServeContent's io.LimitReader
+// when it can write itself out (a bytes.Reader: the memory cache's files)
+// and the limit covers the rest of it, so the body is written without
+// first being copied into a buffer.
+func inMemory(r io.Reader) (io.WriterTo, bool) {
+	lr, ok := r.(*io.LimitedReader)
+	if !ok {
+		return nil, false
+	}
+	br, ok := lr.R.(interface {
+		io.WriterTo
+		Len() int
+	})
+	if !ok || int64(br.Len()) > lr.N {
+		return nil, false
+	}
+	return br, true
 }
 
 // writerOnly hides a writer's ReadFrom from io.Copy.

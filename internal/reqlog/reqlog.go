@@ -111,7 +111,9 @@ func Middleware(log *slog.Logger, rec Recorder, done ...Done) func(http.Handler)
 			if !log.Enabled(r.Context(), level) {
 				return
 			}
-			attrs := []slog.Attr{
+			// Room for every attribute, so that appending never grows it.
+			attrs := make([]slog.Attr, 0, 14)
+			attrs = append(attrs,
 				slog.String("id", e.ID),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
@@ -119,7 +121,7 @@ func Middleware(log *slog.Logger, rec Recorder, done ...Done) func(http.Handler)
 				slog.Int64("bytes", sw.bytes),
 				slog.Duration("duration", d),
 				slog.String("remote", r.RemoteAddr),
-			}
+			)
 			if e.Module != "" {
 				attrs = append(attrs, slog.String("module", e.Module))
 			}

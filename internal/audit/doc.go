@@ -20,12 +20,14 @@
 //	  → bounded channel (Config.Buffer records)
 //	  → one writer goroutine: chain (seq, prev, hash) → encode into a
 //	    buffer → append to the current file (O_APPEND, one write(2) per
-//	    burst: whenever the channel runs empty or 64 KiB are waiting) →
+//	    burst: 2 ms after a record woke the writer, with every record sent
+//	    meanwhile, or when 64 KiB are waiting) →
 //	    fsync every SyncInterval → signed checkpoint every CheckpointInterval
 //
 // One write per burst rather than per record matters on the hot path: the
-// system call was most of a record's cost (measured with the server's
-// BenchmarkCacheHit profile). A write that fails gives up the whole burst
+// system call, and waking the writer for each record, were most of a
+// record's cost (measured with the server's BenchmarkCacheHit profile). The
+// 2 ms are far below SyncInterval, which bounds what a crash loses anyway. A write that fails gives up the whole burst
 // in fail-open mode (the records count as dropped and the chain continues
 // from the last record written) and keeps it in fail-closed mode, retried
 // every SyncInterval, like a held record.

@@ -98,3 +98,7 @@ func (h batchHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h batchHandler) WithGroup(name string) slog.Handler {
 	return batchHandler{h.Handler.WithGroup(name), h.out}
 }
+
+// NewLogger is the logger `modgate serve` uses, for benchmarks that must
+// log exactly as serve does. The returned function flushes and stops it.
+func NewLogger(c config.Log, w io.Writer) (*slog.Logger, func()) { return newLogger(c, w) }

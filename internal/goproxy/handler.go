@@ -50,6 +50,8 @@ type Handler struct {
 	log *slog.Logger
 	// mutableCacheControl is sent with list, latest and query answers.
 	mutableCacheControl string
+	// fileHeader holds the header values of versioned files.
+	fileHeader fileHeader
 }
 
 // NewHandler returns a Handler. listTTL is advertised to HTTP caches as the
@@ -60,6 +62,7 @@ func NewHandler(svc Service, listTTL time.Duration, log *slog.Logger) *Handler {
 		svc:                 svc,
 		log:                 log,
 		mutableCacheControl: "public, max-age=" + strconv.Itoa(secs),
+		fileHeader:          newFileHeader(),
 	}
 }
 
@@ -122,7 +125,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		if e.Warning != "" {
 			w.Header().Set(policy.HeaderWarning, e.Warning)
 		}
-		serveFile(w, r, req.Kind, f)
+		h.serveFile(w, r, req.Kind, f)
 		return nil
 	}
 	if err != nil {
@@ -162,11 +165,9 @@ type statter interface {
 // serveFile writes an immutable versioned file. Files that can seek and stat
 // (the disk store's *os.File) go through http.ServeContent, which handles
 // HEAD, Range and conditional requests and sends the bytes with sendfile(2).
-func serveFile(w http.ResponseWriter, r *http.Request, k Kind, f *mirror.File) {
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, k Kind, f *mirror.File) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", contentType(k))
-	hdr.Set("Cache-Control", immutableCacheControl)
-	hdr.Set("X-Modgate-Cache", string(f.Result))
+	h.fileHeader.set(hdr, k, f.Result)
 	rs, seekable := f.Body.(io.ReadSeeker)
 	st, statable := f.Body.(statter)
 	if seekable && statable {

@@ -96,7 +96,7 @@ func ParseRequest(p string) (Request, error) {
 		}
 		escMod, file = p[:i], p[i+len("/@v/"):]
 	}
-	mod, err := module.UnescapePath(escMod)
+	mod, err := unescapePath(escMod)
 	if err != nil {
 		return Request{}, badRequest(p, "invalid module path: %v", err)
 	}
@@ -122,7 +122,7 @@ func ParseRequest(p string) (Request, error) {
 	if escVer == "" || strings.Contains(escVer, "/") {
 		return Request{}, badRequest(p, "invalid version %q", escVer)
 	}
-	v, err := module.UnescapeVersion(escVer)
+	v, err := unescapeVersion(escVer)
 	if err != nil {
 		return Request{}, badRequest(p, "invalid version: %v", err)
 	}
@@ -176,4 +176,29 @@ func isQuery(v string) bool {
 
 func badRequest(p, format string, args ...any) error {
 	return fmt.Errorf("%w: /%s: %s", ErrBadRequest, p, fmt.Sprintf(format, args...))
+}
+
+// unescapePath is module.UnescapePath without its allocations (a few per
+// request, on every cache hit) in the common case: an escaped path without
+// "!" names a path without upper-case letters, which is its own escaped
+// form. module.EscapePath checks exactly that (CheckPath, and no
+// upper-case letter) and returns its argument without allocating. Any
+// other path goes through UnescapePath, which also words the error.
+func unescapePath(escaped string) (string, error) {
+	if !strings.Contains(escaped, "!") {
+		if e, err := module.EscapePath(escaped); err == nil && e == escaped {
+			return escaped, nil
+		}
+	}
+	return module.UnescapePath(escaped)
+}
+
+// unescapeVersion is module.UnescapeVersion with the same shortcut.
+func unescapeVersion(escaped string) (string, error) {
+	if !strings.Contains(escaped, "!") {
+		if e, err := module.EscapeVersion(escaped); err == nil && e == escaped {
+			return escaped, nil
+		}
+	}
+	return module.UnescapeVersion(escaped)
 }

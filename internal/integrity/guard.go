@@ -93,10 +93,9 @@ type statter interface {
 // served, and returns what to serve: body itself (rewound) or an
 // equivalent reader. On error body has been closed.
 func (g *Guard) CheckHit(ctx context.Context, path, version, key string, body io.ReadCloser) (io.ReadCloser, error) {
-	_, _, file, ok := ParseKey(key)
-	if !ok {
-		return body, nil
-	}
+	// A file already checked with the same size and time is the common
+	// case; look it up before parsing the key (only keys that parse are
+	// ever remembered).
 	var st stamp
 	if s, ok := body.(statter); ok {
 		if fi, err := s.Stat(); err == nil {
@@ -108,6 +107,10 @@ func (g *Guard) CheckHit(ctx context.Context, path, version, key string, body io
 				return body, nil
 			}
 		}
+	}
+	_, _, file, ok := ParseKey(key)
+	if !ok {
+		return body, nil
 	}
 	if file == "zip" && st.size > g.maxZip {
 		// Hashing it would hold this request for seconds; verify and

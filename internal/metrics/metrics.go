@@ -42,6 +42,7 @@ type Metrics struct {
 	fillRefusals     prometheus.Counter
 	upstreamUp       *prometheus.GaugeVec // upstream
 	ops              opsMetrics
+	series           requestSeries // resolved children of requests, requestDuration, bytesServed
 }
 
 // New creates the metrics and registers them in a fresh registry.
@@ -195,10 +196,11 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Request records one answered request.
 func (m *Metrics) Request(artifact string, status int, cache string, bytes int64, d time.Duration) {
-	m.requests.WithLabelValues(artifact, strconv.Itoa(status), cache).Inc()
-	m.requestDuration.WithLabelValues(artifact).Observe(d.Seconds())
+	a := seriesArtifact(artifact)
+	m.requestCounter(a, artifact, status, cache).Inc()
+	m.requestObserver(a, artifact).Observe(d.Seconds())
 	if bytes > 0 {
-		m.bytesServed.WithLabelValues(artifact).Add(float64(bytes))
+		m.bytesCounter(a, artifact).Add(float64(bytes))
 	}
 }
 

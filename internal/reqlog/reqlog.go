@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -77,6 +79,7 @@ type Recorder interface {
 // metrics, then calls every done hook. rec may be nil.
 func Middleware(log *slog.Logger, rec Recorder, done ...Done) func(http.Handler) http.Handler {
 	gen := newIDs()
+	bufs := &sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -85,7 +88,7 @@ func Middleware(log *slog.Logger, rec Recorder, done ...Done) func(http.Handler)
 				e.ID = gen.next()
 			}
 			w.Header().Set("X-Request-Id", e.ID)
-			sw := &statusWriter{ResponseWriter: w}
+			sw := &statusWriter{ResponseWriter: w, bufs: bufs}
 			next.ServeHTTP(sw, r.WithContext(With(r.Context(), e)))
 			status := sw.status
 			if status == 0 {
@@ -108,7 +111,9 @@ func Middleware(log *slog.Logger, rec Recorder, done ...Done) func(http.Handler)
 			if !log.Enabled(r.Context(), level) {
 				return
 			}
-			attrs := []slog.Attr{
+			// Room for every attribute, so that appending never grows it.
+			attrs := make([]slog.Attr, 0, 14)
+			attrs = append(attrs,
 				slog.String("id", e.ID),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
@@ -116,7 +121,7 @@ func Middleware(log *slog.Logger, rec Recorder, done ...Done) func(http.Handler)
 				slog.Int64("bytes", sw.bytes),
 				slog.Duration("duration", d),
 				slog.String("remote", r.RemoteAddr),
-			}
+			)
 			if e.Module != "" {
 				attrs = append(attrs, slog.String("module", e.Module))
 			}
@@ -166,6 +171,7 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	bufs   *sync.Pool // of *[]byte, for copying bodies in memory
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -190,14 +196,55 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 	var n int64
 	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok && fromFile(r) {
 		n, err = rf.ReadFrom(r)
+	} else if wt, ok := inMemory(r); ok {
+		// All of it, from where it is, in one Write.
+		n, err = wt.WriteTo(writerOnly{w.ResponseWriter})
 	} else {
-		n, err = io.Copy(w.ResponseWriter, r)
+		// A body in memory goes through the response's buffer, so that a
+		// small one leaves in the same write(2) as the header; the
+		// server's ReadFrom would write the header out first.
+		buf := w.bufs.Get().(*[]byte)
+		n, err = io.CopyBuffer(writerOnly{w.ResponseWriter}, r, *buf)
+		w.bufs.Put(buf)
 	}
 	w.bytes += n
 	return n, err
 }
+
+// fromFile reports whether r reads from a file descriptor (an *os.File, or
+// one wrapped, as http.ServeContent does with io.LimitReader), which the
+// connection can send with sendfile(2).
+func fromFile(r io.Reader) bool {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		r = lr.R
+	}
+	_, ok := r.(syscall.Conn)
+	return ok
+}
+
+// inMemory returns the reader under http.ServeContent's io.LimitReader
+// when it can write itself out (a bytes.Reader: the memory cache's files)
+// and the limit covers the rest of it, so the body is written without
+// first being copied into a buffer.
+func inMemory(r io.Reader) (io.WriterTo, bool) {
+	lr, ok := r.(*io.LimitedReader)
+	if !ok {
+		return nil, false
+	}
+	br, ok := lr.R.(interface {
+		io.WriterTo
+		Len() int
+	})
+	if !ok || int64(br.Len()) > lr.N {
+		return nil, false
+	}
+	return br, true
+}
+
+// writerOnly hides a writer's ReadFrom from io.Copy.
+type writerOnly struct{ io.Writer }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,15 +1,16 @@
 package server_test
 
 import (
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/modgate/modgate/internal/cli"
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/server"
 	"github.com/modgate/modgate/internal/testenv"
@@ -18,8 +19,10 @@ import (
 // BenchmarkCacheHit measures modgate's handler on warm files against the
 // floor of net/http's FileServer on the same store directory, in the same
 // run. Both write into a discarding ResponseWriter, so the numbers are the
-// per-request CPU cost, without the network. Compare modgate/* with
-// fileserver/* for the ratio.
+// per-request cost without the network: ns/op is the wall time of the loop,
+// cpu-ns/op the whole process's CPU time (the audit writer and the log
+// flusher run on other goroutines). Compare modgate/* with fileserver/* for
+// the ratio.
 func BenchmarkCacheHit(b *testing.B) {
 	up := testenv.NewUpstream(b, testenv.Fixtures(b))
 	cfg := config.Default()
@@ -34,8 +37,9 @@ func BenchmarkCacheHit(b *testing.B) {
 		"mod":  "/example.com/hello/@v/v1.0.0.mod",
 		"info": "/example.com/hello/@v/v1.0.0.info",
 	}
-	// Variants: the default (audit log on, no policy), the audit log off,
-	// and a policy of four rules that all have to be evaluated for the
+	// Variants: the default (audit log on, access log at info, no
+	// policy), the audit log off, the access log off (level warn), and a
+	// policy of four rules that all have to be evaluated for the
 	// module (deny of another module, a pin, a cooldown and a
 	// vulnerability rule against a small database), so the ratio between
 	// them is the price of each feature on the hot path.
@@ -44,12 +48,17 @@ func BenchmarkCacheHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	variants := []struct {
-		name string
-		edit func(*config.Config)
+		name  string
+		level config.LogLevel
+		edit  func(*config.Config)
 	}{
-		{"default", func(*config.Config) {}},
-		{"audit=off", func(c *config.Config) { c.Audit.Enabled = false }},
-		{"policy", func(c *config.Config) {
+		// What a default `modgate serve` does: the audit log on and one
+		// access-log line per request, through serve's own logger, to a
+		// file.
+		{"default", config.LogLevelInfo, func(*config.Config) {}},
+		{"audit=off", config.LogLevelInfo, func(c *config.Config) { c.Audit.Enabled = false }},
+		{"log=warn", config.LogLevelWarn, func(*config.Config) {}},
+		{"policy", config.LogLevelInfo, func(c *config.Config) {
 			c.Policy.VulnDB.Dir = vulnDir
 			c.Policy.Rules = []config.PolicyRule{
 				{Name: "no-evil", Deny: config.PolicyModules{Modules: []string{"example.com/evil"}, Present: true}},
@@ -59,38 +68,43 @@ func BenchmarkCacheHit(b *testing.B) {
 			}
 		}},
 	}
-	for _, level := range []slog.Level{slog.LevelWarn, slog.LevelInfo} {
-		for _, v := range variants {
-			if level == slog.LevelInfo && v.name != "default" {
-				continue
-			}
-			c := cfg.Clone()
-			c.DataDir = filepath.Join(b.TempDir(), "data")
-			v.edit(&c)
-			log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level}))
-			srv, err := server.New(c, log, server.WithDialControl(testenv.LoopbackOnly))
-			if err != nil {
-				b.Fatal(err)
-			}
-			h := srv.Handler()
-			for _, p := range paths { // warm
-				if rec := serveOnce(h, p); rec.Code != http.StatusOK {
-					b.Fatalf("warming %s: %d %s", p, rec.Code, rec.Body)
-				}
-			}
-			for name, p := range paths {
-				b.Run("modgate/"+v.name+"/log="+level.String()+"/"+name, func(b *testing.B) {
-					benchHandler(b, h, p)
-				})
-			}
-			srv.Close()
+	for _, v := range variants {
+		c := cfg.Clone()
+		c.DataDir = filepath.Join(b.TempDir(), "data")
+		c.Log.Level = v.level
+		v.edit(&c)
+		logFile, err := os.Create(filepath.Join(b.TempDir(), "modgate.log"))
+		if err != nil {
+			b.Fatal(err)
 		}
+		log, stopLog := cli.NewLogger(c.Log, logFile)
+		srv, err := server.New(c, log, server.WithDialControl(testenv.LoopbackOnly))
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := srv.Handler()
+		for _, p := range paths { // warm
+			if rec := serveOnce(h, p); rec.Code != http.StatusOK {
+				b.Fatalf("warming %s: %d %s", p, rec.Code, rec.Body)
+			}
+		}
+		for _, name := range benchKinds {
+			b.Run("modgate/"+v.name+"/"+name, func(b *testing.B) {
+				benchHandler(b, h, paths[name])
+			})
+		}
+		srv.Close()
+		stopLog()
+		logFile.Close()
 	}
 	floor := http.FileServer(http.Dir(filepath.Join(floorDir(b, cfg, paths), "modules")))
-	for name, p := range paths {
-		b.Run("fileserver/"+name, func(b *testing.B) { benchHandler(b, floor, p) })
+	for _, name := range benchKinds {
+		b.Run("fileserver/"+name, func(b *testing.B) { benchHandler(b, floor, paths[name]) })
 	}
 }
+
+// benchKinds is the order in which the files are benchmarked.
+var benchKinds = []string{"info", "mod", "zip"}
 
 func serveOnce(h http.Handler, path string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
@@ -101,12 +115,34 @@ func serveOnce(h http.Handler, path string) *httptest.ResponseRecorder {
 func benchHandler(b *testing.B, h http.Handler, path string) {
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	b.ReportAllocs()
+	cpu0 := processCPU(b)
 	for b.Loop() {
 		w := discardWriter{h: make(http.Header)}
 		h.ServeHTTP(&w, req)
 		if w.status != 0 && w.status != http.StatusOK {
 			b.Fatalf("%s: status %d", path, w.status)
 		}
+	}
+	reportCPU(b, cpu0)
+}
+
+// processCPU is the user and system CPU time the process has used so far,
+// background goroutines (the audit writer, the log flusher) included.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process CPU time per operation since cpu0
+// (cpu-ns/op): the in-process counterpart of bench/run.sh's "server CPU per
+// request", which ns/op (wall time of the loop) hides when work moves to
+// another goroutine.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	if b.N > 0 {
+		b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -130,5 +131,26 @@ func TestCacheGetRacingPut(t *testing.T) {
 	}
 	if got := read(t, c, "m/@v/list"); got != "v1.0.0\nv1.1.0\n" {
 		t.Errorf("Get after the Put = %q, want the new content", got)
+	}
+}
+
+// TestCacheStatAllocs: Stat of a file served from memory, asked several
+// times per cache hit, allocates nothing.
+func TestCacheStatAllocs(t *testing.T) {
+	c := storage.NewCache(storage.NewMemory(), 1<<20, 64<<10)
+	if err := c.Put(t.Context(), "example.com/m/@v/v1.0.0.mod", strings.NewReader("module example.com/m\n")); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.Get(t.Context(), "example.com/m/@v/v1.0.0.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	st := rc.(interface{ Stat() (fs.FileInfo, error) })
+	if fi, err := st.Stat(); err != nil || fi.Size() != int64(len("module example.com/m\n")) || fi.Name() != "v1.0.0.mod" {
+		t.Fatalf("Stat() = %v, %v", fi, err)
+	}
+	if n := testing.AllocsPerRun(100, func() { st.Stat() }); n != 0 {
+		t.Errorf("Stat allocates %v times, want 0", n)
 	}
 }

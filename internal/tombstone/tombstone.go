@@ -9,7 +9,9 @@
 // line, sees it at its next request: the mirror reads the tombstone keys
 // of a module on every request for one of its files (one listing of an
 // absent directory on a disk store: about 2.5 µs) and on every list,
-// latest and query answer.
+// latest and query answer, unless the store holds no tombstone at all
+// (asked at most once a millisecond; see none.go for why a purge from the
+// command line is still seen at the next request).
 //
 // # What a tombstone covers
 //
@@ -102,9 +104,12 @@ type Set struct {
 	store storage.Store
 	fresh time.Duration // how long a listing answers without asking again
 	now   func() time.Time
+	sleep func(time.Duration)
 
 	mu   sync.Mutex
 	seen map[string]listing // lower-cased module path → its last listing
+
+	noneState // whether the store holds any tombstone (none.go)
 }
 
 // A listing is one module's tombstone names, as read at a time.
@@ -117,7 +122,7 @@ type listing struct {
 const maxSeen = 1 << 14
 
 // New returns the Set of tombstones in store, read on every check.
-func New(store storage.Store) *Set { return &Set{store: store, now: time.Now} }
+func New(store storage.Store) *Set { return &Set{store: store, now: time.Now, sleep: time.Sleep} }
 
 // NewCached returns a Set that answers a module's checks from its last
 // listing for up to fresh, for a store where a listing is a network round
@@ -125,7 +130,7 @@ func New(store storage.Store) *Set { return &Set{store: store, now: time.Now} }
 // and a purge made elsewhere (another replica, the command line) takes
 // effect within fresh. Purges through this Set take effect at once.
 func NewCached(store storage.Store, fresh time.Duration) *Set {
-	return &Set{store: store, fresh: fresh, now: time.Now}
+	return &Set{store: store, fresh: fresh, now: time.Now, sleep: time.Sleep}
 }
 
 // remember records path's listing; lastSeen returns it, and recent returns
@@ -197,6 +202,9 @@ func (s *Set) names(ctx context.Context, path string) ([]string, bool, error) {
 	if names, ok := s.recent(path); ok {
 		return names, true, nil
 	}
+	if s.none(ctx) {
+		return nil, true, nil
+	}
 	names, err := l.List(ctx, versionsDir(path))
 	if errors.Is(err, storage.ErrUnavailable) {
 		return s.lastSeen(path), true, nil
@@ -211,6 +219,9 @@ func (s *Set) names(ctx context.Context, path string) ([]string, bool, error) {
 // Check returns nil when path@version may be served, a *PurgedError
 // (matching ErrPurged) when it was purged, or the store's error.
 func (s *Set) Check(ctx context.Context, path, version string) error {
+	if s.none(ctx) {
+		return nil
+	}
 	names, listed, err := s.names(ctx, path)
 	if err != nil {
 		return err
@@ -248,6 +259,9 @@ func (s *Set) Check(ctx context.Context, path, version string) error {
 // purged, nil when it was not, or the store's error.
 func (s *Set) CheckModule(ctx context.Context, path string) error {
 	if names, ok := s.recent(path); ok && !slices.Contains(names, allVersions) {
+		return nil
+	}
+	if s.none(ctx) {
 		return nil
 	}
 	t, err := s.read(ctx, moduleKey(path))
@@ -308,6 +322,7 @@ func (s *Set) Add(ctx context.Context, t Tombstone) error {
 		return fmt.Errorf("writing tombstone for %s: %w", t.Module, err)
 	}
 	s.forget(t.Module)
+	s.tombstoneWritten()
 	return nil
 }
 

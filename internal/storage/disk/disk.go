@@ -23,8 +23,11 @@
 // # Reads
 //
 // Get is the cache-hit hot path and costs one open and one fstat. It returns
-// the *os.File itself, so HTTP servers can Seek and Stat it for Range
-// requests and the kernel can send it with sendfile.
+// the *os.File wrapped so that Stat, and the Seek with which
+// http.ServeContent finds the size, are answered from that fstat without
+// another system call (file.go); the wrapper keeps SyscallConn, so HTTP
+// servers can Seek and Stat it for Range requests and the kernel can send
+// it with sendfile.
 //
 // # What operators must not do
 //
@@ -142,7 +145,7 @@ func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 		f.Close()
 		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
 	}
-	return f, nil
+	return &file{File: f, info: fi}, nil
 }
 
 // impossiblePath reports whether err says that no file can exist at the

@@ -164,6 +164,7 @@ type Mirror struct {
 	sessMu     sync.Mutex
 	sessions   map[Client]*zipSession // zip-ahead, by client (prefetch.go)
 	sessCount  int                    // .info files remembered in sessions
+	sessInfos  atomic.Int64           // sessCount, read without sessMu
 
 	lastActive atomic.Int64 // UnixNano of the last File call
 
@@ -236,8 +237,11 @@ func (m *Mirror) Close() error {
 	return nil
 }
 
-// LastActive returns when a client last asked for a versioned file, for
-// work that waits until clients are quiet.
+// activeResolution is how precisely LastActive is kept.
+const activeResolution = 5 * time.Millisecond
+
+// LastActive returns when a client last asked for a versioned file (within
+// activeResolution), for work that waits until clients are quiet.
 func (m *Mirror) LastActive() time.Time { return time.Unix(0, m.lastActive.Load()) }
 
 // FillsInFlight returns the number of upstream fetches running now.
@@ -248,7 +252,11 @@ func (m *Mirror) FillsInFlight() int { return m.flights.inFlight() }
 // it first when it is not stored. Errors match fs.ErrNotExist,
 // ErrVerification, upstream.ErrUnavailable or upstream.ErrTimeout.
 func (m *Mirror) File(ctx context.Context, path, version, key string, opts Options) (*File, error) {
-	m.lastActive.Store(time.Now().UnixNano())
+	// At most one store every few milliseconds: concurrent requests
+	// would otherwise all write one cache line.
+	if now := time.Now().UnixNano(); now-m.lastActive.Load() > int64(activeResolution) {
+		m.lastActive.Store(now)
+	}
 	return m.file(ctx, path, version, key, opts, m.cfg.PrefetchDepth)
 }
 

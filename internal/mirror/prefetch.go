@@ -224,6 +224,7 @@ func (m *Mirror) InfoServed(client Client, path, version, infoKey string) {
 	if n := len(s.infos); n > 0 && (n >= sessionInfos || now.Sub(s.infos[n-1].at) > sessionWindow) {
 		// A new list: the old one is full, or the client was quiet.
 		m.sessCount -= n
+		m.sessInfos.Store(int64(m.sessCount))
 		*s = zipSession{pos: make(map[string]int), lastZip: -1, last: now}
 	}
 	if _, ok := s.pos[job.key]; ok {
@@ -238,6 +239,7 @@ func (m *Mirror) InfoServed(client Client, path, version, infoKey string) {
 	s.pos[job.key] = len(s.infos)
 	s.infos = append(s.infos, sessionInfo{job, now})
 	m.sessCount++
+	m.sessInfos.Store(int64(m.sessCount))
 }
 
 // pruneSessions forgets the clients quiet for sessionWindow; sessMu is held.
@@ -245,6 +247,7 @@ func (m *Mirror) pruneSessions(now time.Time) {
 	for c, s := range m.sessions {
 		if now.Sub(s.last) > sessionWindow {
 			m.sessCount -= len(s.infos)
+			m.sessInfos.Store(int64(m.sessCount))
 			delete(m.sessions, c)
 		}
 	}
@@ -255,8 +258,8 @@ func (m *Mirror) pruneSessions(now time.Time) {
 // list. allow (nil: everything) says whether the client may have each of
 // them.
 func (m *Mirror) ZipRequested(client Client, zipKey string, allow ZipPolicy) {
-	if m.zipQ == nil {
-		return
+	if m.zipQ == nil || m.sessInfos.Load() == 0 {
+		return // no client has a list (a cache-hit load of zips alone)
 	}
 	now := m.cfg.Now()
 	m.sessMu.Lock()
@@ -300,6 +303,7 @@ func (m *Mirror) session(client Client, now time.Time) *zipSession {
 			if len(m.sessions) >= sessionClients {
 				clear(m.sessions) // all busy: forget them rather than grow
 				m.sessCount = 0
+				m.sessInfos.Store(0)
 			}
 		}
 		s = &zipSession{pos: make(map[string]int), lastZip: -1}

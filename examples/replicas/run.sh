@@ -15,6 +15,10 @@
 #	MODGATE_*   passed to every replica (MODGATE_GOPROXY, MODGATE_GOSUMDB,
 #	            MODGATE_LOG_LEVEL, ...)
 #	MODGATE_BIN a modgate binary to run (default: built from this checkout)
+#	BALANCE     HAProxy's balance algorithm (default roundrobin); "source"
+#	            keeps each client on one replica, so that the zips a
+#	            replica fills ahead of a client (upstream.zip_ahead_workers)
+#	            are on the replica it asks next
 #
 # What is missing is installed the way .ci/run does (.ci/lib.sh): HAProxy
 # and PostgreSQL from apt (as root), versitygw built with the local Go into
@@ -29,6 +33,14 @@ repo=$(cd "$here/../.." && pwd)
 . "$repo/.ci/lib.sh"
 
 PORT=${PORT:-3000}
+BALANCE=${BALANCE:-roundrobin}
+case $BALANCE in
+roundrobin | leastconn | source | first) ;;
+*)
+	echo "run.sh: BALANCE must be roundrobin, leastconn, source or first, not $BALANCE" >&2
+	exit 2
+	;;
+esac
 if [ -z "${DATA_DIR:-}" ]; then
 	DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/modgate-replicas.XXXXXX")
 	chmod 755 "$DATA_DIR" # PostgreSQL's user must reach $DATA_DIR/postgres
@@ -232,7 +244,7 @@ listen stats
 	stats admin if TRUE
 
 backend replicas
-	balance roundrobin
+	balance $BALANCE
 	option httpchk GET /readyz
 	http-check expect status 200
 	default-server inter 500ms fall 2 rise 2

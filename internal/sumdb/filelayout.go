@@ -106,7 +106,7 @@ func (v *Verifier) keepLookupTree(path, vers string) {
 // loses the queue, which costs the same.
 const (
 	keeperIdle        = 300 * time.Millisecond
-	keeperMaxDelay    = time.Minute
+	keeperMaxDelay    = 10 * time.Minute
 	keeperCloseBudget = 10 * time.Second
 	keeperQueue       = 1 << 16
 )

@@ -67,8 +67,9 @@ stop_all() {
 			kill -TERM "$pid" 2>/dev/null || true
 		fi
 	done
-	# Give each 20 seconds (a replica drains), then SIGKILL what is left.
-	local deadline=$((SECONDS + 20))
+	# Give them 40 seconds (a replica drains, then PostgreSQL waits for its
+	# replicas to disconnect), then SIGKILL what is left.
+	local deadline=$((SECONDS + 40))
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		pid=${pids[i]}
 		while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do

@@ -107,7 +107,7 @@ func (v *Verifier) keepLookupTree(path, vers string) {
 const (
 	keeperIdle        = 300 * time.Millisecond
 	keeperMaxDelay    = 10 * time.Minute
-	keeperCloseBudget = 10 * time.Second
+	keeperCloseBudget = 2 * time.Second
 	keeperQueue       = 1 << 16
 )
 

@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 )
 
 // parseInterspersed parses args with fs, allowing flags before, between and
@@ -24,4 +26,16 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (positional []string, st
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// newFlagSet returns the flag set of subcommand prog, which reports errors
+// to stderr and whose -h prints usage followed by the flags.
+func newFlagSet(prog, usage string, stderr io.Writer) *flag.FlagSet {
+	fset := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() {
+		fmt.Fprint(fset.Output(), usage)
+		fset.PrintDefaults()
+	}
+	return fset
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,12 +40,7 @@ func ImportData(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 func importData(ctx context.Context, args []string, stdout, stderr io.Writer, deps tokenDeps) int {
 	const prog = "modgate import-data"
-	fset := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), importDataUsage)
-		fset.PrintDefaults()
-	}
+	fset := newFlagSet(prog, importDataUsage, stderr)
 	configPath := fset.String("config", deps.getenv("MODGATE_CONFIG"), "the cluster's configuration `FILE` (also MODGATE_CONFIG)")
 	from := fset.String("from", "", "the single modgate's data directory `DIR` to copy from")
 	positional, status, ok := parseInterspersed(fset, args)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,12 +58,7 @@ func Migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, deps tokenDeps) int {
 	const prog = "modgate migrate"
-	fset := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), migrateUsage)
-		fset.PrintDefaults()
-	}
+	fset := newFlagSet(prog, migrateUsage, stderr)
 	configPath := fset.String("config", deps.getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG)")
 	importDir := fset.String("import", "", "copy the state of the single-node data directory `DATA_DIR` into the database")
 	positional, status, ok := parseInterspersed(fset, args)

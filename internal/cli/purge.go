@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -37,12 +36,7 @@ DELETE /admin/modules/MODULE[@VERSION]?reason=TEXT&allow_refetch=true.
 // store cannot be changed, 2 for bad arguments.
 func Purge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const prog = "modgate purge"
-	fset := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), purgeUsage+"\nFlags:\n")
-		fset.PrintDefaults()
-	}
+	fset := newFlagSet(prog, purgeUsage+"\nFlags:\n", stderr)
 	configPath := fset.String("config", os.Getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG)")
 	dataDir := fset.String("data-dir", "", "data `directory` (default: data_dir from the configuration)")
 	reason := fset.String("reason", "", "why the version is purged")

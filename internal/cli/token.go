@@ -83,12 +83,7 @@ func token(ctx context.Context, args []string, stdout, stderr io.Writer, deps to
 	}
 	prog := "modgate token " + sub
 
-	fset := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), tokenUsage+"\nFlags:\n")
-		fset.PrintDefaults()
-	}
+	fset := newFlagSet(prog, tokenUsage+"\nFlags:\n", stderr)
 	configPath := fset.String("config", deps.getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG)")
 	dataDir := fset.String("data-dir", "", "data `directory` (default: data_dir from the configuration)")
 	var name, expires string

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,12 +39,7 @@ again at its next request.
 // or a configuration that does not load.
 func Verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const prog = "modgate verify"
-	fset := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), verifyUsage+"\nFlags:\n")
-		fset.PrintDefaults()
-	}
+	fset := newFlagSet(prog, verifyUsage+"\nFlags:\n", stderr)
 	configPath := fset.String("config", os.Getenv("MODGATE_CONFIG"), "read the configuration from `FILE` (also MODGATE_CONFIG)")
 	dataDir := fset.String("data-dir", "", "data `directory` (default: data_dir from the configuration)")
 	quarantine := fset.Bool("quarantine", false, "move corrupt files aside to quarantine/")

@@ -139,12 +139,7 @@ func (m *Mirror) queueRequirements(gomod []byte, depth int) {
 			continue
 		}
 		key, ok := versionKey(path, version, ".mod")
-		if !ok || !m.markQueued(key) {
-			continue
-		}
-		select {
-		case m.prefetchQ <- prefetchJob{path: path, version: version, key: key, depth: depth}:
-		default:
+		if ok && !m.enqueue(m.prefetchQ, prefetchJob{path: path, version: version, key: key, depth: depth}) {
 			return // queue full: drop the rest rather than block the request
 		}
 	}
@@ -156,14 +151,7 @@ func (m *Mirror) queueInfo(path, version, modKey string) {
 	if m.prefetchQ == nil {
 		return
 	}
-	key := strings.TrimSuffix(modKey, ".mod") + ".info"
-	if !m.markQueued(key) {
-		return
-	}
-	select {
-	case m.infoQ <- prefetchJob{path: path, version: version, key: key}:
-	default:
-	}
+	m.enqueue(m.infoQ, prefetchJob{path: path, version: version, key: strings.TrimSuffix(modKey, ".mod") + ".info"})
 }
 
 // Zip-ahead follows each client (an address and identity). The .info files
@@ -318,22 +306,23 @@ func (m *Mirror) queueZip(job prefetchJob, allow ZipPolicy) {
 	if allow != nil && !allow.AllowZip(job.path, job.version) {
 		return
 	}
-	if !m.markQueued(job.key) {
-		return
-	}
-	select {
-	case m.zipQ <- job:
-	default:
-	}
+	m.enqueue(m.zipQ, job)
 }
 
-// markQueued records key as queued and reports whether it was not already.
-func (m *Mirror) markQueued(key string) bool {
-	if _, ok := m.prefetched.get(key, prefetchMemory); ok {
+// enqueue queues job on q unless its file was queued within
+// prefetchMemory. It reports false only when q is full (the job is
+// dropped: prefetching never blocks a request).
+func (m *Mirror) enqueue(q chan<- prefetchJob, job prefetchJob) bool {
+	if _, ok := m.prefetched.get(job.key, prefetchMemory); ok {
+		return true
+	}
+	m.prefetched.put(job.key, true)
+	select {
+	case q <- job:
+		return true
+	default:
 		return false
 	}
-	m.prefetched.put(key, true)
-	return true
 }
 
 // versionKey returns the storage key of path@version's file with the given
